@@ -1,0 +1,411 @@
+"""`SemanticCache`: the engine that composes an embedder, a vector store and a response store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
+
+import numpy as np
+
+from semcache import plugins
+from semcache.breaker import CircuitBreaker
+from semcache.embedder import MicroBatchingEmbedder, normalize_rows
+from semcache.protocols import Embedder, ResponseStore, VectorStore, Verifier
+from semcache.settings import Settings
+from semcache.singleflight import SingleFlight
+from semcache.text import hash_text, normalize_query
+from semcache.thresholds import default_threshold
+from semcache.types import Entry, Hit, Vector
+
+__all__ = ["SemanticCache"]
+
+log = logging.getLogger("semcache")
+
+T = TypeVar("T")
+
+_JANITOR_INTERVAL = 60.0
+_RECENT_VECTORS = 2048
+
+
+class _Skipped(Exception):
+    """A component is behind an open breaker; the operation becomes a miss."""
+
+
+class SemanticCache:
+    """A semantic cache: ``await lookup(query)`` returns a :class:`Hit` or ``None``.
+
+    With no arguments everything comes from :class:`Settings` (``SEMANTIC_CACHE_*``):
+    the embedder plugin (default ``huggingface``) and the embedded in-memory stores, or
+    PostgreSQL + Redis when their URIs are set. Instances passed in are used as given.
+
+    A cache problem never raises into the caller: lookups become misses and stores give
+    up, each within its time budget, and a breaker skips a failing component for a while.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        vector_store: VectorStore | None = None,
+        response_store: ResponseStore | None = None,
+        verifier: Verifier | None | str = "settings",
+        **overrides: Any,
+    ) -> None:
+        base = settings if settings is not None else Settings.from_env()
+        self.settings = base.replace(**overrides) if overrides else base
+        self._given_embedder = embedder
+        self.embedder: Embedder | None = None
+        self.vector_store = vector_store
+        self.response_store = response_store
+        self.verifier: Verifier | None = (
+            plugins.create_verifier(self.settings) if verifier == "settings" else verifier  # type: ignore[arg-type]
+        )
+        self.single_flight = SingleFlight(wait=max(self.settings.proxy_timeout, 1.0))
+        s = self.settings
+        cooldown = s.breaker_cooldown_ms / 1000
+        self.breakers = {
+            name: CircuitBreaker(name, failures=s.breaker_failures, cooldown=cooldown)
+            for name in ("embedder", "vector store", "response store")
+        }
+        self.counters: dict[str, int] = {
+            "lookups": 0, "exact_hits": 0, "semantic_hits": 0, "misses": 0,
+            "rejected_by_verifier": 0, "errors": 0, "stores": 0, "store_failures": 0,
+        }
+        self._recent: OrderedDict[tuple[str, str], Vector] = OrderedDict()
+        self._start_lock = asyncio.Lock()
+        self._started = False
+        self._start_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._janitor: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- life cycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the embedder and open the stores (done on first use when not called)."""
+        if self._started:
+            return
+        async with self._start_lock:
+            if self._started:
+                return
+            s = self.settings
+            inner = self._given_embedder
+            if inner is None:
+                inner = await asyncio.to_thread(plugins.create_embedder, s)
+            if not isinstance(inner, MicroBatchingEmbedder) and s.batch_max_size > 1:
+                inner = MicroBatchingEmbedder(
+                    inner, max_batch=s.batch_max_size, window_ms=s.batch_window_ms
+                )
+            self.embedder = inner
+            model_id, dimension = inner.model_id, inner.dimension
+            if self.vector_store is None:
+                self.vector_store = plugins.create_vector_store(s, model_id, dimension)
+            if self.response_store is None:
+                self.response_store = plugins.create_response_store(s, model_id, dimension)
+            self._janitor = asyncio.get_running_loop().create_task(self._sweep_forever())
+            self._started = True
+
+    async def _ready(self) -> None:
+        # Start once in a task of its own, so a caller whose budget runs out does not
+        # cancel a model load that the next request will want.
+        if self._started:
+            return
+        task = self._start_task
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            self._start_task = asyncio.get_running_loop().create_task(self.start())
+        await asyncio.shield(self._start_task)
+
+    @property
+    def threshold(self) -> float:
+        """The similarity a semantic hit needs (setting, else the model's default)."""
+        if self.settings.threshold is not None:
+            return self.settings.threshold
+        model_id = self.embedder.model_id if self.embedder is not None else ""
+        return default_threshold(model_id)
+
+    async def close(self) -> None:
+        """Wait for pending writes, then close the embedder and stores."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._janitor is not None:
+            self._janitor.cancel()
+            with contextlib.suppress(BaseException):
+                await self._janitor
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._start_task is not None and not self._start_task.done():
+            self._start_task.cancel()
+        for part in (self.embedder, self.vector_store, self.response_store):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    await part.aclose()
+
+    async def aclose(self) -> None:
+        await self.close()
+
+    async def __aenter__(self) -> SemanticCache:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- lookup -----------------------------------------------------------------
+
+    async def lookup(
+        self, query: str, *, partition: str = "", context: str | None = None
+    ) -> Hit | None:
+        """The stored answer for ``query`` within ``partition``, or ``None``.
+
+        ``partition`` is matched exactly (hashed), never embedded. Never raises for a
+        cache problem: any failure or a blown time budget is a miss.
+        """
+        if not self.settings.enabled or self._closed:
+            return None
+        self.counters["lookups"] += 1
+        try:
+            async with asyncio.timeout(self.settings.lookup_timeout_ms / 1000):
+                hit = await self._lookup(query, partition)
+        except _Skipped:
+            hit = None
+        except TimeoutError:
+            self.counters["errors"] += 1
+            log.debug("semcache: lookup over its %d ms budget", self.settings.lookup_timeout_ms)
+            hit = None
+        except Exception:
+            self.counters["errors"] += 1
+            log.exception("semcache: lookup failed; treating as a miss")
+            hit = None
+        if hit is None:
+            self.counters["misses"] += 1
+        else:
+            self.counters["exact_hits" if hit.source == "exact" else "semantic_hits"] += 1
+        return hit
+
+    async def _lookup(self, query: str, partition: str) -> Hit | None:
+        text = normalize_query(query)
+        if not text:
+            return None
+        await self._ready()
+        part = hash_text(partition)
+        responses, vectors = self._stores()
+
+        entry_id = await self._guard("response store", responses.get_exact(part, text))
+        if entry_id is not None:
+            entry = await self._guard("response store", responses.get(entry_id))
+            if entry is not None and entry.partition == part:
+                return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
+
+        vector = await self._embed(text)
+        self._remember(part, text, vector)
+        matches = await self._guard(
+            "vector store", vectors.search(part, vector, self.settings.top_k, self.threshold)
+        )
+        if not matches:
+            return None
+        entries = await self._guard(
+            "response store", responses.get_many([m.entry_id for m in matches])
+        )
+        stale = []
+        hit = None
+        for match, entry in zip(matches, entries, strict=True):
+            if entry is None:
+                stale.append(match.entry_id)
+                continue
+            if entry.partition != part:  # a store bug must never leak across partitions
+                continue
+            if self.verifier is not None and not await self.verifier.verify(
+                text, entry.query, match.similarity
+            ):
+                self.counters["rejected_by_verifier"] += 1
+                continue
+            hit = Hit(entry.payload, entry.metadata, match.similarity, entry.entry_id, "semantic")
+            break
+        if stale:  # the payload expired or was evicted: drop its vector too
+            self._in_background(vectors.delete(stale))
+        return hit
+
+    # -- store ------------------------------------------------------------------
+
+    async def store(
+        self,
+        query: str,
+        payload: bytes,
+        *,
+        partition: str = "",
+        ttl: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        context: str | None = None,
+    ) -> str | None:
+        """Store ``payload`` as the answer to ``query`` in ``partition``; return its entry id.
+
+        ``ttl`` in seconds (default: the ``ttl`` setting; 0 means no expiry). The same
+        query in the same partition replaces the earlier entry. Returns ``None`` when
+        the cache is off or a store failed (never raises for that).
+        """
+        if not self.settings.enabled or self._closed:
+            return None
+        try:
+            async with asyncio.timeout(self.settings.lookup_timeout_ms / 1000):
+                entry_id = await self._store(query, payload, partition, ttl, metadata, context)
+        except _Skipped:
+            entry_id = None
+        except TimeoutError:
+            log.debug("semcache: store over its budget; not cached")
+            entry_id = None
+        except Exception:
+            log.exception("semcache: store failed; response not cached")
+            entry_id = None
+        self.counters["stores" if entry_id else "store_failures"] += 1
+        return entry_id
+
+    async def _store(
+        self,
+        query: str,
+        payload: bytes,
+        partition: str,
+        ttl: int | None,
+        metadata: Mapping[str, Any] | None,
+        context: str | None,
+    ) -> str | None:
+        text = normalize_query(query)
+        if not text:
+            return None
+        await self._ready()
+        part = hash_text(partition)
+        responses, vectors = self._stores()
+        ttl = self.settings.ttl if ttl is None else ttl
+        now = time.time()
+        expires_at = now + ttl if ttl > 0 else None
+        vector = self._recent.pop((part, text), None)
+        if vector is None:
+            vector = await self._embed(text)
+        # Same question, same partition -> same id: a refresh replaces the entry.
+        entry_id = hash_text(part + "\x00" + text)
+        entry = Entry(entry_id, part, text, bytes(payload), dict(metadata or {}), now, expires_at, context)
+        # Payload first, vector second: a reader never finds a vector without its payload.
+        await self._guard("response store", responses.set(entry, ttl if ttl > 0 else None))
+        await self._guard("vector store", vectors.add(entry_id, part, vector, expires_at))
+        return entry_id
+
+    # -- admin ------------------------------------------------------------------
+
+    async def delete(self, entry_id: str) -> bool:
+        """Remove one entry (payload, exact key and vector)."""
+        await self._ready()
+        responses, vectors = self._stores()
+        removed = await responses.delete(entry_id)
+        await vectors.delete([entry_id])
+        return removed
+
+    async def flush(self, partition: str | None = None, *, hashed: bool = False) -> int:
+        """Remove every entry, or those of one partition (raw, or already ``hashed``)."""
+        await self._ready()
+        responses, vectors = self._stores()
+        part = None if partition is None else (partition if hashed else hash_text(partition))
+        count = await responses.flush(part)
+        await vectors.flush(part)
+        self._recent.clear()
+        return count
+
+    async def ping(self) -> dict[str, bool]:
+        """Reachability of each store (for readiness checks)."""
+        await self._ready()
+        result = {}
+        for name, store in (("vector_store", self.vector_store), ("response_store", self.response_store)):
+            try:
+                async with asyncio.timeout(self.settings.store_timeout_ms / 1000):
+                    await store.ping()  # type: ignore[union-attr]
+                result[name] = True
+            except Exception:
+                result[name] = False
+        return result
+
+    async def stats(self) -> dict[str, Any]:
+        """Counters, entry counts and breaker states."""
+        out: dict[str, Any] = dict(self.counters)
+        out["threshold"] = self.threshold
+        out["model_id"] = self.embedder.model_id if self.embedder else None
+        out["breakers"] = {name: b.state for name, b in self.breakers.items()}
+        if self._started:
+            for name, store in (("vectors", self.vector_store), ("entries", self.response_store)):
+                try:
+                    async with asyncio.timeout(self.settings.store_timeout_ms / 1000):
+                        out[name] = await store.count()  # type: ignore[union-attr]
+                except Exception:
+                    out[name] = None
+        return out
+
+    # -- internals --------------------------------------------------------------
+
+    def _stores(self) -> tuple[ResponseStore, VectorStore]:
+        assert self.response_store is not None and self.vector_store is not None
+        return self.response_store, self.vector_store
+
+    async def _embed(self, text: str) -> Vector:
+        assert self.embedder is not None
+        matrix = await self._guard("embedder", self.embedder.embed([text]))
+        return normalize_rows(np.asarray(matrix))[0]
+
+    def _remember(self, part: str, text: str, vector: Vector) -> None:
+        # A miss is usually followed by a store of the same text: keep its vector so
+        # the request is embedded once, not twice.
+        self._recent[(part, text)] = vector
+        if len(self._recent) > _RECENT_VECTORS:
+            self._recent.popitem(last=False)
+
+    async def _guard(self, component: str, call: Awaitable[T]) -> T:
+        breaker = self.breakers[component]
+        if not breaker.allow():
+            if asyncio.iscoroutine(call):
+                call.close()
+            raise _Skipped(component)
+        budget = (
+            self.settings.embedder_timeout_ms if component == "embedder"
+            else self.settings.store_timeout_ms
+        )
+        try:
+            async with asyncio.timeout(budget / 1000):
+                result = await call
+        except TimeoutError:
+            breaker.record_failure(f"no answer within {budget} ms")
+            raise _Skipped(component) from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            breaker.record_failure(f"{type(exc).__name__}: {exc}")
+            raise _Skipped(component) from exc
+        breaker.record_success()
+        return result
+
+    def _in_background(self, call: Awaitable[Any]) -> None:
+        async def run() -> None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.settings.store_timeout_ms / 1000):
+                    await call
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_JANITOR_INTERVAL)
+            await self.sweep()
+
+    async def sweep(self) -> int:
+        """Delete expired vectors now (runs every minute in the background)."""
+        _, vectors = self._stores()
+        try:
+            async with asyncio.timeout(max(self.settings.store_timeout_ms / 1000, 5.0)):
+                return await vectors.expire(time.time())
+        except Exception as exc:
+            log.debug("semcache: expiry sweep failed (%s)", exc)
+            return 0

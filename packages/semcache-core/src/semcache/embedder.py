@@ -1,0 +1,145 @@
+"""`BaseEmbedder` for users who prefer subclassing, and the micro-batching wrapper."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from semcache.protocols import Embedder
+from semcache.types import Matrix
+
+__all__ = ["BaseEmbedder", "MicroBatchingEmbedder", "normalize_rows"]
+
+
+def normalize_rows(matrix: Matrix) -> Matrix:
+    """L2-normalise each row (zero rows stay zero), as float32."""
+    m = np.asarray(matrix, dtype=np.float32)
+    if m.ndim == 1:
+        m = m.reshape(1, -1)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (m / norms).astype(np.float32, copy=False)
+
+
+class BaseEmbedder(ABC):
+    """Subclass and implement :meth:`embed`; set ``model_id`` and ``dimension``.
+
+    >>> class MyEmbedder(BaseEmbedder):
+    ...     model_id = "my-model-v1"
+    ...     dimension = 3
+    ...     async def embed(self, texts):
+    ...         return np.ones((len(texts), 3), dtype=np.float32)
+    """
+
+    model_id: str
+    dimension: int
+
+    @abstractmethod
+    async def embed(self, texts: Sequence[str]) -> Matrix:
+        """One row per text."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release resources; nothing by default."""
+
+    async def __aenter__(self) -> BaseEmbedder:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class _Pending:
+    __slots__ = ("future", "texts")
+
+    def __init__(self, texts: Sequence[str], future: asyncio.Future[Matrix]) -> None:
+        self.texts = texts
+        self.future = future
+
+
+class MicroBatchingEmbedder(BaseEmbedder):
+    """Feeds concurrent ``embed`` calls to the wrapped embedder as one batch.
+
+    A call that arrives while the model is idle goes straight to the model: a lone
+    request never waits for company. Calls that arrive while a model call is running
+    queue up; when it returns they are sent together (up to ``max_batch`` texts),
+    after waiting at most ``window_ms`` for stragglers.
+    """
+
+    def __init__(self, inner: Embedder, *, max_batch: int = 32, window_ms: float = 2.0) -> None:
+        self.inner = inner
+        self.max_batch = max_batch
+        self.window = window_ms / 1000.0
+        self._queue: list[_Pending] = []
+        self._busy = False
+        self._task: asyncio.Task[None] | None = None
+        self.model_calls = 0
+        """How many times the wrapped model was called (for tests and metrics)."""
+
+    @property
+    def model_id(self) -> str:  # type: ignore[override]
+        return self.inner.model_id
+
+    @property
+    def dimension(self) -> int:  # type: ignore[override]
+        return self.inner.dimension
+
+    async def embed(self, texts: Sequence[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        future: asyncio.Future[Matrix] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(list(texts), future))
+        if not self._busy:
+            self._busy = True
+            self._task = asyncio.get_running_loop().create_task(self._drain(first=True))
+        return await future
+
+    async def _drain(self, *, first: bool) -> None:
+        try:
+            while self._queue:
+                if not first and self.window > 0 and self._queued_texts() < self.max_batch:
+                    await asyncio.sleep(self.window)
+                first = False
+                batch = self._take_batch()
+                await self._run(batch)
+        finally:
+            self._busy = False
+
+    def _queued_texts(self) -> int:
+        return sum(len(p.texts) for p in self._queue)
+
+    def _take_batch(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        size = 0
+        while self._queue and (not batch or size + len(self._queue[0].texts) <= self.max_batch):
+            pending = self._queue.pop(0)
+            batch.append(pending)
+            size += len(pending.texts)
+        return batch
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        live = [p for p in batch if not p.future.done()]
+        if not live:
+            return
+        texts = [t for p in live for t in p.texts]
+        self.model_calls += 1
+        try:
+            matrix = await self.inner.embed(texts)
+        except BaseException as exc:  # every waiter gets the failure, none hangs
+            for p in live:
+                if not p.future.done():
+                    p.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        start = 0
+        for p in live:
+            end = start + len(p.texts)
+            if not p.future.done():
+                p.future.set_result(matrix[start:end])
+            start = end
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -1,0 +1,160 @@
+"""Plugin discovery: entry points in group ``semcache``, pluggy hook specs.
+
+An entry point is named ``KIND.NAME`` (``embedder.huggingface``,
+``vector_store.pgvector``, ``response_store.redis``, ``verifier.NAME``) and points at
+a module or object implementing the hooks below. Only the plugin a setting chooses is
+imported, so the core never pays for torch or a database driver it does not use.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from semcache.errors import PluginNotFoundError
+
+if TYPE_CHECKING:
+    from semcache.protocols import Embedder, ResponseStore, VectorStore, Verifier
+    from semcache.settings import Settings
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginNotFoundError",
+    "create_embedder",
+    "create_response_store",
+    "create_vector_store",
+    "create_verifier",
+    "hookimpl",
+    "hookspec",
+    "register",
+]
+
+ENTRY_POINT_GROUP = "semcache"
+
+hookspec = pluggy.HookspecMarker("semcache")
+hookimpl = pluggy.HookimplMarker("semcache")
+
+# Where the first-party plugins live, for the "install this" message.
+_KNOWN_DISTRIBUTIONS = {
+    "embedder.huggingface": "semcache-embed-hf",
+    "embedder.openai": "semcache-embed-openai",
+    "embedder.ollama": "semcache-embed-ollama",
+    "embedder.cohere": "semcache-embed-cohere",
+    "embedder.voyage": "semcache-embed-voyage",
+    "vector_store.pgvector": "semcache-store-pgvector",
+    "response_store.redis": "semcache-store-redis",
+}
+
+_registered: dict[str, object] = {}
+
+
+class SemcacheHookSpecs:
+    """What a plugin may implement. Each hook gets the chosen ``name`` and returns an
+    instance, or ``None`` when the name is not its own."""
+
+    @hookspec(firstresult=True)
+    def semcache_create_embedder(self, name: str, settings: Settings) -> Embedder | None:
+        """Build an embedder (model loading may block: it runs in a worker thread)."""
+
+    @hookspec(firstresult=True)
+    def semcache_create_vector_store(
+        self, name: str, settings: Settings, model_id: str, dimension: int
+    ) -> VectorStore | None:
+        """Build the vector store for one embedder configuration; connect lazily."""
+
+    @hookspec(firstresult=True)
+    def semcache_create_response_store(
+        self, name: str, settings: Settings, model_id: str, dimension: int
+    ) -> ResponseStore | None:
+        """Build the response store for one embedder configuration; connect lazily."""
+
+    @hookspec(firstresult=True)
+    def semcache_create_verifier(self, name: str, settings: Settings) -> Verifier | None:
+        """Build a verifier."""
+
+
+def register(kind: str, name: str, plugin: object) -> None:
+    """Register a plugin in code (same hooks as an entry point; wins over one)."""
+    _registered[f"{kind}.{name}"] = plugin
+
+
+def _load(kind: str, name: str) -> pluggy.PluginManager:
+    key = f"{kind}.{name}"
+    plugin = _registered.get(key)
+    if plugin is None:
+        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == key]
+        if not found:
+            raise PluginNotFoundError(_missing_message(kind, name))
+        plugin = found[0].load()
+    manager = pluggy.PluginManager("semcache")
+    manager.add_hookspecs(SemcacheHookSpecs)
+    manager.register(plugin, name=key)
+    return manager
+
+
+def _missing_message(kind: str, name: str) -> str:
+    key = f"{kind}.{name}"
+    label = kind.replace("_", " ")
+    dist = _KNOWN_DISTRIBUTIONS.get(key)
+    if dist:
+        return f"{label} {name!r} needs its package: pip install {dist}"
+    installed = sorted(
+        ep.name.split(".", 1)[1]
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+        if ep.name.startswith(kind + ".")
+    )
+    return (
+        f"no {label} plugin named {name!r} is installed "
+        f"(installed: {', '.join(installed) or 'none'}); a plugin registers an entry point "
+        f"'{key}' in group '{ENTRY_POINT_GROUP}'"
+    )
+
+
+def _created(kind: str, name: str, result: Any) -> Any:
+    if result is None:
+        raise PluginNotFoundError(f"the {kind.replace('_', ' ')} plugin {name!r} returned nothing")
+    return result
+
+
+def create_embedder(settings: Settings) -> Embedder:
+    name = settings.embedder_type
+    hook = _load("embedder", name).hook
+    return _created("embedder", name, hook.semcache_create_embedder(name=name, settings=settings))  # type: ignore[no-any-return]
+
+
+def _store_name(choice: str, uri: str | None, remote: str) -> str:
+    if choice != "auto":
+        return choice
+    return remote if uri else "memory"
+
+
+def create_vector_store(settings: Settings, model_id: str, dimension: int) -> VectorStore:
+    name = _store_name(settings.vector_store, settings.pg_uri, "pgvector")
+    hook = _load("vector_store", name).hook
+    result = hook.semcache_create_vector_store(
+        name=name, settings=settings, model_id=model_id, dimension=dimension
+    )
+    return _created("vector_store", name, result)  # type: ignore[no-any-return]
+
+
+def create_response_store(settings: Settings, model_id: str, dimension: int) -> ResponseStore:
+    name = _store_name(settings.response_store, settings.redis_uri, "redis")
+    hook = _load("response_store", name).hook
+    result = hook.semcache_create_response_store(
+        name=name, settings=settings, model_id=model_id, dimension=dimension
+    )
+    return _created("response_store", name, result)  # type: ignore[no-any-return]
+
+
+def create_verifier(settings: Settings) -> Verifier | None:
+    name = settings.verifier
+    if name == "none":
+        return None
+    if name == "default":
+        from semcache.verify import DefaultVerifier
+
+        return DefaultVerifier()
+    hook = _load("verifier", name).hook
+    return _created("verifier", name, hook.semcache_create_verifier(name=name, settings=settings))  # type: ignore[no-any-return]

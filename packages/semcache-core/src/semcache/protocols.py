@@ -1,0 +1,113 @@
+"""The three async protocols the engine composes, plus the verifier.
+
+Any object with these methods works; nothing needs to inherit from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from semcache.types import Entry, Matrix, Vector, VectorMatch
+
+__all__ = ["Embedder", "ResponseStore", "Verifier", "VectorStore"]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into vectors: a batch in, a batch out."""
+
+    @property
+    def model_id(self) -> str:
+        """Stable id of everything that changes the vectors (model, dimensions, quantisation)."""
+        ...
+
+    @property
+    def dimension(self) -> int:
+        """Length of each vector."""
+        ...
+
+    async def embed(self, texts: Sequence[str]) -> Matrix:
+        """One row per text, in order."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """Nearest-neighbour search over entry vectors, filtered by partition.
+
+    One store instance serves one embedder configuration (model id + dimension), so
+    vectors from different models never meet.
+    """
+
+    async def add(
+        self, entry_id: str, partition: str, vector: Vector, expires_at: float | None
+    ) -> None: ...
+
+    async def search(
+        self, partition: str, vector: Vector, k: int, threshold: float
+    ) -> list[VectorMatch]:
+        """Up to ``k`` entries of ``partition`` with similarity >= ``threshold``, best first."""
+        ...
+
+    async def delete(self, entry_ids: Sequence[str]) -> None: ...
+
+    async def expire(self, now: float) -> int:
+        """Delete entries that expired before ``now``; return how many."""
+        ...
+
+    async def flush(self, partition: str | None = None) -> None:
+        """Delete every entry, or every entry of one partition."""
+        ...
+
+    async def count(self) -> int: ...
+
+    async def ping(self) -> None:
+        """Raise if the backend is unreachable."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ResponseStore(Protocol):
+    """Stored answers by entry id, with TTL, plus the exact-match index."""
+
+    async def get(self, entry_id: str) -> Entry | None: ...
+
+    async def get_many(self, entry_ids: Sequence[str]) -> list[Entry | None]: ...
+
+    async def set(self, entry: Entry, ttl: int | None) -> None:
+        """Store the entry and its exact-match key (partition + query) together."""
+        ...
+
+    async def get_exact(self, partition: str, query: str) -> str | None:
+        """Entry id stored for exactly this partition and normalised query."""
+        ...
+
+    async def delete(self, entry_id: str) -> bool: ...
+
+    async def flush(self, partition: str | None = None) -> int:
+        """Delete every entry, or every entry of one partition; return how many."""
+        ...
+
+    async def count(self) -> int: ...
+
+    async def ping(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    """Second opinion on a vector-search candidate before it is served."""
+
+    async def verify(self, query: str, candidate: str, similarity: float) -> bool:
+        """True when ``candidate``'s stored answer is right for ``query``.
+
+        ``query`` and ``candidate`` are normalised question texts. Runs on every semantic
+        candidate, so it should be fast (the default costs microseconds).
+        """
+        ...

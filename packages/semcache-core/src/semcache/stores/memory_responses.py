@@ -1,0 +1,106 @@
+"""In-process response store with TTL, LRU bound and an optional on-disk copy."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+from semcache.stores._journal import Journal
+from semcache.types import Entry, decode_entry, encode_entry
+
+__all__ = ["MemoryResponseStore"]
+
+
+class MemoryResponseStore:
+    """The embedded default :class:`~semcache.protocols.ResponseStore`.
+
+    Expired entries are never returned and are dropped when met; the least recently
+    used entry is evicted past ``max_entries``. With ``path`` set, a SQLite copy is
+    reloaded at start-up.
+    """
+
+    def __init__(self, *, max_entries: int = 100_000, path: str | Path | None = None) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._exact: dict[tuple[str, str], str] = {}
+        self._journal = Journal(Path(path)) if path else None
+        if self._journal is not None:
+            now = time.time()
+            for entry_id, _part, blob, expires_at in self._journal.rows():
+                if expires_at is not None and expires_at <= now:
+                    self._journal.delete(entry_id)
+                    continue
+                self._put(decode_entry(blob))
+            self._evict()
+
+    async def get(self, entry_id: str) -> Entry | None:
+        entry = self._entries.get(entry_id)
+        if entry is None:
+            return None
+        if entry.expires_at is not None and entry.expires_at <= time.time():
+            self._drop(entry_id)
+            return None
+        self._entries.move_to_end(entry_id)
+        return entry
+
+    async def get_many(self, entry_ids: Sequence[str]) -> list[Entry | None]:
+        return [await self.get(entry_id) for entry_id in entry_ids]
+
+    async def set(self, entry: Entry, ttl: int | None) -> None:
+        old = self._entries.get(entry.entry_id)
+        if old is not None:
+            self._drop(old.entry_id)
+        self._put(entry)
+        if self._journal is not None:
+            self._journal.put(entry.entry_id, entry.partition, encode_entry(entry), entry.expires_at)
+        self._evict()
+
+    async def get_exact(self, partition: str, query: str) -> str | None:
+        entry_id = self._exact.get((partition, query))
+        if entry_id is None:
+            return None
+        return entry_id if await self.get(entry_id) is not None else None
+
+    async def delete(self, entry_id: str) -> bool:
+        if entry_id not in self._entries:
+            return False
+        self._drop(entry_id)
+        return True
+
+    async def flush(self, partition: str | None = None) -> int:
+        doomed = [
+            e.entry_id for e in self._entries.values()
+            if partition is None or e.partition == partition
+        ]
+        for entry_id in doomed:
+            self._drop(entry_id)
+        return len(doomed)
+
+    async def count(self) -> int:
+        return len(self._entries)
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        if self._journal is not None:
+            await self._journal.aclose()
+            self._journal = None
+
+    def _put(self, entry: Entry) -> None:
+        self._entries[entry.entry_id] = entry
+        self._exact[(entry.partition, entry.query)] = entry.entry_id
+
+    def _drop(self, entry_id: str) -> None:
+        entry = self._entries.pop(entry_id)
+        key = (entry.partition, entry.query)
+        if self._exact.get(key) == entry_id:
+            del self._exact[key]
+        if self._journal is not None:
+            self._journal.delete(entry_id)
+
+    def _evict(self) -> None:
+        while len(self._entries) > self.max_entries:
+            self._drop(next(iter(self._entries)))

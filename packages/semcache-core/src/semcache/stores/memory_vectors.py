@@ -1,0 +1,302 @@
+"""In-process vector index: exact search for small partitions, HNSW for large ones."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semcache.stores._journal import Journal
+from semcache.types import Vector, VectorMatch
+
+__all__ = ["MemoryVectorStore"]
+
+log = logging.getLogger("semcache")
+
+_NO_EXPIRY = np.inf
+
+
+class _Partition:
+    """Rows of one partition in a growable matrix; deletes swap the last row in."""
+
+    def __init__(self, dimension: int) -> None:
+        self.ids: list[str] = []
+        self.labels: list[int] = []
+        self.matrix = np.zeros((16, dimension), dtype=np.float32)
+        self.expires = np.full(16, _NO_EXPIRY, dtype=np.float64)
+        self.row: dict[str, int] = {}
+        self.ann: Any = None  # usearch Index once the partition is large
+        self.ann_building = False
+        self.ann_added: list[int] = []
+        self.ann_removed: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, entry_id: str, label: int, vector: Vector, expires_at: float | None) -> None:
+        n = len(self.ids)
+        if n == len(self.matrix):
+            self.matrix = np.resize(self.matrix, (2 * n, self.matrix.shape[1]))
+            self.expires = np.resize(self.expires, 2 * n)
+        self.matrix[n] = vector
+        self.expires[n] = _NO_EXPIRY if expires_at is None else expires_at
+        self.ids.append(entry_id)
+        self.labels.append(label)
+        self.row[entry_id] = n
+
+    def remove(self, entry_id: str) -> int:
+        """Remove a row; return its label."""
+        i = self.row.pop(entry_id)
+        label = self.labels[i]
+        last = len(self.ids) - 1
+        if i != last:
+            self.matrix[i] = self.matrix[last]
+            self.expires[i] = self.expires[last]
+            self.ids[i] = self.ids[last]
+            self.labels[i] = self.labels[last]
+            self.row[self.ids[i]] = i
+        self.ids.pop()
+        self.labels.pop()
+        return label
+
+
+class MemoryVectorStore:
+    """The embedded default :class:`~semcache.protocols.VectorStore`.
+
+    Partitions below ``ann_threshold`` rows are searched exactly (one matrix-vector
+    product, well under a millisecond at a few thousand rows). A partition that grows
+    past it gets an HNSW index (usearch), built in a worker thread while exact search
+    keeps answering. Bounded by ``max_entries``: the least recently added or matched
+    entry is evicted first. With ``path`` set, a SQLite copy survives restarts.
+    """
+
+    def __init__(
+        self,
+        dimension: int,
+        *,
+        max_entries: int = 100_000,
+        path: str | Path | None = None,
+        ann_threshold: int = 20_000,
+        hnsw_m: int = 16,
+        hnsw_ef_construction: int = 64,
+        hnsw_ef_search: int = 64,
+    ) -> None:
+        self.dimension = dimension
+        self.max_entries = max_entries
+        self.ann_threshold = ann_threshold
+        self._hnsw = (hnsw_m, hnsw_ef_construction, hnsw_ef_search)
+        self._parts: dict[str, _Partition] = {}
+        self._lru: OrderedDict[str, str] = OrderedDict()  # entry id -> partition
+        self._labels: dict[int, str] = {}
+        self._next_label = 0
+        self._builds: set[asyncio.Task[None]] = set()
+        self._journal = Journal(Path(path)) if path else None
+        if self._journal is not None:
+            self._load(self._journal)
+
+    def _load(self, journal: Journal) -> None:
+        now = time.time()
+        for entry_id, partition, blob, expires_at in journal.rows():
+            if expires_at is not None and expires_at <= now:
+                journal.delete(entry_id)
+                continue
+            vector = np.frombuffer(blob, dtype=np.float32)
+            if vector.shape != (self.dimension,):
+                continue
+            self._insert(entry_id, partition, vector, expires_at)
+        self._evict()
+
+    # -- protocol ---------------------------------------------------------------
+
+    async def add(
+        self, entry_id: str, partition: str, vector: Vector, expires_at: float | None
+    ) -> None:
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if vector.shape != (self.dimension,):
+            raise ValueError(f"vector has {vector.shape[0]} dimensions, expected {self.dimension}")
+        if entry_id in self._lru:
+            self._remove(entry_id)
+        self._insert(entry_id, partition, vector, expires_at)
+        if self._journal is not None:
+            self._journal.put(entry_id, partition, vector.tobytes(), expires_at)
+        for evicted in self._evict():
+            if self._journal is not None:
+                self._journal.delete(evicted)
+
+    async def search(
+        self, partition: str, vector: Vector, k: int, threshold: float
+    ) -> list[VectorMatch]:
+        part = self._parts.get(partition)
+        if part is None or not part.ids:
+            return []
+        q = np.asarray(vector, dtype=np.float32).reshape(-1)
+        now = time.time()
+        if part.ann is None and not part.ann_building and len(part) >= self.ann_threshold:
+            self._start_ann_build(part)
+        if part.ann is not None and not part.ann_building:
+            candidates = self._search_ann(part, q, k)
+        else:
+            candidates = self._search_exact(part, q, k, now)
+        matches = []
+        for entry_id, similarity in candidates:
+            if similarity < threshold:
+                continue
+            row = part.row.get(entry_id)
+            if row is None or part.expires[row] <= now:
+                continue
+            matches.append(VectorMatch(entry_id, similarity))
+            self._lru.move_to_end(entry_id)
+        return matches[:k]
+
+    async def delete(self, entry_ids: Sequence[str]) -> None:
+        for entry_id in entry_ids:
+            if entry_id in self._lru:
+                self._remove(entry_id)
+                if self._journal is not None:
+                    self._journal.delete(entry_id)
+
+    async def expire(self, now: float) -> int:
+        expired = [
+            part.ids[i]
+            for part in self._parts.values()
+            for i in np.flatnonzero(part.expires[: len(part)] <= now)
+        ]
+        await self.delete(expired)
+        return len(expired)
+
+    async def flush(self, partition: str | None = None) -> None:
+        if partition is None:
+            self._parts.clear()
+            self._lru.clear()
+            self._labels.clear()
+            if self._journal is not None:
+                self._journal.clear()
+            return
+        part = self._parts.get(partition)
+        if part is not None:
+            await self.delete(list(part.ids))
+
+    async def count(self) -> int:
+        return len(self._lru)
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        for task in list(self._builds):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        if self._journal is not None:
+            await self._journal.aclose()
+            self._journal = None
+
+    # -- internals --------------------------------------------------------------
+
+    def _insert(
+        self, entry_id: str, partition: str, vector: Vector, expires_at: float | None
+    ) -> None:
+        part = self._parts.get(partition)
+        if part is None:
+            part = self._parts[partition] = _Partition(self.dimension)
+        label = self._next_label
+        self._next_label += 1
+        part.add(entry_id, label, vector, expires_at)
+        self._labels[label] = entry_id
+        self._lru[entry_id] = partition
+        if part.ann is not None:
+            if part.ann_building:
+                part.ann_added.append(label)
+            else:
+                part.ann.add(label, vector)
+        elif len(part) >= self.ann_threshold and not part.ann_building:
+            self._start_ann_build(part)
+
+    def _remove(self, entry_id: str) -> None:
+        partition = self._lru.pop(entry_id)
+        part = self._parts[partition]
+        label = part.remove(entry_id)
+        del self._labels[label]
+        if part.ann is not None or part.ann_building:
+            if part.ann_building:
+                part.ann_removed.append(label)
+            else:
+                part.ann.remove(label)
+        if not part.ids:
+            del self._parts[partition]
+
+    def _evict(self) -> list[str]:
+        evicted = []
+        while len(self._lru) > self.max_entries:
+            entry_id = next(iter(self._lru))
+            self._remove(entry_id)
+            evicted.append(entry_id)
+        return evicted
+
+    def _search_exact(
+        self, part: _Partition, q: Vector, k: int, now: float
+    ) -> list[tuple[str, float]]:
+        n = len(part)
+        sims = part.matrix[:n] @ q
+        sims[part.expires[:n] <= now] = -np.inf
+        top = np.argpartition(-sims, k - 1)[:k] if n > k else np.arange(n)
+        top = top[np.argsort(-sims[top])]
+        return [(part.ids[i], float(sims[i])) for i in top if sims[i] > -np.inf]
+
+    def _search_ann(self, part: _Partition, q: Vector, k: int) -> list[tuple[str, float]]:
+        found = part.ann.search(q, k)
+        return [
+            (self._labels[int(label)], 1.0 - float(distance))
+            for label, distance in zip(found.keys, found.distances, strict=True)
+            if int(label) in self._labels
+        ]
+
+    def _start_ann_build(self, part: _Partition) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # loading at start-up outside a loop: the first search builds it
+            return
+        part.ann_building = True
+        labels = np.asarray(part.labels, dtype=np.uint64)
+        vectors = part.matrix[: len(part)].copy()
+        task = loop.create_task(self._build_ann(part, labels, vectors))
+        self._builds.add(task)
+        task.add_done_callback(self._builds.discard)
+
+    async def _build_ann(self, part: _Partition, labels: Any, vectors: Any) -> None:
+        from usearch.index import Index  # imported only for large partitions
+
+        m, ef_construction, ef_search = self._hnsw
+
+        def build() -> Any:
+            index = Index(
+                ndim=self.dimension, metric="cos", dtype="f32", connectivity=m,
+                expansion_add=ef_construction, expansion_search=ef_search,
+            )
+            index.add(labels, vectors, threads=1)
+            return index
+
+        try:
+            index = await asyncio.to_thread(build)
+        except Exception as exc:  # exact search keeps working
+            log.warning("semcache: HNSW build failed (%s); partition stays on exact search", exc)
+            part.ann_building = False
+            return
+        removed = set(part.ann_removed)
+        for label in removed:
+            if index.contains(label):
+                index.remove(label)
+        for label in part.ann_added:
+            if label in removed or label not in self._labels:
+                continue
+            entry_id = self._labels[label]
+            index.add(label, part.matrix[part.row[entry_id]])
+        part.ann, part.ann_building = index, False
+        part.ann_added, part.ann_removed = [], []

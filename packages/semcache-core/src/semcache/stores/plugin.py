@@ -1,0 +1,47 @@
+"""Entry-point plugin for the embedded stores (``memory``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from semcache.plugins import hookimpl
+from semcache.settings import Settings
+from semcache.stores.memory_responses import MemoryResponseStore
+from semcache.stores.memory_vectors import MemoryVectorStore
+
+__all__ = ["semcache_create_response_store", "semcache_create_vector_store"]
+
+
+def _file(settings: Settings, stem: str) -> Path | None:
+    if not settings.data_path:
+        return None
+    return Path(settings.data_path) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}.sqlite3"
+
+
+@hookimpl
+def semcache_create_vector_store(
+    name: str, settings: Settings, model_id: str, dimension: int
+) -> MemoryVectorStore | None:
+    if name != "memory":
+        return None
+    return MemoryVectorStore(
+        dimension,
+        max_entries=settings.max_entries,
+        path=_file(settings, f"{settings.prefix}-vectors-{model_id}-{dimension}"),
+        hnsw_m=settings.hnsw_m,
+        hnsw_ef_construction=settings.hnsw_ef_construction,
+        hnsw_ef_search=max(settings.hnsw_ef_search, 64),
+    )
+
+
+@hookimpl
+def semcache_create_response_store(
+    name: str, settings: Settings, model_id: str, dimension: int
+) -> MemoryResponseStore | None:
+    if name != "memory":
+        return None
+    return MemoryResponseStore(
+        max_entries=settings.max_entries,
+        path=_file(settings, f"{settings.prefix}-responses-{model_id}-{dimension}"),
+    )

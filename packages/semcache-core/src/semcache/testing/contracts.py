@@ -1,0 +1,197 @@
+"""Contract tests every embedder and store must pass (pytest, asyncio mode ``auto``).
+
+Subclass and provide the fixture:
+
+    class TestMyStore(VectorStoreContract):
+        @pytest.fixture
+        async def vector_store(self):
+            store = MyStore(dimension=8)
+            yield store
+            await store.aclose()
+
+``VectorStoreContract`` stores use dimension :attr:`VectorStoreContract.dimension`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+
+from semcache.embedder import normalize_rows
+from semcache.types import Entry
+
+__all__ = ["EmbedderContract", "ResponseStoreContract", "VectorStoreContract"]
+
+
+def _unit(seed: int, dimension: int) -> Any:
+    rng = np.random.default_rng(seed)
+    return normalize_rows(rng.normal(size=(1, dimension)).astype(np.float32))[0]
+
+
+class EmbedderContract:
+    """Fixture ``embedder``: an open embedder."""
+
+    async def test_shape_and_dtype(self, embedder: Any) -> None:
+        m = np.asarray(await embedder.embed(["hello world", "how do I reset my password"]))
+        assert m.shape == (2, embedder.dimension)
+        assert np.isfinite(m).all()
+
+    async def test_batch_rows_match_single_calls(self, embedder: Any) -> None:
+        texts = ["the cat sat on the mat", "quarterly revenue report", "reset my password"]
+        batch = normalize_rows(np.asarray(await embedder.embed(texts)))
+        for i, text in enumerate(texts):
+            single = normalize_rows(np.asarray(await embedder.embed([text])))[0]
+            assert float(single @ batch[i]) > 0.99
+
+    async def test_deterministic(self, embedder: Any) -> None:
+        a = normalize_rows(np.asarray(await embedder.embed(["same text"])))[0]
+        b = normalize_rows(np.asarray(await embedder.embed(["same text"])))[0]
+        assert float(a @ b) > 0.999
+
+    async def test_model_id_is_stable_text(self, embedder: Any) -> None:
+        assert isinstance(embedder.model_id, str) and embedder.model_id
+        assert embedder.model_id == embedder.model_id
+        assert isinstance(embedder.dimension, int) and embedder.dimension > 0
+
+    async def test_empty_batch(self, embedder: Any) -> None:
+        m = np.asarray(await embedder.embed([]))
+        assert m.shape[0] == 0
+
+    async def test_concurrent_calls_keep_order(self, embedder: Any) -> None:
+        texts = [f"question number {i} about topic {i * 7}" for i in range(8)]
+        rows = await asyncio.gather(*(embedder.embed([t]) for t in texts))
+        expected = normalize_rows(np.asarray(await embedder.embed(texts)))
+        for i, row in enumerate(rows):
+            assert float(normalize_rows(np.asarray(row))[0] @ expected[i]) > 0.99
+
+
+class VectorStoreContract:
+    """Fixture ``vector_store``: an empty store for vectors of :attr:`dimension`."""
+
+    dimension = 8
+
+    async def test_add_then_search(self, vector_store: Any) -> None:
+        v = _unit(1, self.dimension)
+        await vector_store.add("e1", "p", v, None)
+        matches = await vector_store.search("p", v, 3, 0.5)
+        assert [m.entry_id for m in matches] == ["e1"]
+        assert abs(matches[0].similarity - 1.0) < 1e-3
+
+    async def test_best_first_and_threshold(self, vector_store: Any) -> None:
+        base = _unit(2, self.dimension)
+        near = normalize_rows((base + 0.1 * _unit(3, self.dimension))[None, :])[0]
+        far = -base
+        await vector_store.add("near", "p", near, None)
+        await vector_store.add("far", "p", far, None)
+        await vector_store.add("same", "p", base, None)
+        matches = await vector_store.search("p", base, 5, 0.5)
+        assert [m.entry_id for m in matches] == ["same", "near"]
+        assert matches[0].similarity >= matches[1].similarity
+
+    async def test_partitions_never_cross(self, vector_store: Any) -> None:
+        v = _unit(4, self.dimension)
+        await vector_store.add("a", "tenant-a", v, None)
+        assert await vector_store.search("tenant-b", v, 3, 0.0) == []
+
+    async def test_expired_not_returned_and_deleted(self, vector_store: Any) -> None:
+        v = _unit(5, self.dimension)
+        await vector_store.add("old", "p", v, time.time() - 1)
+        await vector_store.add("new", "p", v, time.time() + 3600)
+        assert [m.entry_id for m in await vector_store.search("p", v, 3, 0.5)] == ["new"]
+        assert await vector_store.expire(time.time()) >= 1
+        assert await vector_store.count() == 1
+
+    async def test_delete_and_flush(self, vector_store: Any) -> None:
+        v = _unit(6, self.dimension)
+        await vector_store.add("x", "p1", v, None)
+        await vector_store.add("y", "p2", v, None)
+        await vector_store.delete(["x"])
+        assert await vector_store.search("p1", v, 3, 0.5) == []
+        await vector_store.flush("p2")
+        assert await vector_store.count() == 0
+
+    async def test_add_same_id_replaces(self, vector_store: Any) -> None:
+        await vector_store.add("x", "p", _unit(7, self.dimension), None)
+        v = _unit(8, self.dimension)
+        await vector_store.add("x", "p", v, None)
+        matches = await vector_store.search("p", v, 3, 0.9)
+        assert [m.entry_id for m in matches] == ["x"]
+        assert await vector_store.count() == 1
+
+    async def test_ping(self, vector_store: Any) -> None:
+        await vector_store.ping()
+
+
+def _entry(partition: str = "p", query: str | None = None, **kw: Any) -> Entry:
+    entry_id = kw.pop("entry_id", uuid.uuid4().hex)
+    return Entry(
+        entry_id=entry_id,
+        partition=partition,
+        query=query or f"question {entry_id}",
+        payload=kw.pop("payload", b'{"answer": 42}\x00\xff'),
+        metadata=kw.pop("metadata", {"status": 200}),
+        created_at=time.time(),
+        **kw,
+    )
+
+
+class ResponseStoreContract:
+    """Fixture ``response_store``: an empty response store."""
+
+    async def test_round_trip(self, response_store: Any) -> None:
+        e = _entry(metadata={"status": 200, "headers": [["content-type", "application/json"]]})
+        await response_store.set(e, None)
+        got = await response_store.get(e.entry_id)
+        assert got == e
+        assert await response_store.get_exact("p", e.query) == e.entry_id
+        assert await response_store.get_exact("other", e.query) is None
+
+    async def test_get_many_keeps_order_and_gaps(self, response_store: Any) -> None:
+        a, b = _entry(), _entry()
+        await response_store.set(a, None)
+        await response_store.set(b, None)
+        got = await response_store.get_many([b.entry_id, "missing", a.entry_id])
+        assert [g.entry_id if g else None for g in got] == [b.entry_id, None, a.entry_id]
+
+    async def test_ttl_expiry(self, response_store: Any) -> None:
+        e = _entry(expires_at=time.time() + 1)
+        await response_store.set(e, 1)
+        assert await response_store.get(e.entry_id) is not None
+        deadline = time.monotonic() + 5
+        while await response_store.get(e.entry_id) is not None:
+            assert time.monotonic() < deadline, "entry outlived its TTL"
+            await asyncio.sleep(0.1)
+        assert await response_store.get_exact("p", e.query) is None
+
+    async def test_delete(self, response_store: Any) -> None:
+        e = _entry()
+        await response_store.set(e, None)
+        assert await response_store.delete(e.entry_id) is True
+        assert await response_store.get(e.entry_id) is None
+        assert await response_store.get_exact("p", e.query) is None
+        assert await response_store.delete(e.entry_id) is False
+
+    async def test_flush_partition(self, response_store: Any) -> None:
+        a, b = _entry("p1"), _entry("p2")
+        await response_store.set(a, None)
+        await response_store.set(b, None)
+        assert await response_store.flush("p1") == 1
+        assert await response_store.get(a.entry_id) is None
+        assert await response_store.get(b.entry_id) is not None
+        await response_store.flush()
+        assert await response_store.count() == 0
+
+    async def test_large_binary_payload(self, response_store: Any) -> None:
+        payload = bytes(range(256)) * 4096
+        e = _entry(payload=payload, query="x" * 20_000)
+        await response_store.set(e, None)
+        got = await response_store.get(e.entry_id)
+        assert got is not None and got.payload == payload
+        assert await response_store.get_exact("p", "x" * 20_000) == e.entry_id
+
+    async def test_ping(self, response_store: Any) -> None:
+        await response_store.ping()

@@ -1,0 +1,26 @@
+"""Default similarity thresholds per known embedding model."""
+
+from __future__ import annotations
+
+__all__ = ["FALLBACK_THRESHOLD", "MODEL_THRESHOLDS", "default_threshold"]
+
+FALLBACK_THRESHOLD = 0.9
+"""For models with no measured default: conservative, favouring precision."""
+
+MODEL_THRESHOLDS: dict[str, float] = {
+    "sentence-transformers/all-MiniLM-L6-v2": 0.86,
+}
+"""Measured defaults, keyed by model name (see the README's hit-quality section)."""
+
+
+def default_threshold(model_id: str) -> float:
+    """The tuned threshold for the model in ``model_id``, else :data:`FALLBACK_THRESHOLD`.
+
+    Embedder model ids may carry a suffix (``...@onnx-int8``, ``...:dim=256``); the
+    longest known model name the id starts with wins.
+    """
+    best = ""
+    for name in MODEL_THRESHOLDS:
+        if (model_id == name or model_id.startswith(name)) and len(name) > len(best):
+            best = name
+    return MODEL_THRESHOLDS[best] if best else FALLBACK_THRESHOLD
