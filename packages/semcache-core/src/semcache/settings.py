@@ -267,10 +267,12 @@ class Settings:
             if f.name in overrides or var not in environ:
                 continue
             parser = _PARSERS[str(f.type)]
+            raw = environ[var]
             try:
-                values[f.name] = parser(environ[var])
-            except ValueError as exc:
-                raise SettingsError(f"{var}={environ[var]!r} is invalid: {_accepted(f)}") from exc
+                values[f.name] = parser(raw)
+                _check(f, values[f.name])
+            except (ValueError, SettingsError) as exc:
+                raise SettingsError(f"{var}={raw!r} is invalid: {_accepted(f)}") from exc
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")

@@ -211,12 +211,11 @@ class MemoryVectorStore:
         part.add(entry_id, label, vector, expires_at)
         self._labels[label] = entry_id
         self._lru[entry_id] = partition
-        if part.ann is not None:
-            if part.ann_building:
-                part.ann_added.append(label)
-            else:
-                part.ann.add(label, vector)
-        elif len(part) >= self.ann_threshold and not part.ann_building:
+        if part.ann_building:
+            part.ann_added.append(label)
+        elif part.ann is not None:
+            part.ann.add(label, vector)
+        elif len(part) >= self.ann_threshold:
             self._start_ann_build(part)
 
     def _remove(self, entry_id: str) -> None:
@@ -224,11 +223,10 @@ class MemoryVectorStore:
         part = self._parts[partition]
         label = part.remove(entry_id)
         del self._labels[label]
-        if part.ann is not None or part.ann_building:
-            if part.ann_building:
-                part.ann_removed.append(label)
-            else:
-                part.ann.remove(label)
+        if part.ann_building:
+            part.ann_removed.append(label)
+        elif part.ann is not None:
+            part.ann.remove(label)
         if not part.ids:
             del self._parts[partition]
 

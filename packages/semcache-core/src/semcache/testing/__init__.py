@@ -4,6 +4,7 @@ Nothing here is ever a default: choose it explicitly
 (``SEMANTIC_CACHE_EMBEDDER_TYPE=testing-hash`` or ``HashingTestEmbedder()``).
 """
 
+from semcache.testing.doubles import FlakyStore, StalledEmbedder
 from semcache.testing.embedders import HashingTestEmbedder
 
-__all__ = ["HashingTestEmbedder"]
+__all__ = ["FlakyStore", "HashingTestEmbedder", "StalledEmbedder"]

@@ -1,0 +1,1 @@
+"""Reproducible speed and hit-quality benchmarks (see BENCHMARKS.md)."""

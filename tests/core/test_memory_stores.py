@@ -1,0 +1,105 @@
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from semcache.embedder import normalize_rows
+from semcache.stores import MemoryResponseStore, MemoryVectorStore
+from semcache.testing.contracts import ResponseStoreContract, VectorStoreContract
+from semcache.types import Entry
+
+
+class TestMemoryVectorStoreContract(VectorStoreContract):
+    @pytest.fixture
+    async def vector_store(self):
+        store = MemoryVectorStore(self.dimension)
+        yield store
+        await store.aclose()
+
+
+class TestMemoryVectorStorePersistedContract(VectorStoreContract):
+    @pytest.fixture
+    async def vector_store(self, tmp_path):
+        store = MemoryVectorStore(self.dimension, path=tmp_path / "v.sqlite3")
+        yield store
+        await store.aclose()
+
+
+class TestMemoryResponseStoreContract(ResponseStoreContract):
+    @pytest.fixture
+    async def response_store(self):
+        store = MemoryResponseStore()
+        yield store
+        await store.aclose()
+
+
+def _vectors(n, dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return normalize_rows(rng.normal(size=(n, dim)).astype(np.float32))
+
+
+async def test_vector_store_evicts_least_recently_used():
+    store = MemoryVectorStore(16, max_entries=3)
+    v = _vectors(4)
+    for i in range(3):
+        await store.add(f"e{i}", "p", v[i], None)
+    await store.search("p", v[0], 1, 0.99)  # touch e0: e1 is now the oldest
+    await store.add("e3", "p", v[3], None)
+    assert await store.count() == 3
+    assert await store.search("p", v[1], 1, 0.99) == []
+    assert [m.entry_id for m in await store.search("p", v[0], 1, 0.99)] == ["e0"]
+
+
+async def test_response_store_evicts_least_recently_used():
+    store = MemoryResponseStore(max_entries=2)
+    for i in range(2):
+        await store.set(Entry(f"e{i}", "p", f"q{i}", b"x"), None)
+    await store.get("e0")
+    await store.set(Entry("e2", "p", "q2", b"x"), None)
+    assert await store.get("e1") is None
+    assert await store.get("e0") is not None
+    assert await store.get_exact("p", "q1") is None
+
+
+async def test_stores_survive_a_restart(tmp_path):
+    v = _vectors(2)
+    vs = MemoryVectorStore(16, path=tmp_path / "v.sqlite3")
+    rs = MemoryResponseStore(path=tmp_path / "r.sqlite3")
+    await vs.add("keep", "p", v[0], None)
+    await vs.add("gone", "p", v[1], time.time() + 0.2)
+    await rs.set(Entry("keep", "p", "question", b"\x00answer", {"status": 200}), None)
+    await vs.aclose()
+    await rs.aclose()
+
+    vs2 = MemoryVectorStore(16, path=tmp_path / "v.sqlite3")
+    rs2 = MemoryResponseStore(path=tmp_path / "r.sqlite3")
+    assert [m.entry_id for m in await vs2.search("p", v[0], 2, 0.9)] == ["keep"]
+    got = await rs2.get("keep")
+    assert got is not None and got.payload == b"\x00answer" and got.metadata == {"status": 200}
+    await vs2.aclose()
+    await rs2.aclose()
+
+
+async def test_large_partition_switches_to_hnsw_and_keeps_recall():
+    dim = 32
+    store = MemoryVectorStore(dim, ann_threshold=2000)
+    data = _vectors(3000, dim, seed=1)
+    for i, row in enumerate(data):
+        await store.add(f"e{i}", "big", row, None)
+    await store.add("other", "small", data[0], None)
+    deadline = time.monotonic() + 60
+    part = store._parts["big"]
+    while part.ann is None or part.ann_building:  # built in a worker thread
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    found = 0
+    for i in range(0, 3000, 30):
+        matches = await store.search("big", data[i], 1, 0.0)
+        found += matches[0].entry_id == f"e{i}"
+    assert found >= 95
+    # deletes reach the index, and partitions stay apart
+    await store.delete(["e0"])
+    assert all(m.entry_id != "e0" for m in await store.search("big", data[0], 3, 0.0))
+    assert [m.entry_id for m in await store.search("small", data[0], 3, 0.0)] == ["other"]
+    await store.aclose()
