@@ -52,7 +52,7 @@ async def measure(n: int, queries: int) -> dict[str, float]:
     exact_times, exact_recall = await timed()  # HNSW still building (or partition small)
     part = store._parts["p"]
     t0 = time.perf_counter()
-    while part.ann_building:
+    while part.ann_building:  # noqa: ASYNC110 - a worker thread builds it
         await asyncio.sleep(0.05)
     build_s = time.perf_counter() - t0
     result = {
@@ -82,11 +82,15 @@ def main() -> None:
     results = [asyncio.run(measure(n, args.queries)) for n in args.sizes]
     print(f"{'entries':>8} {'search p50':>11} {'p99':>8} {'recall@1':>9}  path")
     for r in results:
-        print(f"{r['entries']:>8} {r['exact_p50_ms']:>9.3f}ms {r['exact_p99_ms']:>6.3f}ms "
-              f"{r['exact_recall_at_1']:>9.3f}  exact")
+        print(
+            f"{r['entries']:>8} {r['exact_p50_ms']:>9.3f}ms {r['exact_p99_ms']:>6.3f}ms "
+            f"{r['exact_recall_at_1']:>9.3f}  exact"
+        )
         if "hnsw_p50_ms" in r:
-            print(f"{r['entries']:>8} {r['hnsw_p50_ms']:>9.3f}ms {r['hnsw_p99_ms']:>6.3f}ms "
-                  f"{r['hnsw_recall_at_1']:>9.3f}  hnsw")
+            print(
+                f"{r['entries']:>8} {r['hnsw_p50_ms']:>9.3f}ms {r['hnsw_p99_ms']:>6.3f}ms "
+                f"{r['hnsw_recall_at_1']:>9.3f}  hnsw"
+            )
     print(json.dumps(results, indent=2))
 
 

@@ -97,9 +97,13 @@ async def test_eviction_bounds_the_cache(embedder):
 
 
 async def test_persistence_across_restart(tmp_path):
-    async with SemanticCache(embedder=HashingTestEmbedder(), data_path=str(tmp_path), threshold=0.8) as c1:
+    async with SemanticCache(
+        embedder=HashingTestEmbedder(), data_path=str(tmp_path), threshold=0.8
+    ) as c1:
         await c1.store(Q, b"kept", partition="t")
-    async with SemanticCache(embedder=HashingTestEmbedder(), data_path=str(tmp_path), threshold=0.8) as c2:
+    async with SemanticCache(
+        embedder=HashingTestEmbedder(), data_path=str(tmp_path), threshold=0.8
+    ) as c2:
         assert (await c2.lookup(Q, partition="t")).source == "exact"
         hit = await c2.lookup(PARAPHRASE, partition="t")
         assert hit is not None and hit.payload == b"kept"
@@ -134,7 +138,9 @@ async def test_single_flight_do_shares_result_and_errors(cache):
         await asyncio.sleep(0.02)
         return calls
 
-    assert await asyncio.gather(*(cache.single_flight.do("k", fetch) for _ in range(10))) == [1] * 10
+    assert (
+        await asyncio.gather(*(cache.single_flight.do("k", fetch) for _ in range(10))) == [1] * 10
+    )
 
     async def boom():
         await asyncio.sleep(0.02)
@@ -168,8 +174,11 @@ async def test_whole_lookup_budget_caps_a_slow_path():
 async def test_failing_store_is_a_miss_and_breaker_skips_it(embedder):
     responses = FlakyStore(MemoryResponseStore())
     async with SemanticCache(
-        embedder=embedder, response_store=responses, threshold=0.8,
-        breaker_failures=2, breaker_cooldown_ms=200,
+        embedder=embedder,
+        response_store=responses,
+        threshold=0.8,
+        breaker_failures=2,
+        breaker_cooldown_ms=200,
     ) as cache:
         await cache.store(Q, b"answer")
         responses.down = True

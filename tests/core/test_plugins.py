@@ -3,8 +3,7 @@ import sys
 
 import pytest
 
-from semcache import PluginNotFoundError, Settings
-from semcache import plugins
+from semcache import PluginNotFoundError, Settings, plugins
 from semcache.stores import MemoryResponseStore, MemoryVectorStore
 from semcache.testing import HashingTestEmbedder
 
@@ -38,7 +37,7 @@ def test_missing_first_party_plugin_names_the_package(monkeypatch):
 
 
 def test_unknown_plugin_lists_installed_ones():
-    with pytest.raises(PluginNotFoundError, match="no embedder plugin named 'nope'.*testing-hash"):
+    with pytest.raises(PluginNotFoundError, match=r"no embedder plugin named 'nope'.*testing-hash"):
         plugins.create_embedder(Settings(embedder_type="nope"))
 
 

@@ -51,13 +51,33 @@ def test_frozen():
 @pytest.mark.parametrize(
     ("var", "value", "message"),
     [
-        (env.THRESHOLD, "1.5", "SEMANTIC_CACHE_THRESHOLD='1.5' is invalid: expected a number between 0 and 1"),
-        (env.THRESHOLD, "high", "SEMANTIC_CACHE_THRESHOLD='high' is invalid: expected a number between 0 and 1"),
+        (
+            env.THRESHOLD,
+            "1.5",
+            "SEMANTIC_CACHE_THRESHOLD='1.5' is invalid: expected a number between 0 and 1",
+        ),
+        (
+            env.THRESHOLD,
+            "high",
+            "SEMANTIC_CACHE_THRESHOLD='high' is invalid: expected a number between 0 and 1",
+        ),
         (env.TTL, "-1", "SEMANTIC_CACHE_TTL='-1' is invalid: expected an integer of at least 0"),
-        (env.TOP_K, "0", "SEMANTIC_CACHE_TOP_K='0' is invalid: expected an integer between 1 and 100"),
+        (
+            env.TOP_K,
+            "0",
+            "SEMANTIC_CACHE_TOP_K='0' is invalid: expected an integer between 1 and 100",
+        ),
         (env.ENABLED, "maybe", "SEMANTIC_CACHE_ENABLED='maybe' is invalid: expected a boolean"),
-        (env.AUTH_MODE, "open", "SEMANTIC_CACHE_AUTH_MODE='open' is invalid: expected one of partition, bypass, shared"),
-        (env.PROXY_PORT, "70000", "SEMANTIC_CACHE_PROXY_PORT='70000' is invalid: expected an integer between 1 and 65535"),
+        (
+            env.AUTH_MODE,
+            "open",
+            "SEMANTIC_CACHE_AUTH_MODE='open' is invalid: expected one of partition, bypass, shared",
+        ),
+        (
+            env.PROXY_PORT,
+            "70000",
+            "SEMANTIC_CACHE_PROXY_PORT='70000' is invalid: expected an integer between 1 and 65535",
+        ),
     ],
 )
 def test_invalid_values_name_the_variable_and_range(var, value, message):

@@ -4,7 +4,7 @@ from semcache.breaker import CircuitBreaker
 from semcache.cache import SemanticCache
 from semcache.embedder import BaseEmbedder, MicroBatchingEmbedder, normalize_rows
 from semcache.errors import PluginNotFoundError, SemcacheError, SettingsError
-from semcache.protocols import Embedder, ResponseStore, Verifier, VectorStore
+from semcache.protocols import Embedder, ResponseStore, VectorStore, Verifier
 from semcache.settings import Settings
 from semcache.singleflight import Flight, SingleFlight
 from semcache.text import hash_text, normalize_query, partition_key

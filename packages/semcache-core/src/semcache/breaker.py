@@ -53,13 +53,18 @@ class CircuitBreaker:
     def record_failure(self, reason: str) -> None:
         self.consecutive_failures += 1
         if self.consecutive_failures == 1 and self.opened_at is None:
-            log.warning("semcache: %s failed (%s); the request continues uncached", self.name, reason)
+            log.warning(
+                "semcache: %s failed (%s); the request continues uncached", self.name, reason
+            )
         was_open = self.opened_at is not None
         if self._trial_running or self.consecutive_failures >= self.threshold:
             self.opened_at = time.monotonic()
             if not was_open:
                 log.warning(
                     "semcache: %s breaker open for %.1fs after %d failures (%s)",
-                    self.name, self.cooldown, self.consecutive_failures, reason,
+                    self.name,
+                    self.cooldown,
+                    self.consecutive_failures,
+                    reason,
                 )
         self._trial_running = False

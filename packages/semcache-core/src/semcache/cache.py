@@ -54,7 +54,7 @@ class SemanticCache:
         embedder: Embedder | None = None,
         vector_store: VectorStore | None = None,
         response_store: ResponseStore | None = None,
-        verifier: Verifier | None | str = "settings",
+        verifier: Verifier | str | None = "settings",
         **overrides: Any,
     ) -> None:
         base = settings if settings is not None else Settings.from_env()
@@ -64,7 +64,7 @@ class SemanticCache:
         self.vector_store = vector_store
         self.response_store = response_store
         self.verifier: Verifier | None = (
-            plugins.create_verifier(self.settings) if verifier == "settings" else verifier  # type: ignore[arg-type]
+            plugins.create_verifier(self.settings) if isinstance(verifier, str) else verifier
         )
         self.single_flight = SingleFlight(wait=max(self.settings.proxy_timeout, 1.0))
         s = self.settings
@@ -74,8 +74,14 @@ class SemanticCache:
             for name in ("embedder", "vector store", "response store")
         }
         self.counters: dict[str, int] = {
-            "lookups": 0, "exact_hits": 0, "semantic_hits": 0, "misses": 0,
-            "rejected_by_verifier": 0, "errors": 0, "stores": 0, "store_failures": 0,
+            "lookups": 0,
+            "exact_hits": 0,
+            "semantic_hits": 0,
+            "misses": 0,
+            "rejected_by_verifier": 0,
+            "errors": 0,
+            "stores": 0,
+            "store_failures": 0,
         }
         self._recent: OrderedDict[tuple[str, str], Vector] = OrderedDict()
         self._start_lock = asyncio.Lock()
@@ -118,8 +124,8 @@ class SemanticCache:
             return
         task = self._start_task
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            self._start_task = asyncio.get_running_loop().create_task(self.start())
-        await asyncio.shield(self._start_task)
+            task = self._start_task = asyncio.get_running_loop().create_task(self.start())
+        await asyncio.shield(task)
 
     @property
     def threshold(self) -> float:
@@ -289,7 +295,9 @@ class SemanticCache:
             vector = await self._embed(text)
         # Same question, same partition -> same id: a refresh replaces the entry.
         entry_id = hash_text(part + "\x00" + text)
-        entry = Entry(entry_id, part, text, bytes(payload), dict(metadata or {}), now, expires_at, context)
+        entry = Entry(
+            entry_id, part, text, bytes(payload), dict(metadata or {}), now, expires_at, context
+        )
         # Payload first, vector second: a reader never finds a vector without its payload.
         await self._guard("response store", responses.set(entry, ttl if ttl > 0 else None))
         await self._guard("vector store", vectors.add(entry_id, part, vector, expires_at))
@@ -319,7 +327,10 @@ class SemanticCache:
         """Reachability of each store (for readiness checks)."""
         await self._ready()
         result = {}
-        for name, store in (("vector_store", self.vector_store), ("response_store", self.response_store)):
+        for name, store in (
+            ("vector_store", self.vector_store),
+            ("response_store", self.response_store),
+        ):
             try:
                 async with asyncio.timeout(self.settings.store_timeout_ms / 1000):
                     await store.ping()  # type: ignore[union-attr]
@@ -352,7 +363,8 @@ class SemanticCache:
     async def _embed(self, text: str) -> Vector:
         assert self.embedder is not None
         matrix = await self._guard("embedder", self.embedder.embed([text]))
-        return normalize_rows(np.asarray(matrix))[0]
+        vector: Vector = normalize_rows(np.asarray(matrix))[0]
+        return vector
 
     def _remember(self, part: str, text: str, vector: Vector) -> None:
         # A miss is usually followed by a store of the same text: keep its vector so
@@ -368,7 +380,8 @@ class SemanticCache:
                 call.close()
             raise _Skipped(component)
         budget = (
-            self.settings.embedder_timeout_ms if component == "embedder"
+            self.settings.embedder_timeout_ms
+            if component == "embedder"
             else self.settings.store_timeout_ms
         )
         try:

@@ -41,9 +41,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 t0 = time.perf_counter()
                 hit = await cache.lookup(question)
                 ms = (time.perf_counter() - t0) * 1000
-                result = (
-                    f"hit ({hit.source}, similarity {hit.similarity:.3f})" if hit else "miss"
-                )
+                result = f"hit ({hit.source}, similarity {hit.similarity:.3f})" if hit else "miss"
                 print(f"lookup:   {question!r} -> {result} in {ms:.1f} ms")
 
     asyncio.run(run())

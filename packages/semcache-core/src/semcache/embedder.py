@@ -21,7 +21,8 @@ def normalize_rows(matrix: Matrix) -> Matrix:
         m = m.reshape(1, -1)
     norms = np.linalg.norm(m, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (m / norms).astype(np.float32, copy=False)
+    normalized: Matrix = (m / norms).astype(np.float32, copy=False)
+    return normalized
 
 
 class BaseEmbedder(ABC):

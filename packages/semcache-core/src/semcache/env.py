@@ -7,6 +7,7 @@ constants instead of spelling the names again.
 from __future__ import annotations
 
 __all__ = [
+    "ADMIN_PATH",
     "ADMIN_TOKEN",
     "AUTH_MODE",
     "BATCH_MAX_SIZE",
@@ -59,7 +60,6 @@ __all__ = [
     "UPSTREAM_429_THRESHOLD",
     "VECTOR_STORE",
     "VERIFIER",
-    "ADMIN_PATH",
 ]
 
 _P = "SEMANTIC_CACHE_"

@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from semcache.types import Entry, Matrix, Vector, VectorMatch
 
-__all__ = ["Embedder", "ResponseStore", "Verifier", "VectorStore"]
+__all__ = ["Embedder", "ResponseStore", "VectorStore", "Verifier"]
 
 
 @runtime_checkable

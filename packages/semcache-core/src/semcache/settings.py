@@ -80,37 +80,54 @@ class Settings:
     """Every knob of semcache. Build with :meth:`from_env`, override with :meth:`replace`."""
 
     # Engine
-    enabled: bool = _setting(env.ENABLED, True, "Turn the cache off entirely (requests pass through).")
-    threshold: float | None = _setting(
-        env.THRESHOLD, None,
-        "Cosine similarity a semantic hit needs; empty means the embedder model's tuned default.",
-        low=0.0, high=1.0,
+    enabled: bool = _setting(
+        env.ENABLED, True, "Turn the cache off entirely (requests pass through)."
     )
-    ttl: int = _setting(env.TTL, 86400, "Seconds an entry lives; 0 keeps entries until evicted.", low=0)
+    threshold: float | None = _setting(
+        env.THRESHOLD,
+        None,
+        "Cosine similarity a semantic hit needs; empty means the embedder model's tuned default.",
+        low=0.0,
+        high=1.0,
+    )
+    ttl: int = _setting(
+        env.TTL, 86400, "Seconds an entry lives; 0 keeps entries until evicted.", low=0
+    )
     max_ttl: int = _setting(
         env.MAX_TTL, 7 * 86400, "Upper bound for a per-request TTL (X-Semcache-TTL).", low=0
     )
-    top_k: int = _setting(env.TOP_K, 4, "Candidates fetched from the vector search.", low=1, high=100)
+    top_k: int = _setting(
+        env.TOP_K, 4, "Candidates fetched from the vector search.", low=1, high=100
+    )
     max_entries: int = _setting(
-        env.MAX_ENTRIES, 100_000,
-        "Embedded stores: entries kept before the least recently used are evicted.", low=1,
+        env.MAX_ENTRIES,
+        100_000,
+        "Embedded stores: entries kept before the least recently used are evicted.",
+        low=1,
     )
     data_path: str | None = _setting(
-        env.DATA_PATH, None, "Embedded stores: folder for the on-disk copy; empty keeps memory only."
+        env.DATA_PATH,
+        None,
+        "Embedded stores: folder for the on-disk copy; empty keeps memory only.",
     )
     verifier: str = _setting(
-        env.VERIFIER, "default",
+        env.VERIFIER,
+        "default",
         "Check after the vector search: `default` (rule-based), `none`, or a plugin name.",
     )
     context_mode: str = _setting(
-        env.CONTEXT_MODE, "exact",
+        env.CONTEXT_MODE,
+        "exact",
         "Earlier conversation turns: `exact` (part of the partition) or `semantic` (embedded, "
         "matched with their own threshold).",
         choices=("exact", "semantic"),
     )
     context_threshold: float = _setting(
-        env.CONTEXT_THRESHOLD, 0.9,
-        "Cosine similarity the earlier turns need in `semantic` context mode.", low=0.0, high=1.0,
+        env.CONTEXT_THRESHOLD,
+        0.9,
+        "Cosine similarity the earlier turns need in `semantic` context mode.",
+        low=0.0,
+        high=1.0,
     )
 
     # Time budgets and the breaker
@@ -132,20 +149,25 @@ class Settings:
 
     # Embedder
     embedder_type: str = _setting(
-        env.EMBEDDER_TYPE, "huggingface",
+        env.EMBEDDER_TYPE,
+        "huggingface",
         "Embedder plugin: huggingface, openai, ollama, cohere, voyage or a third-party name.",
     )
     embedder_model: str | None = _setting(
-        env.EMBEDDER_MODEL, None,
+        env.EMBEDDER_MODEL,
+        None,
         "Model name or local path; empty means the plugin's default "
         "(all-MiniLM-L6-v2 for huggingface).",
     )
     embedder_device: str = _setting(
-        env.EMBEDDER_DEVICE, "cpu", "Device for local models: cpu, cuda, mps.",
+        env.EMBEDDER_DEVICE,
+        "cpu",
+        "Device for local models: cpu, cuda, mps.",
         choices=("cpu", "cuda", "mps"),
     )
     embedder_backend: str = _setting(
-        env.EMBEDDER_BACKEND, "torch",
+        env.EMBEDDER_BACKEND,
+        "torch",
         "Local model runtime: torch, onnx or onnx-int8 (huggingface plugin).",
         choices=("torch", "onnx", "onnx-int8"),
     )
@@ -159,7 +181,8 @@ class Settings:
         env.EMBEDDER_BASE_URL, None, "Base URL of an embedding API (OpenAI-compatible, Ollama...)."
     )
     embedder_api_key: str | None = _setting(
-        env.EMBEDDER_API_KEY, None,
+        env.EMBEDDER_API_KEY,
+        None,
         "API key for the embedding API; else the provider's own variable (OPENAI_API_KEY...).",
         secret=True,
     )
@@ -173,18 +196,22 @@ class Settings:
         env.BATCH_MAX_SIZE, 32, "Micro-batching: most texts sent to the model in one call.", low=1
     )
     batch_window_ms: float = _setting(
-        env.BATCH_WINDOW_MS, 2.0,
+        env.BATCH_WINDOW_MS,
+        2.0,
         "Micro-batching: how long a batch waits for company while another call is running.",
-        low=0.0, high=1000.0,
+        low=0.0,
+        high=1000.0,
     )
 
     # Stores
     vector_store: str = _setting(
-        env.VECTOR_STORE, "auto",
+        env.VECTOR_STORE,
+        "auto",
         "Vector store plugin; `auto` picks pgvector when PG_URI is set, else memory.",
     )
     response_store: str = _setting(
-        env.RESPONSE_STORE, "auto",
+        env.RESPONSE_STORE,
+        "auto",
         "Response store plugin; `auto` picks redis when REDIS_URI is set, else memory.",
     )
     pg_uri: str | None = _setting(
@@ -202,7 +229,9 @@ class Settings:
         env.HNSW_EF_SEARCH, 40, "HNSW index: candidate list while searching.", low=1, high=1000
     )
     redis_uri: str | None = _setting(
-        env.REDIS_URI, None, "Redis URI (redis://... or rediss://...) for the response store.",
+        env.REDIS_URI,
+        None,
+        "Redis URI (redis://... or rediss://...) for the response store.",
         secret=True,
     )
     prefix: str = _setting(
@@ -214,22 +243,28 @@ class Settings:
         env.MAX_BODY_BYTES, 1 << 20, "Request bodies larger than this pass through uncached.", low=0
     )
     auth_mode: str = _setting(
-        env.AUTH_MODE, "partition",
+        env.AUTH_MODE,
+        "partition",
         "Requests with credentials: `partition` (cache per credential hash), `bypass`, or "
         "`shared` (one cache for everyone; only for public answers).",
         choices=("partition", "bypass", "shared"),
     )
     tenant_header: str | None = _setting(
-        env.TENANT_HEADER, None,
+        env.TENANT_HEADER,
+        None,
         "Header naming the tenant, trusted only when set (e.g. set by your gateway).",
     )
     upstream_429_threshold: int = _setting(
-        env.UPSTREAM_429_THRESHOLD, 5,
-        "Consecutive upstream 429s that open the upstream breaker; 0 disables it.", low=0,
+        env.UPSTREAM_429_THRESHOLD,
+        5,
+        "Consecutive upstream 429s that open the upstream breaker; 0 disables it.",
+        low=0,
     )
     upstream_429_cooldown: float = _setting(
-        env.UPSTREAM_429_COOLDOWN, 30.0,
-        "Seconds the upstream breaker answers misses with 503.", low=0.0,
+        env.UPSTREAM_429_COOLDOWN,
+        30.0,
+        "Seconds the upstream breaker answers misses with 503.",
+        low=0.0,
     )
 
     # Proxy
@@ -256,9 +291,7 @@ class Settings:
             _check(f, getattr(self, f.name))
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every ``SEMANTIC_CACHE_*`` variable; keyword overrides win over the environment."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -339,6 +372,10 @@ def settings_table() -> str:
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
     for f in dataclasses.fields(Settings):
         default = f.default
-        shown = "(empty)" if default is None else f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        shown = (
+            "(empty)"
+            if default is None
+            else f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        )
         rows.append(f"| `{f.metadata['env']}` | {shown} | {f.metadata['doc']} |")
     return "\n".join(rows)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["Flight", "SingleFlight"]
 
@@ -31,7 +32,7 @@ class SingleFlight:
     def __init__(self, *, wait: float = 60.0) -> None:
         self.wait = wait
         self._inflight: dict[str, asyncio.Event] = {}
-        self._calls: dict[str, asyncio.Future[object]] = {}
+        self._calls: dict[str, asyncio.Future[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._inflight)
@@ -40,10 +41,8 @@ class SingleFlight:
     async def __call__(self, key: str) -> AsyncIterator[Flight]:
         done = self._inflight.get(key)
         if done is not None:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), self.wait)
-            except TimeoutError:
-                pass
             yield Flight(key, leader=False)
             return
         done = asyncio.Event()
@@ -58,7 +57,7 @@ class SingleFlight:
         """Run ``fn`` once for all concurrent callers with ``key``; all get its outcome."""
         shared = self._calls.get(key)
         if shared is not None:
-            return await asyncio.shield(shared)  # type: ignore[no-any-return]
+            return await asyncio.shield(shared)
         shared = asyncio.get_running_loop().create_future()
         self._calls[key] = shared
         try:

@@ -7,7 +7,9 @@ import re
 __all__ = ["DefaultVerifier"]
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_NEGATION = frozenset({"not", "no", "never", "without", "don't", "dont", "doesn't", "isn't", "can't"})
+_NEGATION = frozenset(
+    {"not", "no", "never", "without", "don't", "dont", "doesn't", "isn't", "can't"}
+)
 
 
 class DefaultVerifier:

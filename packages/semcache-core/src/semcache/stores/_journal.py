@@ -39,7 +39,9 @@ class Journal:
 
     def rows(self) -> Iterator[tuple[str, str, bytes, float | None]]:
         """Every stored row, oldest first (read once at start-up)."""
-        yield from self._db.execute("SELECT key, part, blob, expires_at FROM entries ORDER BY rowid")
+        yield from self._db.execute(
+            "SELECT key, part, blob, expires_at FROM entries ORDER BY rowid"
+        )
 
     def put(self, key: str, part: str, blob: bytes, expires_at: float | None) -> None:
         self._pending[key] = (part, blob, expires_at)
@@ -70,7 +72,9 @@ class Journal:
             if pending or clear:
                 await asyncio.to_thread(self._write, pending, clear)
 
-    def _write(self, pending: dict[str, tuple[str, bytes, float | None] | None], clear: bool) -> None:
+    def _write(
+        self, pending: dict[str, tuple[str, bytes, float | None] | None], clear: bool
+    ) -> None:
         try:
             with self._db:
                 self._db.execute("BEGIN")

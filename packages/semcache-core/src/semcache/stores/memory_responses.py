@@ -54,7 +54,9 @@ class MemoryResponseStore:
             self._drop(old.entry_id)
         self._put(entry)
         if self._journal is not None:
-            self._journal.put(entry.entry_id, entry.partition, encode_entry(entry), entry.expires_at)
+            self._journal.put(
+                entry.entry_id, entry.partition, encode_entry(entry), entry.expires_at
+            )
         self._evict()
 
     async def get_exact(self, partition: str, query: str) -> str | None:
@@ -71,7 +73,8 @@ class MemoryResponseStore:
 
     async def flush(self, partition: str | None = None) -> int:
         doomed = [
-            e.entry_id for e in self._entries.values()
+            e.entry_id
+            for e in self._entries.values()
             if partition is None or e.partition == partition
         ]
         for entry_id in doomed:

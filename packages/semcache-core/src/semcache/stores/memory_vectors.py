@@ -86,7 +86,7 @@ class MemoryVectorStore:
         ann_threshold: int = 20_000,
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 64,
-        hnsw_ef_search: int = 64,
+        hnsw_ef_search: int = 128,
     ) -> None:
         self.dimension = dimension
         self.max_entries = max_entries
@@ -275,8 +275,12 @@ class MemoryVectorStore:
 
         def build() -> Any:
             index = Index(
-                ndim=self.dimension, metric="cos", dtype="f32", connectivity=m,
-                expansion_add=ef_construction, expansion_search=ef_search,
+                ndim=self.dimension,
+                metric="cos",
+                dtype="f32",
+                connectivity=m,
+                expansion_add=ef_construction,
+                expansion_search=ef_search,
             )
             index.add(labels, vectors, threads=1)
             return index

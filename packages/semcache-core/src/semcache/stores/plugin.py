@@ -31,7 +31,7 @@ def semcache_create_vector_store(
         path=_file(settings, f"{settings.prefix}-vectors-{model_id}-{dimension}"),
         hnsw_m=settings.hnsw_m,
         hnsw_ef_construction=settings.hnsw_ef_construction,
-        hnsw_ef_search=max(settings.hnsw_ef_search, 64),
+        hnsw_ef_search=max(settings.hnsw_ef_search, 128),
     )
 
 

@@ -33,8 +33,10 @@ class HashingTestEmbedder(BaseEmbedder):
     async def embed(self, texts: Sequence[str]) -> Matrix:
         self.calls += 1
         self.texts_embedded += len(texts)
-        return np.stack([self._vector(t) for t in texts]) if texts else np.zeros(
-            (0, self.dimension), dtype=np.float32
+        return (
+            np.stack([self._vector(t) for t in texts])
+            if texts
+            else np.zeros((0, self.dimension), dtype=np.float32)
         )
 
     def _vector(self, text: str) -> Matrix:
