@@ -222,8 +222,8 @@ class HTTPEmbedder(BaseEmbedder):
     """Base class of the HTTP embedders: subclasses describe the API, this class calls it.
 
     A subclass sets the class attributes, implements :meth:`_open_transport`,
-    :meth:`_payload` and :meth:`_vectors`, and may extend :meth:`_id_parts` and
-    :meth:`_status_hint`.
+    :meth:`_payload` and :meth:`_vectors`, and may extend :meth:`_id_model`,
+    :meth:`_id_parts` and :meth:`_status_hint`.
 
     ``dimension`` is known up front when configured or when the model's native size is
     known; otherwise the first access makes one probe call (blocking the caller; plugin
@@ -297,6 +297,10 @@ class HTTPEmbedder(BaseEmbedder):
         Raise ``ValueError``, ``KeyError`` or ``TypeError`` when the body has another shape.
         """
 
+    def _id_model(self) -> str:
+        """The model's name in ``model_id`` (a provider may spell out a default tag)."""
+        return self.model
+
     def _id_parts(self) -> list[str]:
         """Everything besides model and dimension that changes the vectors (input type...)."""
         return []
@@ -309,7 +313,7 @@ class HTTPEmbedder(BaseEmbedder):
 
     @property
     def model_id(self) -> str:  # type: ignore[override]
-        parts = [f"{self.provider}/{self.model}", f"dim={self.dimension}", *self._id_parts()]
+        parts = [f"{self.provider}/{self._id_model()}", f"dim={self.dimension}", *self._id_parts()]
         return ":".join(parts)
 
     @property
@@ -354,7 +358,11 @@ class HTTPEmbedder(BaseEmbedder):
 
     async def aclose(self) -> None:
         transport, self._transport = self._transport, None
-        if transport is not None:
+        owner = self._transport_loop() if self._transport_loop is not None else None
+        self._transport_loop = None
+        # A transport opened on another (usually finished) loop cannot be closed from this
+        # one; its connections went with that loop.
+        if transport is not None and owner is asyncio.get_running_loop():
             await transport.aclose()
 
     # -- internals -------------------------------------------------------------------

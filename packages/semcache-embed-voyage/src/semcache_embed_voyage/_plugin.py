@@ -1,0 +1,20 @@
+"""Entry point ``embedder.voyage`` (group ``semcache``)."""
+
+from __future__ import annotations
+
+from semcache.plugins import hookimpl
+from semcache.settings import Settings
+from semcache_embed_voyage._embedder import VoyageEmbedder
+
+__all__ = ["semcache_create_embedder"]
+
+
+@hookimpl
+def semcache_create_embedder(name: str, settings: Settings) -> VoyageEmbedder | None:
+    if name != "voyage":
+        return None
+    embedder = VoyageEmbedder.from_settings(settings)
+    # Learn an unknown model's size now: plugin creation runs in a worker thread, so the
+    # one probe call does not block the event loop.
+    _ = embedder.dimension
+    return embedder
