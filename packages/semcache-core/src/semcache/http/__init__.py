@@ -1,0 +1,86 @@
+"""Framework-free HTTP rules shared by the ASGI, Django and Flask adapters and the proxy.
+
+- :mod:`~semcache.http.extract`: the question in a JSON body (``default_extract_query``).
+- :mod:`~semcache.http.partition`: what else must match for a hit.
+- :mod:`~semcache.http.policy`: eligibility, cache-control, TTL: a request becomes a
+  :class:`CachePlan` or a :class:`Bypass`.
+- :mod:`~semcache.http.responses`: which responses are stored, the stored format, replay.
+- :mod:`~semcache.http.breaker`: the upstream 429 breaker.
+- :mod:`~semcache.http.engine`: lookup, store and single flight with the failure rules.
+"""
+
+from semcache.http.breaker import UpstreamBreaker
+from semcache.http.engine import CachedAnswer, FlightTicket, HttpCacheEngine
+from semcache.http.extract import (
+    QUERY_PLACEHOLDER,
+    Extraction,
+    default_extract_model,
+    default_extract_query,
+    extract,
+)
+from semcache.http.partition import (
+    CREDENTIAL_HEADERS,
+    DEFAULT_IGNORED_FIELDS,
+    build_partition,
+    credential_hash,
+    wants_stream,
+)
+from semcache.http.policy import (
+    HEADER_SIMILARITY,
+    HEADER_STATUS,
+    HEADER_TTL,
+    Bypass,
+    CachePlan,
+    Extractor,
+    HttpCachePolicy,
+    HttpRequest,
+    cache_directives,
+)
+from semcache.http.responses import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    HOP_BY_HOP_HEADERS,
+    PER_RESPONSE_HEADERS,
+    ResponseRecorder,
+    StoredResponse,
+    accepts_encoding,
+    is_streaming_content_type,
+    response_not_cacheable,
+    split_sse_events,
+    storable_headers,
+)
+
+__all__ = [
+    "CREDENTIAL_HEADERS",
+    "DEFAULT_IGNORED_FIELDS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "HEADER_SIMILARITY",
+    "HEADER_STATUS",
+    "HEADER_TTL",
+    "HOP_BY_HOP_HEADERS",
+    "PER_RESPONSE_HEADERS",
+    "QUERY_PLACEHOLDER",
+    "Bypass",
+    "CachePlan",
+    "CachedAnswer",
+    "Extraction",
+    "Extractor",
+    "FlightTicket",
+    "HttpCacheEngine",
+    "HttpCachePolicy",
+    "HttpRequest",
+    "ResponseRecorder",
+    "StoredResponse",
+    "UpstreamBreaker",
+    "accepts_encoding",
+    "build_partition",
+    "cache_directives",
+    "credential_hash",
+    "default_extract_model",
+    "default_extract_query",
+    "extract",
+    "is_streaming_content_type",
+    "response_not_cacheable",
+    "split_sse_events",
+    "storable_headers",
+    "wants_stream",
+]

@@ -1,0 +1,97 @@
+"""The partition rule: everything except the question that must match for a hit.
+
+The partition is an exact hash, never embedded. It covers the method, path and query
+string, the model, the request body with the question's text masked (so the system
+prompt, earlier turns, images, tools and every sampling parameter), whether the client
+asked for a stream, and the tenant: a value from the application (``extract_partition``),
+a trusted tenant header when one is configured, and the credential's hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from semcache.text import hash_text, partition_key
+
+__all__ = [
+    "CREDENTIAL_HEADERS",
+    "DEFAULT_IGNORED_FIELDS",
+    "build_partition",
+    "credential_hash",
+    "header_value",
+    "wants_stream",
+]
+
+Headers = Sequence[tuple[str, str]]
+
+CREDENTIAL_HEADERS = ("authorization", "api-key", "x-api-key")
+"""Request headers that carry a credential (OpenAI, Azure OpenAI, Anthropic styles)."""
+
+DEFAULT_IGNORED_FIELDS: frozenset[str] = frozenset(
+    {"user", "metadata", "store", "prompt_cache_key", "safety_identifier"}
+)
+"""Top-level body fields left out of the partition: they label or log a request
+without changing its answer (end-user ids, tags, storage and upstream-cache hints)."""
+
+_VERSION = "semcache-http/1"  # bump when the rule changes, so old entries are not reused
+
+
+def header_value(headers: Headers, name: str) -> str | None:
+    """The first value of ``name`` (lower case) in ``headers``, or ``None``."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def credential_hash(headers: Headers) -> str | None:
+    """Hash of the request's credentials, or ``None`` when it carries none."""
+    found = [(name, value) for name, value in headers if name in CREDENTIAL_HEADERS and value]
+    if not found:
+        return None
+    return hash_text("\n".join(f"{name}:{value}" for name, value in sorted(found)))
+
+
+def wants_stream(body: Any, headers: Headers) -> bool:
+    """Did the client ask for a streamed answer (``"stream": true`` or ``Accept: text/event-stream``)?"""
+    if isinstance(body, Mapping) and body.get("stream") is True:
+        return True
+    accept = header_value(headers, "accept") or ""
+    return "text/event-stream" in accept.lower()
+
+
+def build_partition(
+    *,
+    method: str,
+    path: str,
+    query_string: str = "",
+    model: str | None = None,
+    rest: Any = None,
+    stream: bool = False,
+    tenant: str | None = None,
+    trusted_tenant: str | None = None,
+    credential: str | None = None,
+    ignored_fields: Collection[str] = DEFAULT_IGNORED_FIELDS,
+) -> str:
+    """The partition key of one request (a hash; equal keys may share answers).
+
+    ``rest`` is the request body with the question masked; its top-level
+    ``ignored_fields`` are dropped. ``tenant`` comes from the application,
+    ``trusted_tenant`` from a configured header, ``credential`` from
+    :func:`credential_hash`.
+    """
+    if isinstance(rest, Mapping) and ignored_fields:
+        rest = {k: v for k, v in rest.items() if k not in ignored_fields}
+    return partition_key(
+        _VERSION,
+        method.upper(),
+        path,
+        query_string,
+        model,
+        bool(stream),
+        tenant,
+        trusted_tenant,
+        credential,
+        rest,
+    )

@@ -1,0 +1,320 @@
+"""Whether and how one HTTP request uses the cache: eligibility, query, partition, TTL.
+
+Framework-free: adapters turn their request into an :class:`HttpRequest`, ask the
+:class:`HttpCachePolicy` for a :class:`CachePlan` (or a :class:`Bypass`), and do the
+I/O themselves. The same rules then hold in every adapter.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from semcache.http.extract import default_extract_model, extract, mask_text
+from semcache.http.partition import (
+    DEFAULT_IGNORED_FIELDS,
+    build_partition,
+    credential_hash,
+    header_value,
+    wants_stream,
+)
+from semcache.http.responses import DEFAULT_MAX_RESPONSE_BYTES, StoredResponse, accepts_encoding
+from semcache.settings import Settings
+from semcache.text import normalize_query
+
+__all__ = [
+    "HEADER_SIMILARITY",
+    "HEADER_STATUS",
+    "HEADER_TTL",
+    "Bypass",
+    "CachePlan",
+    "Extractor",
+    "HttpCachePolicy",
+    "HttpRequest",
+    "cache_directives",
+]
+
+log = logging.getLogger("semcache")
+
+HEADER_STATUS = "x-semcache"
+"""Response header: ``hit``, ``miss`` or ``bypass``."""
+HEADER_SIMILARITY = "x-semcache-similarity"
+"""Response header on a hit: cosine similarity of the stored question (1.0000 when exact)."""
+HEADER_TTL = "x-semcache-ttl"
+"""Request header: seconds to keep this answer (capped at the ``max_ttl`` setting; 0: do not store)."""
+
+Headers = Sequence[tuple[str, str]]
+
+Extractor = Callable[[Any, Any], "str | Awaitable[str | None] | None"]
+"""``(request, body) -> str | None``, sync or async; ``body`` is the parsed JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """What the policy needs of a request. Header names lower case, values latin-1 strings."""
+
+    method: str
+    path: str
+    query_string: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Bypass:
+    """The request passes through untouched (answered with ``X-Semcache: bypass``)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CachePlan:
+    """How an eligible request uses the cache.
+
+    ``lookup`` is False for ``Cache-Control: no-cache`` (refresh: skip the lookup,
+    store the new answer); ``store`` is False for ``X-Semcache-TTL: 0``; ``ttl`` None
+    means the cache's default. ``context`` holds the earlier turns when the
+    ``context_mode`` setting is ``semantic`` (otherwise they are in the partition).
+    """
+
+    query: str
+    partition: str
+    context: str | None = None
+    ttl: int | None = None
+    lookup: bool = True
+    store: bool = True
+    stream: bool = False
+    accept_encoding: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flight_key(self) -> str:
+        """Key for collapsing concurrent identical misses."""
+        context = normalize_query(self.context) if self.context else ""
+        return self.partition + "\x00" + context + "\x00" + normalize_query(self.query)
+
+    def can_replay(self, stored: StoredResponse) -> bool:
+        """May this stored answer be sent to this client (content coding it accepts)?"""
+        return accepts_encoding(self.accept_encoding, stored.content_encoding)
+
+
+def cache_directives(headers: Headers) -> dict[str, str | None]:
+    """Request ``Cache-Control`` directives (``Pragma: no-cache`` when there is none)."""
+    found: dict[str, str | None] = {}
+    for name, value in headers:
+        if name != "cache-control":
+            continue
+        for item in value.split(","):
+            key, eq, arg = item.strip().partition("=")
+            if key:
+                found[key.strip().lower()] = arg.strip().strip('"') if eq else None
+    if not found and (header_value(headers, "pragma") or "").strip().lower() == "no-cache":
+        found["no-cache"] = None
+    return found
+
+
+async def _call(fn: Extractor, request: Any, body: Any) -> str | None:
+    result = fn(request, body)
+    if inspect.isawaitable(result):
+        result = await result
+    if result is None:
+        return None
+    if not isinstance(result, str):
+        raise TypeError(f"expected str or None, got {type(result).__name__}")
+    return result
+
+
+class HttpCachePolicy:
+    """The cache rules for HTTP requests, shared by every adapter.
+
+    ``settings`` supplies ``enabled``, ``max_body_bytes``, ``max_ttl``, ``auth_mode``
+    and ``tenant_header``. ``methods`` and ``path_prefix`` choose the requests the
+    cache looks at at all; others are not touched. The extractors are called as
+    ``fn(request, body)`` with the adapter's own request object and the parsed JSON
+    body, may be sync or async, and when one raises the request is bypassed.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        enabled: bool | None = None,
+        methods: Iterable[str] = ("POST",),
+        path_prefix: str = "/",
+        extract_query: Extractor | None = None,
+        extract_model: Extractor | None = None,
+        extract_partition: Extractor | None = None,
+        ignored_fields: Collection[str] = DEFAULT_IGNORED_FIELDS,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        self.settings = settings
+        self.enabled = settings.enabled if enabled is None else enabled
+        self.methods = frozenset(m.upper() for m in methods)
+        self.path_prefix = path_prefix or "/"
+        self.extract_query = extract_query
+        self.extract_model = extract_model or default_extract_model
+        self.extract_partition = extract_partition
+        self.ignored_fields = frozenset(ignored_fields)
+        self.max_response_bytes = max_response_bytes
+        self.tenant_header = (
+            settings.tenant_header.strip().lower() if settings.tenant_header else None
+        )
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.settings.max_body_bytes
+
+    def in_scope(self, method: str, path: str) -> bool:
+        """Does the cache look at this request at all? (Others are not touched, no header.)"""
+        if not self.enabled or method.upper() not in self.methods:
+            return False
+        prefix = self.path_prefix
+        if prefix == "/" or path == prefix or prefix.endswith("/"):
+            return path.startswith(prefix)
+        return path.startswith(prefix + "/")
+
+    def precheck(self, headers: Headers) -> Bypass | None:
+        """Reasons to bypass that the headers alone show, before the body is read."""
+        if "no-store" in cache_directives(headers):
+            return Bypass("no-store")
+        length = header_value(headers, "content-length")
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                return Bypass("bad content-length")
+            if size > self.max_body_bytes:
+                return Bypass("body too large")
+        encoding = (header_value(headers, "content-encoding") or "identity").strip().lower()
+        if encoding != "identity":
+            return Bypass("compressed body")
+        if self.settings.auth_mode == "bypass" and credential_hash(headers) is not None:
+            return Bypass("credentials")
+        return None
+
+    def parse_body(self, body: bytes) -> Any:
+        """The parsed JSON body, or a :class:`Bypass` (too large, empty, not UTF-8, not JSON)."""
+        if len(body) > self.max_body_bytes:
+            return Bypass("body too large")
+        if not body.strip():
+            return Bypass("empty body")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return Bypass("not utf-8")
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            return Bypass("not json")
+
+    async def plan(self, request: HttpRequest, native: Any = None) -> CachePlan | Bypass:
+        """A :class:`CachePlan` for ``request``, or why it bypasses the cache. Never raises."""
+        try:
+            return await self._plan(request, native)
+        except Exception:
+            log.exception("semcache: could not plan the request; passing it through")
+            return Bypass("error")
+
+    async def _plan(self, request: HttpRequest, native: Any) -> CachePlan | Bypass:
+        headers = request.headers
+        early = self.precheck(headers)
+        if early is not None:
+            return early
+        body = self.parse_body(request.body)
+        if isinstance(body, Bypass):
+            return body
+
+        query: str | None = None
+        rest: Any = None
+        context: str | None = None
+        if self.extract_query is None:
+            found = extract(body)
+            if found is not None:
+                query, rest = found.query, found.rest
+                if found.context and self.settings.context_mode == "semantic":
+                    # The earlier turns are matched by the cache, by meaning.
+                    rest, context = found.rest_without_context, found.context
+        else:
+            custom = await self._user("extract_query", self.extract_query, native, body)
+            if isinstance(custom, Bypass):
+                return custom
+            query = custom
+            if query is not None:
+                rest = mask_text(body, query)  # the question may sit anywhere in the body
+        if not query or not query.strip():
+            return Bypass("no query")
+
+        model = await self._user("extract_model", self.extract_model, native, body)
+        if isinstance(model, Bypass):
+            return model
+        tenant: str | None = None
+        if self.extract_partition is not None:
+            found_tenant = await self._user(
+                "extract_partition", self.extract_partition, native, body
+            )
+            if isinstance(found_tenant, Bypass):
+                return found_tenant
+            tenant = found_tenant
+        trusted = header_value(headers, self.tenant_header) if self.tenant_header else None
+        credential = credential_hash(headers) if self.settings.auth_mode == "partition" else None
+        stream = wants_stream(body, headers)
+
+        partition = build_partition(
+            method=request.method,
+            path=request.path,
+            query_string=request.query_string,
+            model=model,
+            rest=rest,
+            stream=stream,
+            tenant=tenant,
+            trusted_tenant=trusted,
+            credential=credential,
+            ignored_fields=self.ignored_fields,
+        )
+        directives = cache_directives(headers)
+        refresh = "no-cache" in directives or directives.get("max-age") == "0"
+        ttl, store = self._ttl(header_value(headers, HEADER_TTL))
+        metadata: dict[str, Any] = {
+            "method": request.method.upper(),
+            "path": request.path,
+            "stream": stream,
+        }
+        if model is not None:
+            metadata["model"] = model
+        return CachePlan(
+            query=query,
+            partition=partition,
+            context=context,
+            ttl=ttl,
+            lookup=not refresh,
+            store=store,
+            stream=stream,
+            accept_encoding=header_value(headers, "accept-encoding"),
+            metadata=metadata,
+        )
+
+    async def _user(self, name: str, fn: Extractor, native: Any, body: Any) -> str | Bypass | None:
+        try:
+            return await _call(fn, native, body)
+        except Exception:
+            log.exception("semcache: %s raised; passing the request through", name)
+            return Bypass(f"{name} failed")
+
+    def _ttl(self, raw: str | None) -> tuple[int | None, bool]:
+        """(ttl, store) from ``X-Semcache-TTL``: capped at ``max_ttl``; 0 means do not store."""
+        if raw is None:
+            return None, True
+        raw = raw.strip()
+        if not raw.isascii() or not raw.isdigit():
+            log.debug("semcache: ignoring %s=%r (not a whole number of seconds)", HEADER_TTL, raw)
+            return None, True
+        seconds = int(raw)
+        if seconds == 0:
+            return None, False
+        if self.settings.max_ttl <= 0:
+            return None, True  # per-request TTLs are switched off
+        return min(seconds, self.settings.max_ttl), True
