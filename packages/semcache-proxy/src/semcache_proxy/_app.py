@@ -1,0 +1,127 @@
+"""The proxy application: operations endpoints, then the cache middleware, then forwarding."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import httpx
+from semcache_fastapi import SemanticCacheMiddleware
+
+from semcache import SemanticCache, Settings
+from semcache_proxy._forward import Forwarder
+from semcache_proxy._metrics import ProxyMetrics, TimedLookups
+from semcache_proxy._ops import OpsEndpoints
+
+__all__ = ["SemanticCacheProxy", "create_semantic_cache_proxy_app"]
+
+log = logging.getLogger("semcache.proxy")
+
+
+class SemanticCacheProxy:
+    """ASGI app: ``/healthz``, ``/readyz``, ``/metrics`` and the admin API answered here;
+    every other request goes through :class:`SemanticCacheMiddleware` to the upstream."""
+
+    def __init__(
+        self,
+        cache: SemanticCache,
+        forwarder: Forwarder,
+        metrics: ProxyMetrics,
+        middleware_options: dict[str, Any],
+        *,
+        owns_cache: bool,
+    ) -> None:
+        self.cache = cache
+        self.forwarder = forwarder
+        self.metrics = metrics
+        self.ops = OpsEndpoints(cache, metrics)
+        self.cached_app = SemanticCacheMiddleware(
+            forwarder, cache=TimedLookups(cache, metrics.lookup_seconds), **middleware_options
+        )
+        self._owns_cache = owns_cache
+        self._warmup: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] == "http" and self.ops.handles(scope["path"]):
+            await self.ops(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        await self.cached_app(scope, receive, self.metrics.wrap_send(send))
+
+    async def startup(self) -> None:
+        # Load the model in the background: the proxy answers (uncached) meanwhile,
+        # and /readyz says when the cache is ready.
+        self._warmup = asyncio.get_running_loop().create_task(self._start_cache())
+
+    async def _start_cache(self) -> None:
+        try:
+            await self.cache.start()
+        except Exception:
+            log.exception("semcache proxy: the cache could not start; requests pass through")
+
+    async def shutdown(self) -> None:
+        if self._warmup is not None and not self._warmup.done():
+            self._warmup.cancel()
+            with contextlib.suppress(BaseException):
+                await self._warmup
+        await self.forwarder.aclose()
+        if self._owns_cache:
+            await self.cache.close()
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_semantic_cache_proxy_app(
+    upstream: str | None = None,
+    cache: SemanticCache | None = None,
+    *,
+    timeout: float | None = None,
+    verify: bool | str | None = None,
+    httpx_client_kwargs: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    **middleware_options: Any,
+) -> SemanticCacheProxy:
+    """A reverse proxy to ``upstream`` with a semantic cache in front.
+
+    Unset arguments come from ``settings`` (``SEMANTIC_CACHE_*``): the upstream from
+    ``SEMANTIC_CACHE_PROXY_UPSTREAM``, the timeout from ``SEMANTIC_CACHE_PROXY_TIMEOUT``,
+    TLS verification from ``SEMANTIC_CACHE_PROXY_VERIFY``. ``middleware_options`` go to
+    :class:`semcache_fastapi.SemanticCacheMiddleware` (``extract_query``, ``methods``...).
+    """
+    owns_cache = cache is None
+    if cache is None:
+        cache = SemanticCache(settings)
+    s = cache.settings
+    upstream = upstream or s.proxy_upstream
+    timeout = s.proxy_timeout if timeout is None else timeout
+    verify = s.proxy_verify if verify is None else verify
+    client_kwargs: dict[str, Any] = {
+        "timeout": httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        "verify": verify,
+        "limits": httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+        **(httpx_client_kwargs or {}),
+    }
+
+    def client_factory() -> httpx.AsyncClient:
+        client = httpx.AsyncClient(**client_kwargs)
+        client.headers.clear()  # forward the client's headers only, add none of httpx's
+        return client
+
+    metrics = ProxyMetrics()
+    forwarder = Forwarder(upstream, client_factory, on_upstream=metrics.observe_upstream)
+    return SemanticCacheProxy(cache, forwarder, metrics, middleware_options, owns_cache=owns_cache)

@@ -1,0 +1,178 @@
+"""The forwarding ASGI app: every method and path to the upstream, streamed both ways."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+__all__ = ["HOP_BY_HOP", "Forwarder"]
+
+log = logging.getLogger("semcache.proxy")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+
+# RFC 9110 section 7.6.1, plus headers the proxy re-creates itself.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+
+# The serving process sets these itself; forwarding the upstream's would duplicate them.
+_SERVER_SET = frozenset({b"date", b"server"})
+
+
+class _UpstreamBodyError(Exception):
+    """The upstream failed after the response had started: the client must see a broken
+    response (the connection is dropped), never a complete-looking one."""
+
+
+class Forwarder:
+    """Forwards to ``upstream`` with a shared ``httpx.AsyncClient``.
+
+    The response is read as a stream and passed on chunk by chunk, compressed bytes as
+    they came (``Content-Encoding`` kept), so what reaches the client, what a cache keeps
+    and the headers all agree. Failures before the response starts become a JSON 502 or
+    504; a failure mid-body drops the connection. ``on_upstream`` receives the seconds to
+    response headers (for metrics).
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        client_factory: Callable[[], httpx.AsyncClient],
+        *,
+        on_upstream: Callable[[float, int], None] | None = None,
+    ) -> None:
+        self.upstream = httpx.URL(upstream.rstrip("/"))
+        self._client_factory = client_factory
+        self.client: httpx.AsyncClient | None = None
+        self.on_upstream = on_upstream
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self.client is None:
+            self.client = self._client_factory()
+        return self.client
+
+    def _url(self, scope: Scope) -> httpx.URL:
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        path = raw_path.split(b"?", 1)[0].decode("latin-1")
+        base_path = self.upstream.raw_path.decode("latin-1").split("?", 1)[0].rstrip("/")
+        return self.upstream.copy_with(
+            raw_path=(base_path + path).encode("latin-1")
+            + (b"?" + scope["query_string"] if scope.get("query_string") else b"")
+        )
+
+    def _request_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        connection_tokens = {
+            token.strip().lower().encode()
+            for name, value in scope["headers"]
+            if name == b"connection"
+            for token in value.decode("latin-1").split(",")
+        }
+        headers = [
+            (name, value)
+            for name, value in scope["headers"]
+            if name not in HOP_BY_HOP and name not in connection_tokens and name != b"host"
+        ]
+        headers.append((b"host", self.upstream.netloc))
+        return headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = await _read_body(receive)
+        request = self._client().build_request(
+            scope["method"], self._url(scope), headers=self._request_headers(scope), content=body
+        )
+        started = time.perf_counter()
+        try:
+            response = await self._client().send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            await _json_error(
+                send,
+                504,
+                "upstream_timeout",
+                f"the upstream did not answer in time ({type(exc).__name__})",
+            )
+            return
+        except httpx.HTTPError as exc:
+            await _json_error(
+                send,
+                502,
+                "upstream_unreachable",
+                f"the upstream could not be reached ({type(exc).__name__})",
+            )
+            return
+        if self.on_upstream is not None:
+            self.on_upstream(time.perf_counter() - started, response.status_code)
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": [
+                        (name, value)
+                        for name, value in response.headers.raw
+                        if name.lower() not in HOP_BY_HOP and name.lower() not in _SERVER_SET
+                    ],
+                }
+            )
+            try:
+                async for chunk in response.aiter_raw():
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.HTTPError as exc:
+                log.warning("semcache proxy: upstream failed mid-response (%s)", type(exc).__name__)
+                raise _UpstreamBodyError(str(exc)) from exc
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await response.aclose()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _json_error(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error": {"type": code, "message": message}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,144 @@
+"""Prometheus metrics of one proxy process, observed from the responses it sends."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics", "TimedLookups"]
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_SIMILARITY_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 1.0)
+_MAX_PARSED_HIT = 1 << 20  # hits larger than this are not parsed for token usage
+
+
+class ProxyMetrics:
+    """Counters and histograms in a registry of their own (several apps per process in tests)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "semcache_requests",
+            "Requests by cache result (hit, miss, bypass).",
+            ["result"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "semcache_request_seconds",
+            "Time to the end of the response, by cache result.",
+            ["result"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lookup_seconds = Histogram(
+            "semcache_lookup_seconds", "Cache lookup time.", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.upstream_seconds = Histogram(
+            "semcache_upstream_seconds",
+            "Upstream time to response headers.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_responses = Counter(
+            "semcache_upstream_responses",
+            "Upstream responses by status class.",
+            ["status"],
+            registry=r,
+        )
+        self.hit_similarity = Histogram(
+            "semcache_hit_similarity",
+            "Similarity of served hits (1.0 for exact).",
+            buckets=_SIMILARITY_BUCKETS,
+            registry=r,
+        )
+        self.bytes_saved = Counter(
+            "semcache_bytes_saved", "Response bytes served from the cache.", registry=r
+        )
+        self.tokens_saved = Counter(
+            "semcache_tokens_saved",
+            "LLM tokens (usage.total_tokens) served from the cache.",
+            registry=r,
+        )
+
+    def export(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def observe_upstream(self, seconds: float, status: int) -> None:
+        self.upstream_seconds.observe(seconds)
+        self.upstream_responses.labels(status=f"{status // 100}xx").inc()
+
+    def wrap_send(self, send: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        """A ``send`` that records the result, latency and savings of one response."""
+        started = time.perf_counter()
+        state: dict[str, Any] = {
+            "result": "bypass",
+            "similarity": None,
+            "body": [],
+            "size": 0,
+            "plain_json": False,
+        }
+
+        async def observed(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = {k.lower(): v for k, v in message.get("headers", [])}
+                state["result"] = headers.get(b"x-semcache", b"bypass").decode("latin-1")
+                similarity = headers.get(b"x-semcache-similarity")
+                state["similarity"] = float(similarity) if similarity else None
+                state["plain_json"] = (
+                    b"json" in headers.get(b"content-type", b"")
+                    and b"content-encoding" not in headers
+                )
+            elif message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                state["size"] += len(body)
+                if (
+                    state["result"] == "hit"
+                    and state["plain_json"]
+                    and state["size"] <= _MAX_PARSED_HIT
+                ):
+                    state["body"].append(body)
+                if not message.get("more_body", False):
+                    self._finish(state, time.perf_counter() - started)
+            await send(message)
+
+        return observed
+
+    def _finish(self, state: dict[str, Any], seconds: float) -> None:
+        result = state["result"] if state["result"] in ("hit", "miss", "bypass") else "bypass"
+        self.requests.labels(result=result).inc()
+        self.request_seconds.labels(result=result).observe(seconds)
+        if result != "hit":
+            return
+        if state["similarity"] is not None:
+            self.hit_similarity.observe(state["similarity"])
+        self.bytes_saved.inc(state["size"])
+        if state["body"]:
+            try:
+                usage = json.loads(b"".join(state["body"])).get("usage") or {}
+                self.tokens_saved.inc(int(usage.get("total_tokens", 0)))
+            except (ValueError, AttributeError, TypeError):
+                pass
+
+
+class TimedLookups:
+    """Wraps a cache so the middleware's lookups feed the lookup-latency histogram."""
+
+    def __init__(self, cache: Any, histogram: Histogram) -> None:
+        self._cache = cache
+        self._histogram = histogram
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cache, name)
+
+    async def lookup(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._cache.lookup(*args, **kwargs)
+        finally:
+            self._histogram.observe(time.perf_counter() - started)

@@ -1,0 +1,81 @@
+"""Operations endpoints: liveness, readiness, metrics and the admin API."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from semcache import SemanticCache
+from semcache_proxy._metrics import CONTENT_TYPE_LATEST, ProxyMetrics
+
+__all__ = ["OpsEndpoints"]
+
+
+class OpsEndpoints:
+    """Answers the configured operations paths; anything else is not theirs."""
+
+    def __init__(self, cache: SemanticCache, metrics: ProxyMetrics) -> None:
+        self.cache = cache
+        self.metrics = metrics
+        s = cache.settings
+        self.health_path = s.health_path
+        self.ready_path = s.ready_path
+        self.metrics_path = s.metrics_path
+        self.admin_path = s.admin_path.rstrip("/")
+        self.admin_token = s.admin_token
+
+    def handles(self, path: str) -> bool:
+        return path in (self.health_path, self.ready_path, self.metrics_path) or (
+            self.admin_token is not None
+            and (path == self.admin_path or path.startswith(self.admin_path + "/"))
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        response = await self._respond(request)
+        await response(scope, receive, send)
+
+    async def _respond(self, request: Request) -> Response:
+        path = request.url.path
+        if path == self.health_path:
+            return JSONResponse({"status": "ok"})
+        if path == self.ready_path:
+            return await self._ready()
+        if path == self.metrics_path:
+            return Response(self.metrics.export(), media_type=CONTENT_TYPE_LATEST)
+        return await self._admin(request, path[len(self.admin_path) :])
+
+    async def _ready(self) -> Response:
+        if not self.cache._started:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        stores = await self.cache.ping()
+        ok = all(stores.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "degraded", "stores": stores},
+            status_code=200 if ok else 503,
+        )
+
+    async def _admin(self, request: Request, sub: str) -> Response:
+        supplied = request.headers.get("authorization", "")
+        expected = f"Bearer {self.admin_token}"
+        if not hmac.compare_digest(supplied.encode(), expected.encode()):
+            return JSONResponse({"error": "admin token required"}, status_code=401)
+        if sub == "/stats" and request.method == "GET":
+            return JSONResponse(await self.cache.stats())
+        if sub.startswith("/entries/") and request.method == "DELETE":
+            removed = await self.cache.delete(sub[len("/entries/") :])
+            return JSONResponse({"deleted": removed}, status_code=200 if removed else 404)
+        if sub == "/flush" and request.method == "POST":
+            try:
+                body = await request.json() if await request.body() else {}
+            except ValueError:
+                return JSONResponse({"error": "body must be JSON"}, status_code=400)
+            partition = body.get("partition") if isinstance(body, dict) else None
+            if partition is not None and not isinstance(partition, str):
+                return JSONResponse({"error": "partition must be a string"}, status_code=400)
+            flushed = await self.cache.flush(partition)
+            return JSONResponse({"flushed": flushed, "partition": partition})
+        return JSONResponse({"error": "not found"}, status_code=404)

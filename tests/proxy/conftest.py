@@ -1,0 +1,48 @@
+import pytest
+
+from semcache import SemanticCache
+from semcache.testing import HashingTestEmbedder
+from semcache_proxy import create_semantic_cache_proxy_app
+from semcache_proxy.testing import FakeLLM
+
+from ..support.servers import serve_in_thread
+
+
+@pytest.fixture
+def fake():
+    return FakeLLM()
+
+
+@pytest.fixture
+def upstream(fake):
+    with serve_in_thread(fake.app) as url:
+        yield url
+
+
+def make_proxy(upstream, **options):
+    settings_overrides = {k: options.pop(k) for k in list(options) if k in _SETTINGS}
+    cache = SemanticCache(
+        embedder=HashingTestEmbedder(), threshold=0.8, verifier=None, **settings_overrides
+    )
+    return create_semantic_cache_proxy_app(upstream, cache, **options)
+
+
+_SETTINGS = {
+    "auth_mode",
+    "admin_token",
+    "admin_path",
+    "health_path",
+    "ready_path",
+    "metrics_path",
+    "proxy_timeout",
+    "max_body_bytes",
+    "tenant_header",
+    "upstream_429_threshold",
+}
+
+
+@pytest.fixture
+def proxy_url(upstream):
+    app = make_proxy(upstream, admin_token="s3cret")
+    with serve_in_thread(app) as url:
+        yield url
