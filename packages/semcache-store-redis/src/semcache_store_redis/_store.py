@@ -1,0 +1,365 @@
+"""`RedisResponseStore`: stored answers and the exact-match index in Redis or Redis Cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from semcache.types import Entry, decode_entry, encode_entry
+
+__all__ = ["RedisResponseStore", "key_prefix"]
+
+log = logging.getLogger("semcache")
+
+_TAG_SAFE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_QHASH_LEN = 32  # hex digits of the exact-key hash, the head of each partition member
+_BATCH = 500
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+# Exact key and partition members of one entry, in one slot (same hash tag): written
+# together, atomically, on a single server and on Redis Cluster alike.
+# KEYS: exact key, members; ARGV: entry id, member, deadline ms ('' = none), now ms.
+_INDEX = """
+if ARGV[3] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('ZADD', KEYS[2], 'inf', ARGV[2])
+  redis.call('PERSIST', KEYS[2])
+else
+  local fresh = redis.call('EXISTS', KEYS[2]) == 0
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+  local left = redis.call('PTTL', KEYS[2])
+  if fresh or (left >= 0 and tonumber(ARGV[3]) - tonumber(ARGV[4]) > left) then
+    redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+return 1
+"""
+
+# Drop one entry's exact key (only while it still names this entry) and membership.
+# KEYS: exact key, members; ARGV: entry id, member.
+_UNINDEX = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# Take a partition's member list and delete it in one step, so an entry added while a
+# flush runs is either flushed or keeps its membership.
+_TAKE_MEMBERS = """
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
+return members
+"""
+
+
+def key_prefix(prefix: str, model_id: str, dimension: int) -> str:
+    """Key prefix of one embedder configuration: readable, unique, free of hash tags."""
+    digest = hashlib.blake2b(
+        f"{prefix}\x00{model_id}\x00{dimension}".encode(), digest_size=5
+    ).hexdigest()
+    clean = re.sub(r"[{}\s]+", "_", prefix) or "semcache"
+    model = re.sub(r"[^A-Za-z0-9_.\-/]+", "_", model_id)[:40]
+    return f"{clean}:{model}:{dimension}:{digest}"
+
+
+def _hash(*parts: str) -> str:
+    blob = "\x00".join(parts).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(blob, digest_size=_QHASH_LEN // 2).hexdigest()
+
+
+def _tag(partition: str) -> str:
+    """Hash tag of a partition: the partition itself when short and plain, else a hash."""
+    return partition if _TAG_SAFE.fullmatch(partition) else _hash(partition)
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def _split_uri(uri: str) -> tuple[str, bool | None]:
+    """Strip this store's own ``cluster=`` query option from a Redis URI."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("expected a Redis URI such as redis://host:6379/0 or rediss://...")
+    query, cluster = [], None
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name.lower() != "cluster":
+            query.append((name, value))
+        elif value.lower() in _TRUE:
+            cluster = True
+        elif value.lower() in _FALSE:
+            cluster = False
+        else:
+            raise ValueError(f"cluster={value!r}: expected true or false")
+    return urlunsplit(parts._replace(query=urlencode(query))), cluster
+
+
+class RedisResponseStore:
+    """A :class:`~semcache.protocols.ResponseStore` in Redis 6.2+ or Redis Cluster.
+
+    Keys, under :func:`key_prefix` (one prefix per embedder configuration):
+
+    - ``P:e:ID``: the entry (header + payload bytes), with the entry's expiry;
+    - ``P:x:{TAG}:H``: the exact-match index, partition + normalised query -> entry id;
+    - ``P:m:{TAG}``: the partition's members (sorted by expiry), for ``flush(partition)``.
+
+    ``TAG`` is the partition (hashed when long), so a partition's exact keys and its
+    member list share a Redis Cluster slot and change together; entries spread over
+    the cluster by id. Every key of an entry expires at the same instant.
+
+    Redis Cluster is detected on first use (``INFO cluster``); ``?cluster=true`` or
+    ``?cluster=false`` in the URI skips the check. ``socket_timeout`` and
+    ``connect_timeout`` (seconds) are short, so a dead or stalled server fails fast.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        model_id: str = "default",
+        dimension: int = 0,
+        prefix: str = "semcache",
+        socket_timeout: float = 1.0,
+        connect_timeout: float = 0.5,
+        max_connections: int = 1000,
+    ) -> None:
+        self._uri, self._cluster_hint = _split_uri(uri)
+        self.prefix = key_prefix(prefix, model_id, dimension)
+        self._options: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+            # One immediate retry replaces a connection the server closed (restart,
+            # failover); no backoff, since the caller's budget is a few hundred ms.
+            "retry": Retry(NoBackoff(), 1),
+            "health_check_interval": 0,
+            "decode_responses": False,
+        }
+        self._max_connections = max_connections
+        self._client: Redis | RedisCluster | None = None
+        self._connect_lock = asyncio.Lock()
+        self._scripts: dict[str, Any] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RedisResponseStore(prefix={self.prefix!r}, cluster={self.is_cluster})"
+
+    @property
+    def is_cluster(self) -> bool | None:
+        """True on Redis Cluster; None until the first call has connected."""
+        if self._client is None:
+            return None
+        return isinstance(self._client, RedisCluster)
+
+    # -- keys -------------------------------------------------------------------
+
+    def _entry_key(self, entry_id: str) -> str:
+        return f"{self.prefix}:e:{entry_id}"
+
+    def _exact_key(self, partition: str, qhash: str) -> str:
+        return f"{self.prefix}:x:{{{_tag(partition)}}}:{qhash}"
+
+    def _members_key(self, partition: str) -> str:
+        return f"{self.prefix}:m:{{{_tag(partition)}}}"
+
+    # -- protocol ---------------------------------------------------------------
+
+    async def get(self, entry_id: str) -> Entry | None:
+        client = await self._connect()
+        return self._decode(await client.get(self._entry_key(entry_id)))
+
+    async def get_many(self, entry_ids: Sequence[str]) -> list[Entry | None]:
+        if not entry_ids:
+            return []
+        client = await self._connect()
+        keys = [self._entry_key(i) for i in entry_ids]
+        if isinstance(client, RedisCluster):
+            blobs = await client.mget_nonatomic(keys)  # one call per slot, in parallel
+        else:
+            blobs = await client.mget(keys)
+        return [self._decode(blob) for blob in blobs]
+
+    async def set(self, entry: Entry, ttl: int | None) -> None:
+        client = await self._connect()
+        now_ms = int(time.time() * 1000)
+        if entry.expires_at is not None:
+            deadline: int | None = int(entry.expires_at * 1000)
+        elif ttl:
+            deadline = now_ms + ttl * 1000
+        else:
+            deadline = None
+        qhash = _hash(entry.partition, entry.query)
+        blob = encode_entry(entry)
+        # Payload first: the exact key never names an entry that was not written.
+        if deadline is None:
+            old = await client.set(self._entry_key(entry.entry_id), blob, get=True)
+        else:
+            old = await client.set(self._entry_key(entry.entry_id), blob, pxat=deadline, get=True)
+        await self._script("index")(
+            keys=[self._exact_key(entry.partition, qhash), self._members_key(entry.partition)],
+            args=[entry.entry_id, qhash + entry.entry_id, "" if deadline is None else deadline, now_ms],
+        )
+        previous = self._decode(old, check_expiry=False)
+        if previous is not None and (previous.partition, previous.query) != (
+            entry.partition,
+            entry.query,
+        ):
+            await self._unindex(previous)  # the id was reused for another question
+
+    async def get_exact(self, partition: str, query: str) -> str | None:
+        client = await self._connect()
+        raw = await client.get(self._exact_key(partition, _hash(partition, query)))
+        if not isinstance(raw, bytes):
+            return None
+        entry_id = raw.decode()
+        # Same answer as a get(): never name an entry whose payload is gone.
+        return entry_id if await client.exists(self._entry_key(entry_id)) else None
+
+    async def delete(self, entry_id: str) -> bool:
+        client = await self._connect()
+        blob = await client.getdel(self._entry_key(entry_id))
+        entry = self._decode(blob, check_expiry=False)
+        if entry is None:
+            return False
+        await self._unindex(entry)
+        return True
+
+    async def flush(self, partition: str | None = None) -> int:
+        client = await self._connect()
+        if partition is None:
+            return await self._flush_all(client)
+        members = await self._script("take")(keys=[self._members_key(partition)], args=[])
+        deleted = 0
+        for start in range(0, len(members), _BATCH):
+            chunk = [m.decode() for m in members[start : start + _BATCH]]
+            entry_keys = [self._entry_key(m[_QHASH_LEN:]) for m in chunk]
+            # Exact keys share the partition's slot: one call per chunk.
+            await client.unlink(*(self._exact_key(partition, m[:_QHASH_LEN]) for m in chunk))
+            deleted += await client.unlink(*entry_keys)
+        return deleted
+
+    async def count(self) -> int:
+        client = await self._connect()
+        pattern = _glob_escape(self.prefix) + ":e:*"
+        total = 0
+        async for _ in client.scan_iter(match=pattern, count=1000):
+            total += 1
+        return total
+
+    async def ping(self) -> None:
+        client = await self._connect()
+        await client.ping()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await client.aclose()
+
+    # -- internals --------------------------------------------------------------
+
+    async def _connect(self) -> Redis | RedisCluster:
+        client = self._client
+        if client is not None:
+            return client
+        if self._closed:
+            raise RuntimeError("store is closed")
+        async with self._connect_lock:
+            if self._client is None:
+                self._client = await self._open()
+                self._scripts = {
+                    "index": self._client.register_script(_INDEX),
+                    "unindex": self._client.register_script(_UNINDEX),
+                    "take": self._client.register_script(_TAKE_MEMBERS),
+                }
+            return self._client
+
+    async def _open(self) -> Redis | RedisCluster:
+        cluster = self._cluster_hint
+        if cluster is None:
+            probe = Redis.from_url(self._uri, **self._options)
+            try:
+                info = await probe.info("cluster")
+                cluster = bool(info.get("cluster_enabled"))
+                if not cluster:
+                    return probe
+            except BaseException:
+                await _close_quietly(probe)
+                raise
+            await _close_quietly(probe)
+        if not cluster:
+            return Redis.from_url(self._uri, **self._options)
+        client = RedisCluster.from_url(
+            self._uri, max_connections=self._max_connections, **self._options
+        )
+        try:
+            await client.initialize()
+        except BaseException:
+            await _close_quietly(client)
+            raise
+        return client
+
+    def _script(self, name: str) -> Any:
+        return self._scripts[name]
+
+    async def _unindex(self, entry: Entry) -> None:
+        qhash = _hash(entry.partition, entry.query)
+        await self._script("unindex")(
+            keys=[self._exact_key(entry.partition, qhash), self._members_key(entry.partition)],
+            args=[entry.entry_id, qhash + entry.entry_id],
+        )
+
+    async def _flush_all(self, client: Redis | RedisCluster) -> int:
+        pattern = _glob_escape(self.prefix) + ":*"
+        marker = f"{self.prefix}:e:".encode()
+        deleted = 0
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= _BATCH:
+                deleted += await self._unlink_counting(client, batch, marker)
+                batch = []
+        if batch:
+            deleted += await self._unlink_counting(client, batch, marker)
+        return deleted
+
+    @staticmethod
+    async def _unlink_counting(
+        client: Redis | RedisCluster, keys: list[bytes], marker: bytes
+    ) -> int:
+        entries = [k for k in keys if k.startswith(marker)]
+        others = [k for k in keys if not k.startswith(marker)]
+        if others:
+            await client.unlink(*others)
+        return int(await client.unlink(*entries)) if entries else 0
+
+    @staticmethod
+    def _decode(blob: object, *, check_expiry: bool = True) -> Entry | None:
+        if not isinstance(blob, bytes):  # None: no such key (replies are bytes otherwise)
+            return None
+        entry = decode_entry(blob)
+        if check_expiry and entry.expires_at is not None and entry.expires_at <= time.time():
+            return None
+        return entry
+
+
+async def _close_quietly(client: Redis | RedisCluster) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1.0):
+            await client.aclose()

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from semcache_store_redis import RedisResponseStore
+
+from .servers import (
+    SHARED_REDIS_URI,
+    RedisServer,
+    delete_prefix,
+    random_prefix,
+    redis_cluster,
+    require_shared_redis,
+)
+
+
+@pytest.fixture(scope="session")
+def shared_redis() -> str:
+    require_shared_redis()
+    return SHARED_REDIS_URI
+
+
+@pytest.fixture
+def redis_prefix(shared_redis: str) -> Iterator[str]:
+    """A key prefix of this test's own on the shared Redis, deleted after."""
+    prefix = random_prefix()
+    yield prefix
+    delete_prefix(shared_redis, prefix)
+
+
+@pytest.fixture
+async def redis_store(shared_redis: str, redis_prefix: str) -> AsyncIterator[RedisResponseStore]:
+    store = RedisResponseStore(shared_redis, prefix=redis_prefix, model_id="test", dimension=8)
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture(scope="session")
+def cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    """A private 3-primary Redis Cluster on loopback ports."""
+    with redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as nodes:
+        yield nodes
+
+
+@pytest.fixture
+def cluster_uri(cluster_nodes: list[RedisServer]) -> str:
+    """The cluster, as a client finds it: through any one node."""
+    return cluster_nodes[0].uri
+
+
+@pytest.fixture
+async def cluster_store(cluster_uri: str) -> AsyncIterator[RedisResponseStore]:
+    prefix = random_prefix()
+    store = RedisResponseStore(cluster_uri, prefix=prefix, model_id="test", dimension=8)
+    yield store
+    await store.aclose()
+    delete_prefix(cluster_uri, prefix)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of this test's own, which it may stop, pause and restart."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
