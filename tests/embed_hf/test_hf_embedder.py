@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semcache import MicroBatchingEmbedder, SemanticCache, Settings, plugins
+from semcache.testing.contracts import EmbedderContract
+from semcache.thresholds import default_threshold
+from semcache_embed_hf import DEFAULT_MODEL, HuggingFaceEmbedder
+from semcache_embed_hf._source import fingerprint, resolve_source
+
+from .conftest import Borrowed
+
+# (question, paraphrase, unrelated question)
+TRIPLES = [
+    ("How do I reset my password?", "What are the steps to reset my password?",
+     "What is the capital of France?"),
+    ("How can I cancel my subscription?", "What is the way to cancel my subscription?",
+     "How do I bake sourdough bread?"),
+    ("What is the best way to learn Python?", "How should I start learning Python?",
+     "How many moons does Jupiter have?"),
+    ("Why is the sky blue?", "What makes the sky look blue?",
+     "How do I change a flat tyre?"),
+]
+
+
+class TestTorchContract(EmbedderContract):
+    @pytest.fixture
+    def embedder(self, hf_torch: HuggingFaceEmbedder) -> HuggingFaceEmbedder:
+        return hf_torch
+
+
+class TestOnnxContract(EmbedderContract):
+    @pytest.fixture
+    def embedder(self, hf_onnx: HuggingFaceEmbedder) -> HuggingFaceEmbedder:
+        return hf_onnx
+
+
+class TestOnnxInt8Contract(EmbedderContract):
+    @pytest.fixture
+    def embedder(self, hf_int8: HuggingFaceEmbedder) -> HuggingFaceEmbedder:
+        return hf_int8
+
+
+class TestMicroBatchedContract(EmbedderContract):
+    @pytest.fixture
+    def embedder(self, hf_torch: HuggingFaceEmbedder) -> MicroBatchingEmbedder:
+        return MicroBatchingEmbedder(Borrowed(hf_torch), max_batch=32, window_ms=2)
+
+
+@pytest.fixture(params=["torch", "onnx", "onnx-int8"])
+def any_backend(
+    request: pytest.FixtureRequest,
+    hf_torch: HuggingFaceEmbedder,
+    hf_onnx: HuggingFaceEmbedder,
+    hf_int8: HuggingFaceEmbedder,
+) -> HuggingFaceEmbedder:
+    return {"torch": hf_torch, "onnx": hf_onnx, "onnx-int8": hf_int8}[request.param]
+
+
+async def test_paraphrases_score_above_unrelated_questions(any_backend: HuggingFaceEmbedder):
+    for question, paraphrase, unrelated in TRIPLES:
+        q, p, u = await any_backend.embed([question, paraphrase, unrelated])
+        same, other = float(q @ p), float(q @ u)
+        assert same > 0.7, (question, paraphrase, same)
+        assert other < 0.4, (question, unrelated, other)
+        assert same - other > 0.4
+
+
+async def test_backends_agree(hf_torch, hf_onnx, hf_int8):
+    texts = [t for triple in TRIPLES for t in triple] + ["word " * 400]  # past 256 tokens
+    ref = await hf_torch.embed(texts)
+    fp32 = await hf_onnx.embed(texts)
+    int8 = await hf_int8.embed(texts)
+    assert np.abs(fp32 - ref).max() < 1e-4
+    assert (int8 * ref).sum(axis=1).min() > 0.97
+    sims = lambda m: np.array([m[i] @ m[i + 1] for i in range(0, len(TRIPLES) * 3, 3)])  # noqa: E731
+    assert np.abs(sims(int8) - sims(ref)).max() < 0.03
+
+
+def test_model_ids_name_what_changes_vectors(hf_torch, hf_onnx, hf_int8):
+    assert hf_torch.model_id == DEFAULT_MODEL == "sentence-transformers/all-MiniLM-L6-v2"
+    assert hf_onnx.model_id == hf_torch.model_id  # same vectors, so the same index
+    assert hf_int8.model_id == "sentence-transformers/all-MiniLM-L6-v2@onnx-int8"
+    for e in (hf_torch, hf_onnx, hf_int8):
+        assert e.dimension == 384
+        assert default_threshold(e.model_id) == default_threshold(DEFAULT_MODEL)
+
+
+def test_default_model_loads_from_the_weights_package():
+    source = resolve_source(None)
+    assert source.local and source.name == DEFAULT_MODEL
+    assert Path(source.location, "model.safetensors").is_file()
+    assert resolve_source("all-MiniLM-L6-v2") == source
+    assert resolve_source(source.location) == source  # the same folder given as a path
+
+
+def test_local_folders_are_named_by_their_contents(tmp_path: Path):
+    a, b = tmp_path / "a" / "model", tmp_path / "b" / "model"
+    for folder, byte in ((a, b"\x01"), (b, b"\x02")):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        (folder / "weights.bin").write_bytes(byte * 10_000_000)  # same size, other weights
+    ida, idb = resolve_source(str(a)).name, resolve_source(str(b)).name
+    assert ida.startswith("local/model/") and idb.startswith("local/model/")
+    assert ida != idb
+    assert resolve_source(str(a)).name == ida  # stable
+    assert fingerprint(a) == fingerprint(a)
+
+
+async def test_dimensions_truncate_and_renormalise(onnx_cache: Path, hf_onnx):
+    short = HuggingFaceEmbedder(backend="onnx", dimensions=128, cache_dir=onnx_cache)
+    try:
+        assert short.dimension == 128
+        assert short.model_id == "sentence-transformers/all-MiniLM-L6-v2:dim=128"
+        m = await short.embed(["How do I reset my password?"])
+        full = await hf_onnx.embed(["How do I reset my password?"])
+        assert m.shape == (1, 128)
+        assert abs(float(np.linalg.norm(m[0])) - 1) < 1e-5
+        cut = full[0, :128] / np.linalg.norm(full[0, :128])
+        assert np.allclose(m[0], cut, atol=1e-5)
+    finally:
+        await short.aclose()
+    with pytest.raises(ValueError, match="dimensions"):
+        HuggingFaceEmbedder(backend="onnx", dimensions=1000, cache_dir=onnx_cache)
+
+
+async def test_closed_embedder_refuses_work(onnx_cache: Path):
+    e = HuggingFaceEmbedder(backend="onnx-int8", cache_dir=onnx_cache)
+    await e.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await e.embed(["hello"])
+
+
+def test_bad_backend_is_refused():
+    with pytest.raises(ValueError, match="backend"):
+        HuggingFaceEmbedder(backend="tensorflow")  # type: ignore[arg-type]
+
+
+async def test_plugin_builds_it_from_settings(hf_int8):
+    settings = Settings(embedder_type="huggingface", embedder_backend="onnx-int8")
+    embedder = await asyncio.to_thread(plugins.create_embedder, settings)
+    try:
+        assert isinstance(embedder, HuggingFaceEmbedder)
+        assert embedder.model_id == hf_int8.model_id and embedder.threads == 1
+        assert np.allclose(await embedder.embed(["hi"]), await hf_int8.embed(["hi"]), atol=1e-6)
+    finally:
+        await embedder.aclose()
+
+
+async def test_semantic_hit_end_to_end(hf_torch):
+    async with SemanticCache(embedder=Borrowed(hf_torch)) as cache:
+        assert cache.threshold == default_threshold(DEFAULT_MODEL)
+        await cache.store("How do I reset my password?", b"Settings > Account > Reset")
+        hit = await cache.lookup("what are the steps to reset my password")
+        assert hit is not None and hit.source == "semantic"
+        assert hit.payload == b"Settings > Account > Reset"
+        assert hit.similarity >= cache.threshold
+        assert await cache.lookup("What is the capital of France?") is None
+
+
+async def _concurrent_lookups(hf_torch: HuggingFaceEmbedder, batch_max_size: int) -> int:
+    answers = {TRIPLES[0][0]: b"reset", TRIPLES[1][0]: b"cancel"}
+    prefixes = ["", "hi, ", "hello, ", "hey, ", "please, ", "quick question: ", "so ", "ok, ",
+                "question: ", "help: ", "one more thing: ", "also, ", "well, ", "urgent: ",
+                "sorry, ", "excuse me, "]
+    lookups = [(p + TRIPLES[i][1], answers[TRIPLES[i][0]]) for p in prefixes for i in (0, 1)]
+    assert len(lookups) == 32
+    # About batching and routing rows, not about where hits start: a low threshold and
+    # no verifier (the two topics stay far apart, below 0.3).
+    async with SemanticCache(
+        embedder=Borrowed(hf_torch), batch_max_size=batch_max_size, threshold=0.7,
+        verifier=None,
+    ) as cache:
+        for question, answer in answers.items():
+            await cache.store(question, answer)
+        before = hf_torch.calls
+        hits = await asyncio.gather(*(cache.lookup(q) for q, _ in lookups))
+        calls = hf_torch.calls - before
+    for (question, answer), hit in zip(lookups, hits, strict=True):
+        assert hit is not None, question
+        assert hit.payload == answer, question  # each caller got its own row back
+    return calls
+
+
+async def test_micro_batching_feeds_the_model_batches(hf_torch):
+    assert await _concurrent_lookups(hf_torch, batch_max_size=32) <= 2
+    assert await _concurrent_lookups(hf_torch, batch_max_size=1) == 32  # unbatched baseline
+
+
+async def test_event_loop_keeps_ticking_while_the_model_runs(any_backend: HuggingFaceEmbedder):
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+
+    async def ticker(stop: asyncio.Event) -> None:
+        last = loop.time()
+        while not stop.is_set():
+            await asyncio.sleep(0.005)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+
+    texts = [f"question {i}: how do I configure the thing number {i} on my device?"
+             for i in range(256 if any_backend.backend == "torch" else 512)]
+    stop = asyncio.Event()
+    tick = loop.create_task(ticker(stop))
+    started = time.perf_counter()
+    await any_backend.embed(texts)
+    took = time.perf_counter() - started
+    stop.set()
+    await tick
+    # The model ran for `took` seconds; a blocked loop would show one gap that long,
+    # a free one ticks every 5 ms (plus scheduling noise on a busy machine).
+    assert took > 0.3
+    assert max(gaps) < min(0.15, took / 3), (max(gaps), took)
+    assert len(gaps) > took / 0.005 / 4
+
+
+def test_torch_threads_apply_in_the_model_thread(hf_torch):
+    import torch
+
+    # torch's thread count is per OS thread: what matters is the worker's.
+    assert hf_torch._executor.submit(torch.get_num_threads).result() == hf_torch.threads == 1
