@@ -98,11 +98,11 @@ async def test_eviction_bounds_the_cache(embedder):
 
 async def test_persistence_across_restart(tmp_path):
     async with SemanticCache(
-        embedder=HashingTestEmbedder(), data_path=str(tmp_path), threshold=0.8
+        embedder=HashingTestEmbedder(), data_path=str(tmp_path), threshold=0.8, verifier=None
     ) as c1:
         await c1.store(Q, b"kept", partition="t")
     async with SemanticCache(
-        embedder=HashingTestEmbedder(), data_path=str(tmp_path), threshold=0.8
+        embedder=HashingTestEmbedder(), data_path=str(tmp_path), threshold=0.8, verifier=None
     ) as c2:
         assert (await c2.lookup(Q, partition="t")).source == "exact"
         hit = await c2.lookup(PARAPHRASE, partition="t")

@@ -12,7 +12,7 @@ def test_core_import_pulls_no_heavy_dependency():
     code = (
         "import sys, semcache, semcache.cache, semcache.plugins;"
         "heavy = [m for m in ('torch', 'sentence_transformers', 'sqlalchemy', 'asyncpg',"
-        " 'redis', 'starlette', 'httpx', 'openai', 'usearch') if m in sys.modules];"
+        " 'redis', 'starlette', 'httpx', 'openai', 'hnswlib') if m in sys.modules];"
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -32,7 +32,7 @@ class _Partition:
         self.matrix = np.zeros((16, dimension), dtype=np.float32)
         self.expires = np.full(16, _NO_EXPIRY, dtype=np.float64)
         self.row: dict[str, int] = {}
-        self.ann: Any = None  # usearch Index once the partition is large
+        self.ann: Any = None  # hnswlib Index once the partition is large
         self.ann_building = False
         self.ann_added: list[int] = []
         self.ann_removed: list[int] = []
@@ -72,7 +72,7 @@ class MemoryVectorStore:
 
     Partitions below ``ann_threshold`` rows are searched exactly (one matrix-vector
     product, well under a millisecond at a few thousand rows). A partition that grows
-    past it gets an HNSW index (usearch), built in a worker thread while exact search
+    past it gets an HNSW index (hnswlib), built in a worker thread while exact search
     keeps answering. Bounded by ``max_entries``: the least recently added or matched
     entry is evicted first. With ``path`` set, a SQLite copy survives restarts.
     """
@@ -214,7 +214,7 @@ class MemoryVectorStore:
         if part.ann_building:
             part.ann_added.append(label)
         elif part.ann is not None:
-            part.ann.add(label, vector)
+            _ann_add(part.ann, [label], vector[None, :])
         elif len(part) >= self.ann_threshold:
             self._start_ann_build(part)
 
@@ -226,7 +226,7 @@ class MemoryVectorStore:
         if part.ann_building:
             part.ann_removed.append(label)
         elif part.ann is not None:
-            part.ann.remove(label)
+            part.ann.mark_deleted(label)
         if not part.ids:
             del self._parts[partition]
 
@@ -249,10 +249,10 @@ class MemoryVectorStore:
         return [(part.ids[i], float(sims[i])) for i in top if sims[i] > -np.inf]
 
     def _search_ann(self, part: _Partition, q: Vector, k: int) -> list[tuple[str, float]]:
-        found = part.ann.search(q, k)
+        labels, distances = part.ann.knn_query(q, k=min(k, len(part)))
         return [
             (self._labels[int(label)], 1.0 - float(distance))
-            for label, distance in zip(found.keys, found.distances, strict=True)
+            for label, distance in zip(labels[0], distances[0], strict=True)
             if int(label) in self._labels
         ]
 
@@ -269,20 +269,20 @@ class MemoryVectorStore:
         task.add_done_callback(self._builds.discard)
 
     async def _build_ann(self, part: _Partition, labels: Any, vectors: Any) -> None:
-        from usearch.index import Index  # imported only for large partitions
+        import hnswlib  # imported only for large partitions
 
         m, ef_construction, ef_search = self._hnsw
 
         def build() -> Any:
-            index = Index(
-                ndim=self.dimension,
-                metric="cos",
-                dtype="f32",
-                connectivity=m,
-                expansion_add=ef_construction,
-                expansion_search=ef_search,
+            index = hnswlib.Index(space="cosine", dim=self.dimension)
+            index.init_index(
+                max_elements=max(2 * len(labels), 1024),
+                ef_construction=ef_construction,
+                M=m,
+                allow_replace_deleted=True,
             )
-            index.add(labels, vectors, threads=1)
+            index.set_ef(ef_search)
+            index.add_items(vectors, labels, num_threads=1)
             return index
 
         try:
@@ -293,12 +293,19 @@ class MemoryVectorStore:
             return
         removed = set(part.ann_removed)
         for label in removed:
-            if index.contains(label):
-                index.remove(label)
+            with contextlib.suppress(RuntimeError):  # added and removed during the build
+                index.mark_deleted(label)
         for label in part.ann_added:
             if label in removed or label not in self._labels:
                 continue
             entry_id = self._labels[label]
-            index.add(label, part.matrix[part.row[entry_id]])
+            _ann_add(index, [label], part.matrix[part.row[entry_id]][None, :])
         part.ann, part.ann_building = index, False
         part.ann_added, part.ann_removed = [], []
+
+
+def _ann_add(index: Any, labels: list[int], vectors: Any) -> None:
+    """Add to an hnswlib index, reusing deleted slots and growing it when full."""
+    if index.get_current_count() + len(labels) > index.get_max_elements():
+        index.resize_index(2 * index.get_max_elements())
+    index.add_items(vectors, labels, num_threads=1, replace_deleted=True)
