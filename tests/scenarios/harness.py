@@ -13,7 +13,7 @@ from scenarios.backend import Backend
 from semcache import SemanticCache, Settings
 from semcache.testing import HashingTestEmbedder
 
-__all__ = ["Harness", "Scenario", "build_cache", "settings_for_tests"]
+__all__ = ["Harness", "Scenario", "build_cache", "loopback_client", "settings_for_tests"]
 
 THRESHOLD = 0.8
 
@@ -36,11 +36,19 @@ def build_cache(**overrides: Any) -> SemanticCache:
     return SemanticCache(settings_for_tests(**overrides), embedder=HashingTestEmbedder())
 
 
+def loopback_client() -> httpx.Client:
+    """A client for a real server on a loopback port."""
+    return httpx.Client(timeout=30, trust_env=False)
+
+
 @dataclass
 class Harness:
     """A running test app (any adapter) behind the semantic cache.
 
     ``cache`` lives in the server's thread and loop: read its ``counters`` only.
+    ``client_factory`` makes more clients like ``client`` (a test client's transport
+    instead of a socket, for instance). ``chunked_requests`` is False where the
+    framework drops chunked request bodies (Django under WSGI).
     """
 
     base_url: str
@@ -48,6 +56,12 @@ class Harness:
     cache: SemanticCache
     client: httpx.Client
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    client_factory: Callable[[], httpx.Client] = loopback_client
+    chunked_requests: bool = True
+
+    def new_client(self) -> httpx.Client:
+        """Another client for the same app (one per thread in concurrency scenarios)."""
+        return self.client_factory()
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.client.post(self.base_url + path, **kwargs)

@@ -1,4 +1,7 @@
-"""Run an ASGI app with uvicorn on a loopback port, in a thread of the test process."""
+"""Run an app on a loopback port, in a thread of the test process.
+
+:func:`serve_asgi` uses uvicorn, :func:`serve_wsgi` werkzeug's threaded server.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +14,23 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["serve_asgi"]
+__all__ = ["serve_asgi", "serve_wsgi"]
 
 
 @contextmanager
-def serve_asgi(app: Any, *, startup_timeout: float = 20.0) -> Iterator[str]:
+def serve_asgi(app: Any, *, startup_timeout: float = 20.0, lifespan: str = "on") -> Iterator[str]:
     """Serve ``app`` on ``127.0.0.1`` (a free port); yields the base URL.
 
     The server runs its own event loop in a thread, so the test can be plain sync
-    code and share objects (backend, counters) with the app.
+    code and share objects (backend, counters) with the app. ``lifespan="off"`` for
+    apps without the lifespan protocol (Django).
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2, access_log=False
+        app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=2, access_log=False
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -42,3 +46,28 @@ def serve_asgi(app: Any, *, startup_timeout: float = 20.0) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@contextmanager
+def serve_wsgi(app: Any) -> Iterator[str]:
+    """Serve a WSGI ``app`` with werkzeug's threaded server on ``127.0.0.1``; yields the base URL.
+
+    One thread per request, as a WSGI server gives; the socket listens before this
+    yields, so the first request waits for no one.
+    """
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

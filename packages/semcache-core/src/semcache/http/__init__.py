@@ -7,9 +7,20 @@
 - :mod:`~semcache.http.responses`: which responses are stored, the stored format, replay.
 - :mod:`~semcache.http.breaker`: the upstream 429 breaker.
 - :mod:`~semcache.http.engine`: lookup, store and single flight with the failure rules.
+- :mod:`~semcache.http.bridge`: the same flow for sync code and foreign event loops
+  (Django, Flask, WSGI), through the loop thread of :mod:`semcache.sync`.
 """
 
 from semcache.http.breaker import UpstreamBreaker
+from semcache.http.bridge import (
+    ADAPTER_OPTIONS,
+    HEADER_ENTRY,
+    OWN_HEADERS,
+    BridgedEngine,
+    Forward,
+    Replay,
+    marked_headers,
+)
 from semcache.http.engine import CachedAnswer, FlightTicket, HttpCacheEngine
 from semcache.http.extract import (
     QUERY_PLACEHOLDER,
@@ -50,24 +61,30 @@ from semcache.http.responses import (
 )
 
 __all__ = [
+    "ADAPTER_OPTIONS",
     "CREDENTIAL_HEADERS",
     "DEFAULT_IGNORED_FIELDS",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "HEADER_ENTRY",
     "HEADER_SIMILARITY",
     "HEADER_STATUS",
     "HEADER_TTL",
     "HOP_BY_HOP_HEADERS",
+    "OWN_HEADERS",
     "PER_RESPONSE_HEADERS",
     "QUERY_PLACEHOLDER",
+    "BridgedEngine",
     "Bypass",
     "CachePlan",
     "CachedAnswer",
     "Extraction",
     "Extractor",
     "FlightTicket",
+    "Forward",
     "HttpCacheEngine",
     "HttpCachePolicy",
     "HttpRequest",
+    "Replay",
     "ResponseRecorder",
     "StoredResponse",
     "UpstreamBreaker",
@@ -79,6 +96,7 @@ __all__ = [
     "default_extract_query",
     "extract",
     "is_streaming_content_type",
+    "marked_headers",
     "response_not_cacheable",
     "split_sse_events",
     "storable_headers",
