@@ -17,8 +17,9 @@ ensure_apt() {
   fi
 }
 
-if ! command -v pg_ctlcluster >/dev/null || ! command -v redis-server >/dev/null; then
-  ensure_apt postgresql-15 redis-server
+if ! command -v pg_ctlcluster >/dev/null || ! command -v redis-server >/dev/null \
+  || ! command -v curl >/dev/null; then
+  ensure_apt postgresql-15 redis-server curl
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
