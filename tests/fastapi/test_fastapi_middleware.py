@@ -50,7 +50,7 @@ def client(app: Any) -> httpx.AsyncClient:
 
 
 Q = {"query": "What is the capital of France?"}
-PARAPHRASE = {"query": "what is the capital city of France"}
+PARAPHRASE = {"query": "tell me what is the capital of France"}
 
 
 # -- the README ---------------------------------------------------------------------------

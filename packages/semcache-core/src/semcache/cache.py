@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
@@ -20,7 +21,7 @@ from semcache.settings import Settings
 from semcache.singleflight import SingleFlight
 from semcache.text import hash_text, normalize_query
 from semcache.thresholds import default_threshold
-from semcache.types import Entry, Hit, Vector
+from semcache.types import Entry, Hit, Matrix, Vector
 
 __all__ = ["SemanticCache"]
 
@@ -30,6 +31,8 @@ T = TypeVar("T")
 
 _JANITOR_INTERVAL = 60.0
 _RECENT_VECTORS = 2048
+_CONTEXT_VECTOR = "semcache.context_vector"
+"""Metadata key holding an entry's context embedding (semantic context mode); never served."""
 
 
 class _Skipped(Exception):
@@ -79,11 +82,12 @@ class SemanticCache:
             "semantic_hits": 0,
             "misses": 0,
             "rejected_by_verifier": 0,
+            "rejected_by_context": 0,
             "errors": 0,
             "stores": 0,
             "store_failures": 0,
         }
-        self._recent: OrderedDict[tuple[str, str], Vector] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str, str], Matrix] = OrderedDict()
         self._start_lock = asyncio.Lock()
         self._started = False
         self._start_task: asyncio.Task[None] | None = None
@@ -170,15 +174,18 @@ class SemanticCache:
     ) -> Hit | None:
         """The stored answer for ``query`` within ``partition``, or ``None``.
 
-        ``partition`` is matched exactly (hashed), never embedded. Never raises for a
-        cache problem: any failure or a blown time budget is a miss.
+        ``partition`` is matched exactly (hashed), never embedded. ``context`` is the
+        earlier conversation: with ``context_mode="exact"`` it must match exactly (it is
+        part of the partition); with ``"semantic"`` it is embedded and must reach
+        ``context_threshold`` (and pass the verifier). Never raises for a cache problem:
+        any failure or a blown time budget is a miss.
         """
         if not self.settings.enabled or self._closed:
             return None
         self.counters["lookups"] += 1
         try:
             async with asyncio.timeout(self.settings.lookup_timeout_ms / 1000):
-                hit = await self._lookup(query, partition)
+                hit = await self._lookup(query, partition, context)
         except _Skipped:
             hit = None
         except TimeoutError:
@@ -195,22 +202,26 @@ class SemanticCache:
             self.counters["exact_hits" if hit.source == "exact" else "semantic_hits"] += 1
         return hit
 
-    async def _lookup(self, query: str, partition: str) -> Hit | None:
+    async def _lookup(self, query: str, partition: str, context: str | None) -> Hit | None:
         text = normalize_query(query)
         if not text:
             return None
         await self._ready()
-        part = hash_text(partition)
+        ctx, stored_ctx = self._context(context)
+        part = self._partition(partition, ctx)
         responses, vectors = self._stores()
 
         entry_id = await self._guard("response store", responses.get_exact(part, text))
         if entry_id is not None:
             entry = await self._guard("response store", responses.get(entry_id))
-            if entry is not None and entry.partition == part:
-                return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
+            # The exact index holds one entry per text; another context is no exact hit.
+            if entry is not None and entry.partition == part and entry.context == stored_ctx:
+                return Hit(entry.payload, _public(entry.metadata), 1.0, entry.entry_id, "exact")
 
-        vector = await self._embed(text)
-        self._remember(part, text, vector)
+        rows = await self._embed_many([text] if stored_ctx is None else [text, stored_ctx])
+        self._remember((part, text, stored_ctx or ""), rows)
+        vector = rows[0]
+        context_vector = rows[1] if stored_ctx is not None else None
         matches = await self._guard(
             "vector store", vectors.search(part, vector, self.settings.top_k, self.threshold)
         )
@@ -227,12 +238,17 @@ class SemanticCache:
                 continue
             if entry.partition != part:  # a store bug must never leak across partitions
                 continue
+            if not await self._context_matches(stored_ctx, context_vector, entry):
+                self.counters["rejected_by_context"] += 1
+                continue
             if self.verifier is not None and not await self.verifier.verify(
                 text, entry.query, match.similarity
             ):
                 self.counters["rejected_by_verifier"] += 1
                 continue
-            hit = Hit(entry.payload, entry.metadata, match.similarity, entry.entry_id, "semantic")
+            hit = Hit(
+                entry.payload, _public(entry.metadata), match.similarity, entry.entry_id, "semantic"
+            )
             break
         if stale:  # the payload expired or was evicted: drop its vector too
             self._in_background(vectors.delete(stale))
@@ -253,7 +269,8 @@ class SemanticCache:
         """Store ``payload`` as the answer to ``query`` in ``partition``; return its entry id.
 
         ``ttl`` in seconds (default: the ``ttl`` setting; 0 means no expiry). The same
-        query in the same partition replaces the earlier entry. Returns ``None`` when
+        query in the same partition (and context) replaces the earlier entry. ``context``
+        is the earlier conversation, as for :meth:`lookup`. Returns ``None`` when
         the cache is off or a store failed (never raises for that).
         """
         if not self.settings.enabled or self._closed:
@@ -285,19 +302,24 @@ class SemanticCache:
         if not text:
             return None
         await self._ready()
-        part = hash_text(partition)
+        ctx, stored_ctx = self._context(context)
+        part = self._partition(partition, ctx)
         responses, vectors = self._stores()
         ttl = self.settings.ttl if ttl is None else ttl
         now = time.time()
         expires_at = now + ttl if ttl > 0 else None
-        vector = self._recent.pop((part, text), None)
-        if vector is None:
-            vector = await self._embed(text)
-        # Same question, same partition -> same id: a refresh replaces the entry.
+        rows = self._recent.pop((part, text, stored_ctx or ""), None)
+        if rows is None:
+            rows = await self._embed_many([text] if stored_ctx is None else [text, stored_ctx])
+        vector = rows[0]
+        meta = dict(metadata or {})
+        meta.pop(_CONTEXT_VECTOR, None)
+        # Same question, same partition (and context) -> same id: a refresh replaces it.
         entry_id = hash_text(part + "\x00" + text)
-        entry = Entry(
-            entry_id, part, text, bytes(payload), dict(metadata or {}), now, expires_at, context
-        )
+        if stored_ctx is not None:
+            entry_id = hash_text(part + "\x00" + text + "\x00" + stored_ctx)
+            meta[_CONTEXT_VECTOR] = _encode_vector(rows[1])
+        entry = Entry(entry_id, part, text, bytes(payload), meta, now, expires_at, stored_ctx)
         # Payload first, vector second: a reader never finds a vector without its payload.
         await self._guard("response store", responses.set(entry, ttl if ttl > 0 else None))
         await self._guard("vector store", vectors.add(entry_id, part, vector, expires_at))
@@ -360,16 +382,46 @@ class SemanticCache:
         assert self.response_store is not None and self.vector_store is not None
         return self.response_store, self.vector_store
 
-    async def _embed(self, text: str) -> Vector:
+    async def _embed_many(self, texts: list[str]) -> Matrix:
+        # Query and context go to the model in one call.
         assert self.embedder is not None
-        matrix = await self._guard("embedder", self.embedder.embed([text]))
-        vector: Vector = normalize_rows(np.asarray(matrix))[0]
-        return vector
+        matrix = await self._guard("embedder", self.embedder.embed(texts))
+        return normalize_rows(np.asarray(matrix))
 
-    def _remember(self, part: str, text: str, vector: Vector) -> None:
-        # A miss is usually followed by a store of the same text: keep its vector so
+    def _context(self, context: str | None) -> tuple[str, str | None]:
+        """The normalised context ("" for none), and what an entry keeps of it: the
+        text in semantic mode, nothing in exact mode (the partition holds it)."""
+        ctx = normalize_query(context) if context else ""
+        return ctx, (ctx or None) if self.settings.context_mode == "semantic" else None
+
+    def _partition(self, partition: str, ctx: str) -> str:
+        # Exact context mode: the earlier turns are part of the partition key.
+        if ctx and self.settings.context_mode != "semantic":
+            return hash_text(partition + "\x00context\x00" + ctx)
+        return hash_text(partition)
+
+    async def _context_matches(
+        self, ctx: str | None, ctx_vector: Vector | None, entry: Entry
+    ) -> bool:
+        stored = entry.context
+        if stored == ctx:
+            return True
+        if ctx is None or stored is None or ctx_vector is None:
+            return False  # a follow-up never matches a first question
+        other = _decode_vector(entry.metadata.get(_CONTEXT_VECTOR))
+        if other is None or other.shape != ctx_vector.shape:
+            return False
+        similarity = float(ctx_vector @ other)
+        if similarity < self.settings.context_threshold:
+            return False
+        # The same checks as for the question: a context that differs in a number, a
+        # negation or a name is a different conversation.
+        return self.verifier is None or await self.verifier.verify(ctx, stored, similarity)
+
+    def _remember(self, key: tuple[str, str, str], rows: Matrix) -> None:
+        # A miss is usually followed by a store of the same text: keep its vectors so
         # the request is embedded once, not twice.
-        self._recent[(part, text)] = vector
+        self._recent[key] = rows
         if len(self._recent) > _RECENT_VECTORS:
             self._recent.popitem(last=False)
 
@@ -422,3 +474,24 @@ class SemanticCache:
         except Exception as exc:
             log.debug("semcache: expiry sweep failed (%s)", exc)
             return 0
+
+
+def _encode_vector(vector: Vector) -> str:
+    # float16 keeps cosine within ~1e-3 at half the size; JSON-safe as base64.
+    return base64.b64encode(np.asarray(vector, dtype="<f2").tobytes()).decode("ascii")
+
+
+def _decode_vector(blob: Any) -> Vector | None:
+    if not isinstance(blob, str):
+        return None
+    try:
+        raw = np.frombuffer(base64.b64decode(blob), dtype="<f2").astype(np.float32)
+    except ValueError:
+        return None
+    return normalize_rows(raw)[0] if raw.size else None
+
+
+def _public(metadata: dict[str, Any]) -> dict[str, Any]:
+    if _CONTEXT_VECTOR not in metadata:
+        return metadata
+    return {k: v for k, v in metadata.items() if k != _CONTEXT_VECTOR}

@@ -1,12 +1,14 @@
-"""The ``semcache`` command: inspect settings, run a demo; subcommands register here."""
+"""The ``semcache`` command: inspect settings, run a demo, evaluate hit quality."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from semcache.errors import SemcacheError
 from semcache.settings import Settings, settings_table
@@ -48,6 +50,52 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    """Store each pair's ``a``, look up its ``b``; print hit rate, precision, recall."""
+    from semcache import evaluation
+
+    overrides: dict[str, Any] = {}
+    for arg, name in (
+        ("threshold", "threshold"),
+        ("verifier", "verifier"),
+        ("context_mode", "context_mode"),
+        ("context_threshold", "context_threshold"),
+        ("embedder", "embedder_type"),
+        ("model", "embedder_model"),
+    ):
+        value = getattr(args, arg)
+        if value is not None:
+            overrides[name] = value
+    settings = Settings.from_env(**overrides)
+    sweep_spec = args.sweep if args.sweep is not None else (_DEFAULT_SWEEP if args.plot else None)
+    sweep = evaluation.sweep_thresholds(sweep_spec) if sweep_spec else []
+    if args.plot:
+        evaluation.require_matplotlib()  # before the run, not after it
+    pairs = evaluation.load_pairs(args.pairs, limit=args.limit, sample=args.sample, seed=args.seed)
+    if not pairs:
+        print("semcache: no pairs to evaluate", file=sys.stderr)
+        return 2
+    progress = None if args.quiet else _progress
+    report = asyncio.run(
+        evaluation.evaluate(pairs, settings, sweep=sweep, source=args.pairs, progress=progress)
+    )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(report.format())
+    if args.plot:
+        evaluation.plot_report(report, args.plot)
+        print(f"chart: {args.plot}", file=sys.stderr)
+    return 0
+
+
+_DEFAULT_SWEEP = "0.70:0.99:0.01"
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semcache", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -56,6 +104,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_settings)
     p = sub.add_parser("demo", help="store an answer and look up a paraphrase")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser(
+        "eval",
+        help="measure hit quality on labelled pairs (JSON lines)",
+        description=(
+            "For each pair store `a` in an empty partition and look up `b`; report hit rate, "
+            "precision, recall and false-hit rate, overall and per category, at the current "
+            "settings (SEMANTIC_CACHE_* variables, then the options below). Lines: "
+            '{"a": ..., "b": ..., "same_answer": true|false, "category": ...}; a and b may '
+            "be lists of chat messages."
+        ),
+    )
+    p.add_argument("pairs", help="JSON-lines file of labelled pairs")
+    p.add_argument("--limit", type=int, metavar="N", help="evaluate the first N pairs only")
+    p.add_argument("--sample", action="store_true", help="with --limit: N pairs at random")
+    p.add_argument("--seed", type=int, default=0, help="random seed for --sample (default 0)")
+    p.add_argument(
+        "--sweep",
+        nargs="?",
+        const=_DEFAULT_SWEEP,
+        metavar="RANGE",
+        help=f"also sweep thresholds: start:stop:step or a comma list (default {_DEFAULT_SWEEP})",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="write a precision/recall-vs-threshold chart (implies --sweep; needs matplotlib)",
+    )
+    p.add_argument("--threshold", type=float, help="similarity threshold (overrides the setting)")
+    p.add_argument("--verifier", help="verifier: default, none or a plugin name")
+    p.add_argument("--context-mode", choices=("exact", "semantic"), help="context matching")
+    p.add_argument("--context-threshold", type=float, help="context similarity threshold")
+    p.add_argument("--embedder", help="embedder plugin (overrides SEMANTIC_CACHE_EMBEDDER_TYPE)")
+    p.add_argument("--model", help="embedder model (overrides SEMANTIC_CACHE_EMBEDDER_MODEL)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=_cmd_eval)
     return parser
 
 

@@ -1,0 +1,190 @@
+"""Verification after the vector search: reject near-identical text with another meaning.
+
+:class:`DefaultVerifier` is rule-based and needs no model. Any object with
+``async verify(query, candidate, similarity) -> bool`` can replace it (see
+:class:`semcache.protocols.Verifier`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from semcache.verify.analysis import Analysis, analyze, stem
+
+__all__ = ["DefaultVerifier", "Verdict", "analyze", "stem"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Outcome of one check: ``rule`` names what rejected the candidate (``None``: served)."""
+
+    rule: str | None
+    edits: float = 0.0
+    """Differing topic words (weighted details included) the topic rule saw."""
+
+    @property
+    def accepted(self) -> bool:
+        return self.rule is None
+
+
+class DefaultVerifier:
+    """Rule-based second opinion on a vector-search candidate; microseconds per call.
+
+    Hard rules, at any similarity: the two texts must not *swap* a number, a date or
+    time, a unit, an identifier (``node.js``, ``#4821``, ``--force``), quoted text or a
+    capitalised name (when the texts keep their case); must negate the same things;
+    must not take opposite sides of a scale (enable/disable, before/after, more/less,
+    ``un-``/``dis-`` forms); and must not reverse a direction ("USD to EUR").
+
+    Topic rule: when the texts differ by a word or two ("cook rice" vs "cook rice in a
+    microwave", "capital of Austria" vs "... Australia"), that word is usually what the
+    question is about, and embeddings barely notice it: such a pair needs ``top``
+    similarity. Each further differing word lowers the bar by ``step`` (a broad rewording
+    that still embeds close is a paraphrase), down to the cache threshold. A number,
+    date or name on one side only counts as ``detail_weight`` words. Asking for another
+    kind of answer (why vs how, yes-no vs how, who vs when) adds ``question_gap``; with
+    no differing words at all it needs ``top + question_gap``.
+
+    The similarity levels are measured for all-MiniLM-L6-v2 (cosine); for a model whose
+    similarities run lower or higher, shift ``top`` with the threshold.
+    """
+
+    def __init__(
+        self,
+        *,
+        top: float = 0.92,
+        step: float = 0.025,
+        question_gap: float = 0.02,
+        detail_weight: float = 1.0,
+        topic_rule: bool = True,
+    ) -> None:
+        self.top = top
+        self.step = step
+        self.question_gap = question_gap
+        self.detail_weight = detail_weight
+        self.topic_rule = topic_rule
+
+    async def verify(self, query: str, candidate: str, similarity: float) -> bool:
+        return self.check(query, candidate, similarity).rule is None
+
+    def check(self, query: str, candidate: str, similarity: float) -> Verdict:
+        """The verdict with the rule that fired: for tests, tuning and debugging."""
+        if query == candidate:
+            return Verdict(None)
+        a, b = analyze(query), analyze(candidate)
+        details = 0
+        numbers_differ = False
+        for rule, only_a, only_b in _details(a, b):
+            if only_a and only_b:
+                return Verdict(rule)
+            if rule == "unit" and numbers_differ:
+                continue  # "$500" on one side is one detail, not a number and a unit
+            numbers_differ = numbers_differ or (rule == "number" and bool(only_a or only_b))
+            details += len(only_a) + len(only_b)
+        hard = _hard_rules(a, b)
+        if hard is not None:
+            return Verdict(hard)
+        if not self.topic_rule:
+            return Verdict(None)
+        # A swapped word is one edit, like an added one: max, not sum.
+        edits = max(len(unmatched(a, b)), len(unmatched(b, a))) + self.detail_weight * details
+        other_question = (
+            a.question is not None and b.question is not None and a.question != b.question
+        )
+        needed = self.needed(edits, other_question)
+        if similarity < needed:
+            return Verdict("question" if other_question and edits == 0 else "topic", edits)
+        return Verdict(None, edits)
+
+    def needed(self, edits: float, other_question: bool = False) -> float:
+        """Similarity a candidate needs, given its differing words and question kind."""
+        gap = self.question_gap if other_question else 0.0
+        if edits <= 0:
+            return self.top + gap if other_question else 0.0
+        return self.top - self.step * (edits - 1) + gap
+
+
+def unmatched(a: Analysis, b: Analysis) -> list[str]:
+    """Topic words of ``a`` that ``b`` does not mention in any form."""
+    return [w for w in a.content if w not in b.vocab]
+
+
+def _details(a: Analysis, b: Analysis) -> list[tuple[str, set[str], set[str]]]:
+    """Per kind of detail: what only ``a`` has, what only ``b`` has."""
+    out = [
+        ("number", set(a.numbers - b.numbers), set(b.numbers - a.numbers)),
+        ("date", set(a.temporal - b.temporal), set(b.temporal - a.temporal)),
+        ("unit", set(a.units - b.units), set(b.units - a.units)),
+        ("identifier", _unmatched_names(a.identifiers, b), _unmatched_names(b.identifiers, a)),
+        ("quoted", _unmatched_quotes(a, b), _unmatched_quotes(b, a)),
+    ]
+    if a.entities is not None and b.entities is not None:
+        out.append(("entity", _unmatched_names(a.entities, b), _unmatched_names(b.entities, a)))
+    return out
+
+
+def _unmatched_names(names: frozenset[str], other: Analysis) -> set[str]:
+    return {n for n in names if n not in other.vocab and stem(n) not in other.vocab}
+
+
+def _unmatched_quotes(a: Analysis, b: Analysis) -> set[str]:
+    # A quoted phrase is matched when the other text says the same words, quoted or not.
+    return {" ".join(q) for q in a.quoted if not all(w in b.vocab for w in q)}
+
+
+def _hard_rules(a: Analysis, b: Analysis) -> str | None:
+    if _negation_differs(a, b) or _negation_differs(b, a):
+        return "negation"
+    if _opposite_poles(a, b):
+        return "polarity"
+    if _prefix_antonym(a, b) or _prefix_antonym(b, a):
+        return "polarity"
+    if _reversed(a, b):
+        return "direction"
+    return None
+
+
+def _negation_differs(a: Analysis, b: Analysis) -> bool:
+    # "cancel" vs "don't cancel": a negates something b says without negating it. A
+    # negation pairs with one in b that touches the same words; a negation over words b
+    # never mentions is a clause b lacks, left to the topic rule.
+    remaining = list(b.negated)
+    for scope in a.negated:
+        match = next((s for s in remaining if s & scope or (not s and not scope)), None)
+        if match is not None:
+            remaining.remove(match)
+        elif any(w in b.vocab for w in scope):
+            return True
+    return False
+
+
+def _opposite_poles(a: Analysis, b: Analysis) -> bool:
+    # Only a clean swap counts: "advantages and disadvantages" vs "disadvantages" does not.
+    for axis, poles in a.poles.items():
+        other = b.poles.get(axis)
+        if other is not None and len(poles) == 1 and len(other) == 1 and poles != other:
+            return True
+    return False
+
+
+def _prefix_antonym(a: Analysis, b: Analysis) -> bool:
+    """``a`` says un-X / dis-X / in-X where ``b`` says X (and never the prefixed form)."""
+    for word, base, base_stem in a.prefixed:
+        if word in b.vocab:  # "nonlinear" vs "non linear"
+            continue
+        if base in b.words or base_stem in b.vocab:
+            return True
+    return False
+
+
+def _reversed(a: Analysis, b: Analysis) -> bool:
+    # "usd to eur" vs "eur to usd": the same two words on opposite sides of one marker.
+    for marker, left, right in a.relations:
+        for marker_b, left_b, right_b in b.relations:
+            if marker != marker_b:
+                continue
+            for x in left & right_b:
+                for y in right & left_b:
+                    if x != y and x not in left_b and y not in right_b:
+                        return True
+    return False

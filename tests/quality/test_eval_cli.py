@@ -1,0 +1,106 @@
+"""`semcache eval`: tables, JSON, sweep and chart, on the model-free test embedder."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from semcache.cli import main
+
+from .conftest import TINY
+
+HASH = ["--embedder", "testing-hash"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (
+        "SEMANTIC_CACHE_THRESHOLD",
+        "SEMANTIC_CACHE_VERIFIER",
+        "SEMANTIC_CACHE_PG_URI",
+        "SEMANTIC_CACHE_REDIS_URI",
+        "SEMANTIC_CACHE_CONTEXT_MODE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_report_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(TINY), *HASH, "--verifier", "none", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "pairs: 7" in out
+    assert "verifier: none" in out
+    overall = next(line for line in out.splitlines() if line.startswith("overall"))
+    assert overall.split()[1:] == ["7", "4", "4", "0.571", "0.750", "0.750", "0.333"]
+    assert "chat" in out and "unrelated" in out
+
+
+def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "eval",
+                str(TINY),
+                *HASH,
+                "--verifier",
+                "none",
+                "--json",
+                "--quiet",
+                "--sweep",
+                "0.5,0.9",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["overall"]["precision"] == 0.75
+    assert report["overall"]["false_hit_rate"] == pytest.approx(0.3333, abs=1e-4)
+    assert [p["threshold"] for p in report["sweep"]] == [0.5, 0.9]
+    assert report["by_category"]["plain"]["false_hits"] == 1
+
+
+def test_sweep_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    chart = tmp_path / "pr.png"
+    traps = Path(__file__).resolve().parents[1] / "data" / "traps.jsonl"
+    code = main(
+        [
+            "eval",
+            str(traps),
+            *HASH,
+            "--limit",
+            "80",
+            "--sample",
+            "--sweep",
+            "--plot",
+            str(chart),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "raw precision" in out
+    assert len([line for line in out.splitlines() if line.strip().startswith("0.")]) == 30
+    data = chart.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_plot_implies_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    chart = tmp_path / "c.png"
+    assert main(["eval", str(TINY), *HASH, "--plot", str(chart), "--quiet"]) == 0
+    assert chart.exists()
+    assert "raw precision" in capsys.readouterr().out
+
+
+def test_bad_input_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": "x"}\n')
+    assert main(["eval", str(bad), *HASH]) == 2
+    assert "missing b, same_answer" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "nope.jsonl"), *HASH]) == 2
+    assert main(["eval", str(TINY), *HASH, "--sweep", "0.9:0.1:0.1"]) == 2
+
+
+def test_other_commands_still_work(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["settings", "--table"]) == 0
+    assert "SEMANTIC_CACHE_CONTEXT_MODE" in capsys.readouterr().out
