@@ -244,3 +244,13 @@ async def test_empty_query_is_never_cached(cache):
 async def test_payload_bytes_round_trip(cache, payload):
     await cache.store(Q, payload)
     assert (await cache.lookup(Q)).payload == payload
+
+
+async def test_lookup_observers_see_every_result_and_duration(cache):
+    seen = []
+    cache.lookup_observers.append(lambda hit, seconds: seen.append((hit, seconds)))
+    await cache.store(Q, b"answer")
+    await cache.lookup(Q)
+    await cache.lookup("something else entirely different")
+    assert [hit.source if hit else None for hit, _ in seen] == ["exact", None]
+    assert all(seconds >= 0 for _, seconds in seen)

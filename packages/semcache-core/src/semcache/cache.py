@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
@@ -76,6 +76,8 @@ class SemanticCache:
             name: CircuitBreaker(name, failures=s.breaker_failures, cooldown=cooldown)
             for name in ("embedder", "vector store", "response store")
         }
+        self.lookup_observers: list[Callable[[Hit | None, float], None]] = []
+        """Called after every lookup with its result and duration in seconds (metrics)."""
         self.counters: dict[str, int] = {
             "lookups": 0,
             "exact_hits": 0,
@@ -183,6 +185,7 @@ class SemanticCache:
         if not self.settings.enabled or self._closed:
             return None
         self.counters["lookups"] += 1
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.lookup_timeout_ms / 1000):
                 hit = await self._lookup(query, partition, context)
@@ -200,6 +203,9 @@ class SemanticCache:
             self.counters["misses"] += 1
         else:
             self.counters["exact_hits" if hit.source == "exact" else "semantic_hits"] += 1
+        elapsed = time.perf_counter() - started
+        for observe in self.lookup_observers:
+            observe(hit, elapsed)
         return hit
 
     async def _lookup(self, query: str, partition: str, context: str | None) -> Hit | None:

@@ -8,11 +8,12 @@ import logging
 from typing import Any
 
 import httpx
-from semcache_fastapi import SemanticCacheMiddleware
+from starlette.types import Receive, Scope, Send
 
 from semcache import SemanticCache, Settings
+from semcache_fastapi import SemanticCacheMiddleware
 from semcache_proxy._forward import Forwarder
-from semcache_proxy._metrics import ProxyMetrics, TimedLookups
+from semcache_proxy._metrics import ProxyMetrics
 from semcache_proxy._ops import OpsEndpoints
 
 __all__ = ["SemanticCacheProxy", "create_semantic_cache_proxy_app"]
@@ -37,13 +38,12 @@ class SemanticCacheProxy:
         self.forwarder = forwarder
         self.metrics = metrics
         self.ops = OpsEndpoints(cache, metrics)
-        self.cached_app = SemanticCacheMiddleware(
-            forwarder, cache=TimedLookups(cache, metrics.lookup_seconds), **middleware_options
-        )
+        cache.lookup_observers.append(metrics.observe_lookup)
+        self.cached_app = SemanticCacheMiddleware(forwarder, cache=cache, **middleware_options)
         self._owns_cache = owns_cache
         self._warmup: asyncio.Task[None] | None = None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -74,7 +74,7 @@ class SemanticCacheProxy:
         if self._owns_cache:
             await self.cache.close()
 
-    async def _lifespan(self, receive: Any, send: Any) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":

@@ -6,17 +6,14 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
+from starlette.types import Receive, Scope, Send
 
 __all__ = ["HOP_BY_HOP", "Forwarder"]
 
 log = logging.getLogger("semcache.proxy")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
 
 # RFC 9110 section 7.6.1, plus headers the proxy re-creates itself.
 HOP_BY_HOP = frozenset(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.types import Message, Send
 
-__all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics", "TimedLookups"]
+__all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _SIMILARITY_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 1.0)
@@ -69,11 +69,14 @@ class ProxyMetrics:
     def export(self) -> bytes:
         return generate_latest(self.registry)
 
+    def observe_lookup(self, hit: object, seconds: float) -> None:
+        self.lookup_seconds.observe(seconds)
+
     def observe_upstream(self, seconds: float, status: int) -> None:
         self.upstream_seconds.observe(seconds)
         self.upstream_responses.labels(status=f"{status // 100}xx").inc()
 
-    def wrap_send(self, send: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    def wrap_send(self, send: Send) -> Send:
         """A ``send`` that records the result, latency and savings of one response."""
         started = time.perf_counter()
         state: dict[str, Any] = {
@@ -84,7 +87,7 @@ class ProxyMetrics:
             "plain_json": False,
         }
 
-        async def observed(message: dict[str, Any]) -> None:
+        async def observed(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = {k.lower(): v for k, v in message.get("headers", [])}
                 state["result"] = headers.get(b"x-semcache", b"bypass").decode("latin-1")
@@ -124,21 +127,3 @@ class ProxyMetrics:
                 self.tokens_saved.inc(int(usage.get("total_tokens", 0)))
             except (ValueError, AttributeError, TypeError):
                 pass
-
-
-class TimedLookups:
-    """Wraps a cache so the middleware's lookups feed the lookup-latency histogram."""
-
-    def __init__(self, cache: Any, histogram: Histogram) -> None:
-        self._cache = cache
-        self._histogram = histogram
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cache, name)
-
-    async def lookup(self, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self._cache.lookup(*args, **kwargs)
-        finally:
-            self._histogram.observe(time.perf_counter() - started)

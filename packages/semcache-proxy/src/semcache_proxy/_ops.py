@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from semcache import SemanticCache
 from semcache_proxy._metrics import CONTENT_TYPE_LATEST, ProxyMetrics
@@ -33,7 +33,7 @@ class OpsEndpoints:
             and (path == self.admin_path or path.startswith(self.admin_path + "/"))
         )
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         response = await self._respond(request)
         await response(scope, receive, send)
