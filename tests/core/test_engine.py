@@ -254,3 +254,14 @@ async def test_lookup_observers_see_every_result_and_duration(cache):
     await cache.lookup("something else entirely different")
     assert [hit.source if hit else None for hit, _ in seen] == ["exact", None]
     assert all(seconds >= 0 for _, seconds in seen)
+
+
+@pytest.mark.parametrize("context", [None, "an earlier turn"])
+async def test_invalid_unicode_is_never_cached_nor_embedded(cache, embedder, context):
+    bad = "how do I reset my password \ud800"
+    assert await cache.store(bad, b"x", context=context) is None
+    assert await cache.lookup(bad, context=context) is None
+    assert await cache.store(Q, b"x", context="turn \udfff") is None
+    assert await cache.lookup(Q, context="turn \udfff") is None
+    assert embedder.calls == 0
+    assert all(b.state == "closed" for b in cache.breakers.values())

@@ -398,6 +398,10 @@ class SemanticCache:
         """The normalised context ("" for none), and what an entry keeps of it: the
         text in semantic mode, nothing in exact mode (the partition holds it)."""
         ctx = normalize_query(context) if context else ""
+        if context and not ctx:
+            # Earlier turns that are not valid text: caching would risk matching the
+            # question as if it opened the conversation, so the request goes uncached.
+            raise _Skipped("context")
         return ctx, (ctx or None) if self.settings.context_mode == "semantic" else None
 
     def _partition(self, partition: str, ctx: str) -> str:

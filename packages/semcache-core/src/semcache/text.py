@@ -12,6 +12,7 @@ __all__ = ["hash_text", "normalize_query", "partition_key"]
 
 _SPACE = re.compile(r"\s+")
 _TRAILING_PUNCT = re.compile(r"[\s?!.。？！]+$")
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def normalize_query(text: str) -> str:
@@ -19,7 +20,12 @@ def normalize_query(text: str) -> str:
 
     Unicode NFKC, case-folded, whitespace collapsed, trailing ``?!.`` dropped: a repeat
     that differs only in those is an exact hit. Nothing that changes meaning is touched.
+    Text that is not valid Unicode (a lone surrogate, e.g. from a JSON ``\\ud800``
+    escape) normalises to ``""``: such a question is never cached, and never reaches the
+    model, whose tokenizer would fail on it and trip the breaker for everyone.
     """
+    if _LONE_SURROGATE.search(text):
+        return ""
     text = unicodedata.normalize("NFKC", text).casefold()
     text = _SPACE.sub(" ", text).strip()
     return _TRAILING_PUNCT.sub("", text)
