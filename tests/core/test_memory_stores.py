@@ -103,3 +103,27 @@ async def test_large_partition_switches_to_hnsw_and_keeps_recall():
     assert all(m.entry_id != "e0" for m in await store.search("big", data[0], 3, 0.0))
     assert [m.entry_id for m in await store.search("small", data[0], 3, 0.0)] == ["other"]
     await store.aclose()
+
+
+async def test_reloaded_large_partition_builds_its_index_once_loaded(tmp_path):
+    dim = 32
+    data = _vectors(3000, dim, seed=2)
+    first = MemoryVectorStore(dim, ann_threshold=1000, path=tmp_path / "v.sqlite3")
+    for i, row in enumerate(data):
+        await first.add(f"e{i}", "big", row, None)
+    await first.aclose()
+
+    store = MemoryVectorStore(dim, ann_threshold=1000, path=tmp_path / "v.sqlite3")
+    part = store._parts["big"]
+    assert part.ann is None and not part.ann_building  # nothing queued while loading
+    assert [m.entry_id for m in await store.search("big", data[7], 1, 0.0)] == ["e7"]
+    assert part.ann_building  # the first search started one build over every row
+    for i in range(3000, 3600):  # entries arriving during the build are caught up
+        await store.add(f"e{i}", "big", _vectors(1, dim, seed=i)[0], None)
+    deadline = time.monotonic() + 60
+    while part.ann is None or part.ann_building:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert part.ann.get_current_count() == 3600
+    assert [m.entry_id for m in await store.search("big", data[42], 1, 0.0)] == ["e42"]
+    await store.aclose()

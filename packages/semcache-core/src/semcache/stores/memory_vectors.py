@@ -21,6 +21,7 @@ __all__ = ["MemoryVectorStore"]
 log = logging.getLogger("semcache")
 
 _NO_EXPIRY = np.inf
+_CATCH_UP_ON_LOOP = 256
 
 
 class _Partition:
@@ -97,21 +98,28 @@ class MemoryVectorStore:
         self._labels: dict[int, str] = {}
         self._next_label = 0
         self._builds: set[asyncio.Task[None]] = set()
+        self._loading = False
         self._journal = Journal(Path(path)) if path else None
         if self._journal is not None:
             self._load(self._journal)
 
     def _load(self, journal: Journal) -> None:
+        # Index builds wait until everything is loaded (the first search starts them),
+        # so loaded rows never queue up as one-by-one additions to a half-built index.
+        self._loading = True
         now = time.time()
-        for entry_id, partition, blob, expires_at in journal.rows():
-            if expires_at is not None and expires_at <= now:
-                journal.delete(entry_id)
-                continue
-            vector = np.frombuffer(blob, dtype=np.float32)
-            if vector.shape != (self.dimension,):
-                continue
-            self._insert(entry_id, partition, vector, expires_at)
-        self._evict()
+        try:
+            for entry_id, partition, blob, expires_at in journal.rows():
+                if expires_at is not None and expires_at <= now:
+                    journal.delete(entry_id)
+                    continue
+                vector = np.frombuffer(blob, dtype=np.float32)
+                if vector.shape != (self.dimension,):
+                    continue
+                self._insert(entry_id, partition, vector, expires_at)
+            self._evict()
+        finally:
+            self._loading = False
 
     # -- protocol ---------------------------------------------------------------
 
@@ -215,7 +223,7 @@ class MemoryVectorStore:
             part.ann_added.append(label)
         elif part.ann is not None:
             _ann_add(part.ann, [label], vector[None, :])
-        elif len(part) >= self.ann_threshold:
+        elif len(part) >= self.ann_threshold and not self._loading:
             self._start_ann_build(part)
 
     def _remove(self, entry_id: str) -> None:
@@ -291,6 +299,14 @@ class MemoryVectorStore:
             log.warning("semcache: HNSW build failed (%s); partition stays on exact search", exc)
             part.ann_building = False
             return
+        # Entries added while it was building: catch up in the worker thread too, while
+        # there are many, so the event loop only ever adds a handful.
+        while len(part.ann_added) > _CATCH_UP_ON_LOOP:
+            pending, part.ann_added = part.ann_added, []
+            live = [label for label in pending if label in self._labels]
+            if live:
+                rows = np.stack([part.matrix[part.row[self._labels[label]]] for label in live])
+                await asyncio.to_thread(_ann_add, index, live, rows)
         removed = set(part.ann_removed)
         for label in removed:
             with contextlib.suppress(RuntimeError):  # added and removed during the build
