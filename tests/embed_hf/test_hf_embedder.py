@@ -88,7 +88,10 @@ def test_model_ids_name_what_changes_vectors(hf_torch, hf_onnx, hf_int8):
     assert hf_int8.model_id == "sentence-transformers/all-MiniLM-L6-v2@onnx-int8"
     for e in (hf_torch, hf_onnx, hf_int8):
         assert e.dimension == 384
-        assert default_threshold(e.model_id) == default_threshold(DEFAULT_MODEL)
+    # The model's tuned default reaches every backend; int8 similarities run about
+    # 0.01 low, so it has its own, slightly lower, default.
+    assert default_threshold(hf_onnx.model_id) == default_threshold(DEFAULT_MODEL) == 0.85
+    assert default_threshold(hf_int8.model_id) == 0.84
 
 
 def test_default_model_loads_from_the_weights_package():
