@@ -9,9 +9,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from semcache._http_embedding import HTTPEmbedder, RetryPolicy, resolve_api_key, strip_suffix_path
+from semcache._httpx_transport import HttpxTransport
 from semcache.env import EMBEDDER_API_KEY
 from semcache.settings import Settings
-from semcache_embed_ollama._transport import HttpxTransport
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "KNOWN_DIMENSIONS", "OllamaEmbedder"]
 

@@ -7,10 +7,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from semcache._http_embedding import HTTPEmbedder, RetryPolicy, resolve_api_key, strip_suffix_path
+from semcache._httpx_transport import HttpxTransport
 from semcache.env import EMBEDDER_API_KEY, EMBEDDER_DIMENSIONS, EMBEDDER_INPUT_TYPE
 from semcache.errors import SettingsError
 from semcache.settings import Settings
-from semcache_embed_voyage._transport import HttpxTransport
 
 __all__ = [
     "DEFAULT_BASE_URL",

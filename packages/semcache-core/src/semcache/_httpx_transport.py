@@ -1,7 +1,7 @@
-"""httpx behind the core's small transport protocol.
+"""httpx behind the small transport protocol of :mod:`semcache._http_embedding`.
 
-Each HTTP embedder package carries this copy: the core stays free of httpx and the
-packages may not depend on each other, and thirty lines are cheaper than a fourth package.
+Shared by the HTTP embedder packages, which depend on httpx; nothing in the core imports
+this module, so the core itself never needs httpx.
 """
 
 from __future__ import annotations
