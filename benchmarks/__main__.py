@@ -163,9 +163,9 @@ def format_report(results: dict[str, Any]) -> str:
             f"{n} entries {full['rss_mib']:.0f} MiB "
             f"(+{memory.get('bytes_per_entry', 0):.0f} bytes per entry; "
             f"{full['entries_loaded']} entries loaded; ready {full['ready_seconds']:.1f} s after "
-            f"start, HNSW index built {_f(full.get('index_built_seconds_after_ready'))} s after "
-            f"that; the slowest answer meanwhile took "
-            f"{_f(full.get('slowest_answer_ms_while_building'))} ms)."
+            f"start; first search {_f(full.get('first_search_ms'))} ms; HNSW index built "
+            f"{_f(full.get('index_built_seconds_after_ready'))} s after ready; the slowest answer "
+            f"meanwhile took {_f(full.get('slowest_answer_ms_while_building'))} ms)."
         )
         if "paraphrase_hit" in full:
             lines.append(
