@@ -31,6 +31,7 @@ import numpy as np
 
 from semcache import env
 from semcache.embedder import BaseEmbedder
+from semcache.env import EMBEDDER_API_KEY
 from semcache.errors import SemcacheError, SettingsError
 from semcache.types import Matrix
 
@@ -183,6 +184,20 @@ def resolve_api_key(
         if value:
             return value, var
     return None, ""
+
+
+def require_api_key(
+    explicit: str | None, provider: str, variables: Sequence[str]
+) -> tuple[str, str]:
+    """Like :func:`resolve_api_key`, for providers that cannot work without a key: raise a
+    :class:`SettingsError` naming every variable that would supply it."""
+    key, source = resolve_api_key(explicit, "the api_key argument", variables)
+    if key is None:
+        raise SettingsError(
+            f"the {provider} embedder needs an API key: set "
+            + " or ".join([EMBEDDER_API_KEY, *variables])
+        )
+    return key, source
 
 
 def strip_suffix_path(base_url: str, *suffixes: str) -> str:

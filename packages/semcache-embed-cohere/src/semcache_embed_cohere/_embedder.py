@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from semcache._http_embedding import HTTPEmbedder, RetryPolicy, resolve_api_key, strip_suffix_path
+from semcache._http_embedding import HTTPEmbedder, RetryPolicy, require_api_key, strip_suffix_path
 from semcache._httpx_transport import HttpxTransport
 from semcache.env import EMBEDDER_API_KEY, EMBEDDER_DIMENSIONS, EMBEDDER_INPUT_TYPE
 from semcache.errors import SettingsError
@@ -100,12 +100,7 @@ class CohereEmbedder(HTTPEmbedder):
         model = model.strip()
         if not model:
             raise ValueError("CohereEmbedder needs a model name")
-        key, source = resolve_api_key(api_key, "the api_key argument", self.key_variables)
-        if key is None:
-            raise SettingsError(
-                "the Cohere embedder needs an API key: set "
-                + " or ".join([EMBEDDER_API_KEY, *self.key_variables])
-            )
+        key, source = require_api_key(api_key, "Cohere", self.key_variables)
         self.api_key = key
         self.input_type = normalize_input_type(input_type)
         native = KNOWN_DIMENSIONS.get(model)
