@@ -69,7 +69,7 @@ class SemanticCache:
         self.verifier: Verifier | None = (
             plugins.create_verifier(self.settings) if isinstance(verifier, str) else verifier
         )
-        self.single_flight = SingleFlight(wait=max(self.settings.proxy_timeout, 1.0))
+        self.single_flight = SingleFlight(wait=self.settings.single_flight_timeout)
         s = self.settings
         cooldown = s.breaker_cooldown_ms / 1000
         self.breakers = {

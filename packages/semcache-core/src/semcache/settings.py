@@ -140,6 +140,13 @@ class Settings:
     embedder_timeout_ms: int = _setting(
         env.EMBEDDER_TIMEOUT_MS, 1500, "Budget for one embedding call.", low=1
     )
+    single_flight_timeout: float = _setting(
+        env.SINGLE_FLIGHT_TIMEOUT,
+        300.0,
+        "Seconds a request waits for an identical one already asking the upstream "
+        "(single flight) before asking itself.",
+        low=0.0,
+    )
     breaker_failures: int = _setting(
         env.BREAKER_FAILURES, 3, "Consecutive failures that open a component's breaker.", low=1
     )

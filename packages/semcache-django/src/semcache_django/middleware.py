@@ -9,7 +9,7 @@ through WSGI (sync path) or ASGI (async path).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -26,7 +26,9 @@ from semcache.http import (
     Bypass,
     CachePlan,
     Forward,
+    RecordedBody,
     Replay,
+    recorded_async,
 )
 from semcache.http import HttpRequest as CacheRequest
 
@@ -179,9 +181,9 @@ def _forwarded(response: HttpResponseBase, forward: Forward) -> HttpResponseBase
         forward.start(response.status_code, _wire_headers(response))
         if isinstance(response, StreamingHttpResponse):
             if response.is_async:
-                response.streaming_content = _arecorded(response.streaming_content, forward)
+                response.streaming_content = recorded_async(response.streaming_content, forward)
             else:
-                response.streaming_content = _Recorded(response.streaming_content, forward)
+                response.streaming_content = RecordedBody(response.streaming_content, forward)
         elif isinstance(response, HttpResponse):
             forward.add(response.content)
             forward.finish()
@@ -191,59 +193,6 @@ def _forwarded(response: HttpResponseBase, forward: Forward) -> HttpResponseBase
         log.exception("semcache: could not record the response; it will not be stored")
         forward.abort()
     return response
-
-
-class _Recorded:
-    """A sync streaming body passed on chunk by chunk while a copy is kept.
-
-    A class rather than a generator: ``close()`` must settle the flight even when
-    the stream was never started.
-    """
-
-    def __init__(self, source: Iterator[bytes], forward: Forward) -> None:
-        self._source = source
-        self._forward = forward
-
-    def __iter__(self) -> _Recorded:
-        return self
-
-    def __next__(self) -> bytes:
-        try:
-            chunk = next(self._source)
-        except StopIteration:
-            self._forward.finish()
-            raise
-        except BaseException:
-            self._forward.abort()
-            raise
-        self._forward.add(chunk)
-        return chunk
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._source, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._forward.abort()  # nothing when the stream already finished
-
-
-async def _arecorded(source: AsyncIterator[bytes], forward: Forward) -> AsyncIterator[bytes]:
-    """An async streaming body passed on chunk by chunk while a copy is kept."""
-    try:
-        async for chunk in source:
-            forward.add(chunk)
-            yield chunk
-    except BaseException:
-        forward.abort()
-        raise
-    else:
-        forward.finish()
-    finally:
-        forward.abort()
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def _replayed(replay: Replay, *, asynchronous: bool) -> HttpResponseBase:

@@ -245,9 +245,7 @@ class OnnxRunner:
         # Spinning workers would burn the core another process needs; see the README.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model_file = folder / ("model-int8.onnx" if quantized else "model.onnx")
-        self.session = ort.InferenceSession(
-            str(model_file), options, providers=_providers(device)
-        )
+        self.session = ort.InferenceSession(str(model_file), options, providers=_providers(device))
 
     def __call__(self, texts: Sequence[str]) -> Matrix:
         prepared = list(texts)

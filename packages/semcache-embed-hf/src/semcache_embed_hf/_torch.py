@@ -23,7 +23,9 @@ def load_sentence_transformer(source: ModelSource, device: str) -> Any:
 
 def embedding_dimension(model: Any) -> int:
     # Renamed in sentence-transformers 5; the old name warns there.
-    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    getter = (
+        getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    )
     dimension = getter()
     if not dimension:
         raise ValueError("the model does not report its embedding dimension")

@@ -100,8 +100,10 @@ class OpenAIEmbedder(BaseEmbedder):
         self.model_id = model_id or (
             f"openai/{model}:dim={dimensions}" if self._send_dimensions else f"openai/{model}"
         )
-        limit = max_input_tokens if max_input_tokens is not None else (
-            info.max_tokens if info is not None else None
+        limit = (
+            max_input_tokens
+            if max_input_tokens is not None
+            else (info.max_tokens if info is not None else None)
         )
         self._truncator = (
             Truncator(limit, encoding if encoding is not None else encoding_name_for(model))
@@ -212,7 +214,9 @@ def probe_dimension(
     with openai.OpenAI(
         api_key=_api_key(api_key, base_url), base_url=base_url, timeout=timeout
     ) as client:
-        response = client.embeddings.create(input=["size probe"], model=model, encoding_format="float")
+        response = client.embeddings.create(
+            input=["size probe"], model=model, encoding_format="float"
+        )
     return len(_decode(response.data[0].embedding))
 
 

@@ -78,9 +78,7 @@ class Truncator:
         # A text of at most max_tokens bytes has at most max_tokens tokens; a character
         # is at most 4 bytes, so the byte count is only computed for longer texts.
         quarter = self.max_tokens // 4
-        return any(
-            len(t) > quarter and len(t.encode("utf-8")) > self.max_tokens for t in texts
-        )
+        return any(len(t) > quarter and len(t.encode("utf-8")) > self.max_tokens for t in texts)
 
     def encoding(self) -> Any | None:
         """The tiktoken encoding when it is available, else ``None`` (blocking, bounded)."""
@@ -97,7 +95,10 @@ class Truncator:
                 self._warned = True
                 log.warning(
                     "semcache: tiktoken encoding unavailable (%s: %s); cutting long inputs "
-                    "to %d UTF-8 bytes instead", type(exc).__name__, exc, self.max_tokens,
+                    "to %d UTF-8 bytes instead",
+                    type(exc).__name__,
+                    exc,
+                    self.max_tokens,
                 )
             return None
         return self._encoding.result()

@@ -1,8 +1,9 @@
 """`SemanticCacheMiddleware`: a pure ASGI semantic cache, streaming included.
 
-Every per-request value lives in the call (locals and a per-request `_Exchange`);
-the middleware instance only holds configuration, the 429 breaker and references to
-pending store tasks, so one instance serves any number of concurrent requests.
+The decision flow is the core's (:meth:`semcache.http.HttpCacheEngine.begin`); this
+module only turns ASGI messages into that flow's request and response parts. Every
+per-request value lives in the call's locals; the middleware instance holds only
+configuration and the engine, so one instance serves any number of concurrent requests.
 """
 
 from __future__ import annotations
@@ -18,19 +19,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from semcache.http import (
     DEFAULT_IGNORED_FIELDS,
     DEFAULT_MAX_RESPONSE_BYTES,
-    HEADER_SIMILARITY,
-    HEADER_STATUS,
     Bypass,
-    CachedAnswer,
     CachePlan,
     Extractor,
-    FlightTicket,
+    Forward,
     HttpCacheEngine,
     HttpCachePolicy,
     HttpRequest,
-    ResponseRecorder,
-    StoredResponse,
+    Replay,
     UpstreamBreaker,
+    marked_headers,
 )
 
 if TYPE_CHECKING:
@@ -39,8 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["SemanticCacheMiddleware"]
 
 log = logging.getLogger("semcache")
-
-_OWN_HEADERS = (HEADER_STATUS.encode(), HEADER_SIMILARITY.encode(), b"x-semcache-entry")
 
 
 class SemanticCacheMiddleware:
@@ -103,8 +99,6 @@ class SemanticCacheMiddleware:
             max_response_bytes=max_response_bytes,
         )
         self.engine = HttpCacheEngine(cache, self.policy, settings=settings)
-        # Strong references: a store outlives the request that scheduled it.
-        self._stores: set[asyncio.Task[None]] = set()
         self._warmups: set[asyncio.Task[None]] = set()
 
     @property
@@ -151,107 +145,59 @@ class SemanticCacheMiddleware:
 
         async def send_marked(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self._record_upstream(message.get("status", 0))
-                message = _with_status(message, b"bypass")
+                self.engine.record_upstream(message.get("status", 0))
+                message = _marked(message, "bypass")
             await send(message)
 
         await self.app(scope, receive, send_marked)
 
     async def _cached(self, scope: Scope, receive: Receive, send: Send, plan: CachePlan) -> None:
-        engine = self.engine
-        if plan.lookup:
-            answer = await engine.lookup(plan)
-            if answer is not None and await _replay(send, answer):
-                return
-        if engine.breaker.is_open():
-            await _reject(send, engine)
+        outcome = await self.engine.begin(plan)
+        if isinstance(outcome, Replay):
+            await _send_replay(send, outcome)
             return
-        if not plan.lookup:  # a refresh is the client's explicit wish: never collapsed
-            await self._forward(scope, receive, send, plan, None)
-            return
-        ticket: FlightTicket | None = await engine.join_flight(plan)
-        if ticket is not None and not ticket.leader:
-            answer = await engine.lookup(plan)
-            if answer is not None and await _replay(send, answer):
-                return
-            if engine.breaker.is_open():
-                await _reject(send, engine)
-                return
-            ticket = None  # the leader's answer was not stored: ask the app ourselves
-        await self._forward(scope, receive, send, plan, ticket)
+        await self._forward(scope, receive, send, outcome)
 
-    async def _forward(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        plan: CachePlan,
-        ticket: FlightTicket | None,
-    ) -> None:
-        """Call the app, passing every message on at once while keeping a copy to store."""
-        exchange = _Exchange(self.engine.recorder() if plan.store else None)
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, forward: Forward) -> None:
+        """Call the app, passing every message on at once while ``forward`` keeps a copy."""
+        final_sent = False
 
         async def receive_watched() -> Message:
             message = await receive()
-            if message["type"] == "http.disconnect" and not exchange.final_sent:
-                exchange.abandoned = True
+            if message["type"] == "http.disconnect" and not final_sent:
+                forward.discard("client disconnected")
             return message
 
         async def send_copied(message: Message) -> None:
+            nonlocal final_sent
             kind = message["type"]
             if kind == "http.response.start":
-                self._record_upstream(message.get("status", 0))
-                message = _with_status(message, b"miss")
-                exchange.started(message)
+                message = _marked(message, "miss")
+                forward.start(message.get("status", 0), _str_headers(message))
+                if message.get("trailers"):
+                    forward.discard("trailers")
                 await send(message)
             elif kind == "http.response.body":
                 more = bool(message.get("more_body", False))
                 if not more:
-                    exchange.final_sent = True
+                    final_sent = True
                 await send(message)  # the client first: time to first byte is the app's
-                exchange.chunk(message.get("body", b""))
+                forward.add(message.get("body", b""))
                 if not more:
-                    stored = exchange.finish()
-                    if stored is not None:
-                        exchange.store_task = self._spawn_store(plan, stored, ticket)
-                    elif ticket is not None:
-                        await ticket.release()
+                    forward.finish()
             else:
-                exchange.abort(f"message {kind}")
+                forward.discard(f"message {kind}")
                 await send(message)
 
         try:
             await self.app(scope, receive_watched, send_copied)
         finally:
-            if exchange.store_task is not None:
-                # Wait for the write (the response is already sent), so it is not lost
-                # when the server shuts down right after; shielded against cancellation.
-                await asyncio.shield(exchange.store_task)
-            elif ticket is not None:
-                await ticket.release()
+            forward.abort()  # nothing when the answer was finished
+            # Wait for the write (the response is already sent), so it is not lost when
+            # the server shuts down right after; shielded against cancellation.
+            await forward.settled()
 
     # -- helpers -----------------------------------------------------------------
-
-    def _spawn_store(
-        self, plan: CachePlan, stored: StoredResponse, ticket: FlightTicket | None
-    ) -> asyncio.Task[None]:
-        async def store() -> None:
-            try:
-                await self.engine.store(plan, stored)
-            finally:
-                if ticket is not None:
-                    await ticket.release()
-
-        task = asyncio.get_running_loop().create_task(store())
-        self._stores.add(task)
-        task.add_done_callback(self._stores.discard)
-        return task
-
-    def _record_upstream(self, status: int) -> None:
-        try:
-            self.engine.breaker.record(int(status))
-        except Exception:
-            log.exception("semcache: 429 breaker failed")
 
     def _lifespan_receive(self, receive: Receive) -> Receive:
         async def wrapped() -> Message:
@@ -261,9 +207,8 @@ class SemanticCacheMiddleware:
                 task = asyncio.get_running_loop().create_task(self._warm_up())
                 self._warmups.add(task)
                 task.add_done_callback(self._warmups.discard)
-            elif message["type"] == "lifespan.shutdown" and self._stores:
-                budget = self.policy.settings.lookup_timeout_ms / 1000 + 1.0
-                await asyncio.wait(set(self._stores), timeout=budget)
+            elif message["type"] == "lifespan.shutdown":
+                await self.engine.drain(self.policy.settings.lookup_timeout_ms / 1000 + 1.0)
             return message
 
         return wrapped
@@ -278,83 +223,23 @@ class SemanticCacheMiddleware:
             log.exception("semcache: the cache could not start; requests pass through uncached")
 
 
-class _Exchange:
-    """State of one forwarded request (created per request, never shared)."""
-
-    __slots__ = ("abandoned", "final_sent", "recorder", "store_task")
-
-    def __init__(self, recorder: ResponseRecorder | None) -> None:
-        self.recorder = recorder
-        self.final_sent = False
-        self.abandoned = False
-        self.store_task: asyncio.Task[None] | None = None
-
-    def started(self, message: Message) -> None:
-        if self.recorder is None:
-            return
-        try:
-            headers = [
-                (k.decode("latin-1").lower(), v.decode("latin-1"))
-                for k, v in message.get("headers", [])
-            ]
-            self.recorder.start(int(message["status"]), headers)
-            if message.get("trailers"):
-                self.recorder.abort("trailers")
-        except Exception:
-            log.exception("semcache: could not record the response; it will not be stored")
-            self.recorder = None
-
-    def chunk(self, body: bytes) -> None:
-        if self.recorder is not None:
-            self.recorder.add(body)
-
-    def abort(self, reason: str) -> None:
-        if self.recorder is not None:
-            self.recorder.abort(reason)
-
-    def finish(self) -> StoredResponse | None:
-        if self.recorder is None or self.abandoned:
-            return None
-        try:
-            return self.recorder.finish()
-        except Exception:
-            log.exception("semcache: could not record the response; it will not be stored")
-            return None
+def _str_headers(message: Message) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
 
 
-def _with_status(message: Message, status: bytes) -> Message:
+def _marked(message: Message, status: str) -> Message:
     """The start message with our ``X-Semcache`` header (replacing any from further in)."""
-    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _OWN_HEADERS]
-    headers.append((HEADER_STATUS.encode(), status))
-    return {**message, "headers": headers}
+    headers = marked_headers(_str_headers(message), status)
+    return {**message, "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]}
 
 
-async def _replay(send: Send, answer: CachedAnswer) -> bool:
-    """Send a stored answer; False (nothing sent) when it cannot be turned into messages."""
-    stored = answer.response
-    try:
-        headers = [
-            (k.encode("latin-1"), v.encode("latin-1"))
-            for k, v in stored.replay_headers(
-                similarity=answer.similarity, entry_id=answer.entry_id
-            )
-        ]
-        chunks = stored.chunks()
-    except Exception:
-        log.exception("semcache: unusable cache entry; treating as a miss")
-        return False
-    await send({"type": "http.response.start", "status": stored.status, "headers": headers})
-    last = len(chunks) - 1
-    for index, chunk in enumerate(chunks):
+async def _send_replay(send: Send, replay: Replay) -> None:
+    """Send a stored answer (or the breaker's 503) as ASGI messages."""
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in replay.headers]
+    await send({"type": "http.response.start", "status": replay.status, "headers": headers})
+    last = len(replay.chunks) - 1
+    for index, chunk in enumerate(replay.chunks):
         await send({"type": "http.response.body", "body": chunk, "more_body": index < last})
-    return True
-
-
-async def _reject(send: Send, engine: HttpCacheEngine) -> None:
-    status, headers, body = engine.breaker.rejection()
-    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:

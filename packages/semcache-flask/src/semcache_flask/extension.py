@@ -12,14 +12,22 @@ from __future__ import annotations
 import contextvars
 import io
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, request
 
 from semcache import SettingsError
-from semcache.http import BridgedEngine, Bypass, CachePlan, Forward, Replay, marked_headers
+from semcache.http import (
+    BridgedEngine,
+    Bypass,
+    CachePlan,
+    Forward,
+    RecordedBody,
+    Replay,
+    marked_headers,
+)
 from semcache.http import HttpRequest as CacheRequest
 
 if TYPE_CHECKING:
@@ -173,42 +181,7 @@ class SemanticCacheWSGIMiddleware:
         except BaseException:
             forward.abort()
             raise
-        return _Recorded(app_iter, forward)
-
-
-class _Recorded:
-    """The app's body passed on chunk by chunk while a copy is kept; stored once complete."""
-
-    def __init__(self, source: Iterable[bytes], forward: Forward) -> None:
-        self._source = source
-        self._iterator: Iterator[bytes] | None = None
-        self._forward = forward
-
-    def __iter__(self) -> _Recorded:
-        return self
-
-    def __next__(self) -> bytes:
-        try:
-            if self._iterator is None:
-                self._iterator = iter(self._source)
-            chunk = next(self._iterator)
-        except StopIteration:
-            # The server asks for more only after sending the last chunk: complete.
-            self._forward.finish()
-            raise
-        except BaseException:
-            self._forward.abort()
-            raise
-        self._forward.add(chunk)
-        return chunk
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._source, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._forward.abort()  # nothing when the body already finished
+        return RecordedBody(app_iter, forward)
 
 
 def _send(start_response: StartResponse, replay: Replay) -> list[bytes]:

@@ -300,9 +300,7 @@ class PgVectorStore:
         }
         await self._execute(self._sql.add, params)
 
-    async def add_many(
-        self, rows: Iterable[tuple[str, str, Vector, float | None]]
-    ) -> int:
+    async def add_many(self, rows: Iterable[tuple[str, str, Vector, float | None]]) -> int:
         """Insert or replace many ``(entry_id, partition, vector, expires_at)`` rows, a
         few hundred per statement (bulk loads, benchmarks); return how many."""
         latest: dict[bytes, tuple[str, str, Vector, float | None]] = {}
@@ -477,7 +475,10 @@ class PgVectorStore:
         return pool[1]
 
     async def _execute(
-        self, statement: TextClause, params: Mapping[str, Any] | None = None, *,
+        self,
+        statement: TextClause,
+        params: Mapping[str, Any] | None = None,
+        *,
         read: bool = False,
     ) -> CursorResult[Any]:
         if not self._schema_ready:

@@ -211,7 +211,12 @@ class RedisResponseStore:
             old = await client.set(self._entry_key(entry.entry_id), blob, pxat=deadline, get=True)
         await self._script("index")(
             keys=[self._exact_key(entry.partition, qhash), self._members_key(entry.partition)],
-            args=[entry.entry_id, qhash + entry.entry_id, "" if deadline is None else deadline, now_ms],
+            args=[
+                entry.entry_id,
+                qhash + entry.entry_id,
+                "" if deadline is None else deadline,
+                now_ms,
+            ],
         )
         previous = self._decode(old, check_expiry=False)
         if previous is not None and (previous.partition, previous.query) != (

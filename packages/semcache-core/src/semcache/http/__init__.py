@@ -5,22 +5,18 @@
 - :mod:`~semcache.http.policy`: eligibility, cache-control, TTL: a request becomes a
   :class:`CachePlan` or a :class:`Bypass`.
 - :mod:`~semcache.http.responses`: which responses are stored, the stored format, replay.
+- :mod:`~semcache.http.headers`: the header names semcache reads and writes.
 - :mod:`~semcache.http.breaker`: the upstream 429 breaker.
-- :mod:`~semcache.http.engine`: lookup, store and single flight with the failure rules.
-- :mod:`~semcache.http.bridge`: the same flow for sync code and foreign event loops
-  (Django, Flask, WSGI), through the loop thread of :mod:`semcache.sync`.
+- :mod:`~semcache.http.engine`: the decision flow, once: ``await engine.begin(plan)``
+  gives a :class:`Replay` or a :class:`Forward` (:mod:`~semcache.http.flow`).
+- :mod:`~semcache.http.bridge`: that engine driven from sync code and foreign event
+  loops (Django, Flask, WSGI), through the loop thread of :mod:`semcache.sync`.
+- :mod:`~semcache.http.config`: the configuration mapping of the Django and Flask adapters.
 """
 
 from semcache.http.breaker import UpstreamBreaker
-from semcache.http.bridge import (
-    ADAPTER_OPTIONS,
-    HEADER_ENTRY,
-    OWN_HEADERS,
-    BridgedEngine,
-    Forward,
-    Replay,
-    marked_headers,
-)
+from semcache.http.bridge import BridgedEngine
+from semcache.http.config import ADAPTER_OPTIONS, parse_adapter_config
 from semcache.http.engine import CachedAnswer, FlightTicket, HttpCacheEngine
 from semcache.http.extract import (
     QUERY_PLACEHOLDER,
@@ -28,6 +24,15 @@ from semcache.http.extract import (
     default_extract_model,
     default_extract_query,
     extract,
+)
+from semcache.http.flow import Forward, RecordedBody, Replay, recorded_async
+from semcache.http.headers import (
+    HEADER_ENTRY,
+    HEADER_SIMILARITY,
+    HEADER_STATUS,
+    HEADER_TTL,
+    OWN_HEADERS,
+    marked_headers,
 )
 from semcache.http.partition import (
     CREDENTIAL_HEADERS,
@@ -37,9 +42,6 @@ from semcache.http.partition import (
     wants_stream,
 )
 from semcache.http.policy import (
-    HEADER_SIMILARITY,
-    HEADER_STATUS,
-    HEADER_TTL,
     Bypass,
     CachePlan,
     Extractor,
@@ -84,6 +86,7 @@ __all__ = [
     "HttpCacheEngine",
     "HttpCachePolicy",
     "HttpRequest",
+    "RecordedBody",
     "Replay",
     "ResponseRecorder",
     "StoredResponse",
@@ -97,6 +100,8 @@ __all__ = [
     "extract",
     "is_streaming_content_type",
     "marked_headers",
+    "parse_adapter_config",
+    "recorded_async",
     "response_not_cacheable",
     "split_sse_events",
     "storable_headers",

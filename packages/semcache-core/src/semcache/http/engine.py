@@ -1,14 +1,27 @@
-"""The cache calls an HTTP adapter makes, with the failure rules applied once."""
+"""The HTTP cache flow, written once: every adapter awaits :meth:`HttpCacheEngine.begin`.
+
+One request: the adapter plans it (:meth:`HttpCachePolicy.plan`), then
+:meth:`~HttpCacheEngine.begin` decides, in this order: a stored answer
+(:class:`~semcache.http.flow.Replay`); the upstream breaker's 503 when it is open; a
+refresh goes to the app uncollapsed; otherwise the single flight of the request's
+key: its leader, or a follower whose leader's answer was not stored, gets a
+:class:`~semcache.http.flow.Forward`, a follower whose leader's answer was stored gets
+that answer. The adapter sends a Replay as it is and passes the app's answer through
+a Forward, which stores it. Adapters only translate their framework's request and
+response; sync frameworks reach this engine through :mod:`semcache.http.bridge`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from semcache.http.breaker import UpstreamBreaker
+from semcache.http.flow import Forward, Replay
 from semcache.http.policy import CachePlan, HttpCachePolicy
 from semcache.http.responses import ResponseRecorder, StoredResponse
 
@@ -16,7 +29,7 @@ if TYPE_CHECKING:
     from semcache.cache import SemanticCache
     from semcache.settings import Settings
 
-__all__ = ["CachedAnswer", "FlightTicket", "HttpCacheEngine"]
+__all__ = ["CachedAnswer", "FlightTicket", "Forward", "HttpCacheEngine", "Replay"]
 
 log = logging.getLogger("semcache")
 
@@ -50,10 +63,13 @@ class FlightTicket:
 
 
 class HttpCacheEngine:
-    """Lookup, store and single flight for HTTP answers, never raising for a cache problem.
+    """The HTTP decision flow: lookup, breaker, single flight, store; never raising for
+    a cache problem.
 
     ``policy`` holds the request rules; ``breaker`` the upstream 429 breaker, built
-    from ``settings`` (default: the cache's) when not given.
+    from ``settings`` (default: the cache's) when not given. The engine belongs to the
+    event loop it is first used on; :class:`~semcache.http.flow.Forward` objects it
+    hands out may be driven from other threads.
     """
 
     def __init__(
@@ -63,11 +79,138 @@ class HttpCacheEngine:
         *,
         settings: Settings | None = None,
         breaker: UpstreamBreaker | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         s = settings if settings is not None else (policy.settings if policy else cache.settings)
         self.cache = cache
         self.policy = policy if policy is not None else HttpCachePolicy(s)
         self.breaker = breaker or UpstreamBreaker(s.upstream_429_threshold, s.upstream_429_cooldown)
+        self.settings = s
+        self._loop = loop
+        # Strong references: a store outlives the request that scheduled it.
+        self._pending: set[asyncio.Task[None]] = set()
+
+    # -- one decision per request --------------------------------------------------
+
+    async def begin(self, plan: CachePlan) -> Replay | Forward:
+        """A stored answer to send as it is, or a :class:`Forward` for the app's answer."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            return await self._begin(plan)
+        except Exception:
+            log.exception("semcache: cache unavailable; calling the app directly")
+            return Forward(self, plan, None)
+
+    async def _begin(self, plan: CachePlan) -> Replay | Forward:
+        if plan.lookup:
+            replay = await self._replay(plan)
+            if replay is not None:
+                return replay
+        if self.breaker.is_open():
+            return self.rejection()
+        if not plan.lookup:  # a refresh is the client's explicit wish: never collapsed
+            return Forward(self, plan, None)
+        ticket = await self.join_flight(plan)
+        if ticket.leader:
+            return Forward(self, plan, ticket)
+        replay = await self._replay(plan)
+        if replay is not None:
+            return replay
+        if self.breaker.is_open():
+            return self.rejection()
+        return Forward(self, plan, None)  # the leader's answer was not stored: ask the app
+
+    async def _replay(self, plan: CachePlan) -> Replay | None:
+        answer = await self.lookup(plan)
+        if answer is None:
+            return None
+        stored = answer.response
+        try:
+            headers = stored.replay_headers(similarity=answer.similarity, entry_id=answer.entry_id)
+            return Replay(stored.status, headers, stored.chunks(), stored.streamed)
+        except Exception:
+            log.exception("semcache: unusable cache entry; treating as a miss")
+            return None
+
+    def rejection(self) -> Replay:
+        """The upstream breaker's answer while it is open."""
+        status, headers, body = self.breaker.rejection()
+        return Replay(status, headers, [body])
+
+    @property
+    def begin_budget(self) -> float:
+        """Seconds :meth:`begin` may take: two lookups and a follower's wait for its leader."""
+        lookup = self.cache.settings.lookup_timeout_ms / 1000
+        return 2 * lookup + self.cache.settings.single_flight_timeout + 1.0
+
+    # -- what a Forward causes, on the engine's loop ----------------------------------
+
+    def record_upstream(self, status: int) -> None:
+        """Note the status of an answer that came from the app (the 429 breaker).
+
+        From another thread it is handed to the engine's loop, so it is ordered with
+        the lookups that read the breaker.
+        """
+        try:
+            if self._on_own_loop():
+                self.breaker.record(int(status))
+            else:
+                self._require_loop().call_soon_threadsafe(self.breaker.record, int(status))
+        except Exception:
+            log.exception("semcache: 429 breaker failed")
+
+    async def settle(
+        self, plan: CachePlan, stored: StoredResponse | None, ticket: FlightTicket | None
+    ) -> None:
+        """Store an answer (when there is one), then let the waiting requests in."""
+        try:
+            if stored is not None:
+                await self.store(plan, stored)
+        finally:
+            if ticket is not None:
+                await ticket.release()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None] | None:
+        """Run ``coro`` on the engine's loop in the background; its task when called there."""
+        try:
+            if self._on_own_loop():
+                task = asyncio.get_running_loop().create_task(coro)
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+                return task
+            self._require_loop().call_soon_threadsafe(self.spawn, coro)
+        except Exception:
+            coro.close()
+            log.exception("semcache: could not schedule a store; the response is not cached")
+        return None
+
+    def release_later(self, ticket: FlightTicket) -> None:
+        """Release a single flight from anywhere (a :class:`Forward` dropped unfinished)."""
+        try:
+            self.spawn(ticket.release())
+        except Exception:
+            log.debug("semcache: could not release a single flight", exc_info=True)
+
+    async def drain(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for the stores in flight (at shutdown)."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=seconds)
+
+    def _on_own_loop(self) -> bool:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if self._loop is None:
+            self._loop = running
+        return running is self._loop
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the engine has not run on an event loop yet")
+        return self._loop
+
+    # -- the cache calls, with the failure rules ----------------------------------------
 
     def recorder(self) -> ResponseRecorder:
         return ResponseRecorder(self.policy.max_response_bytes)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from semcache.http.extract import default_extract_model, extract, mask_text
+from semcache.http.headers import HEADER_TTL
 from semcache.http.partition import (
     DEFAULT_IGNORED_FIELDS,
     build_partition,
@@ -27,9 +28,6 @@ from semcache.settings import Settings
 from semcache.text import normalize_query
 
 __all__ = [
-    "HEADER_SIMILARITY",
-    "HEADER_STATUS",
-    "HEADER_TTL",
     "Bypass",
     "CachePlan",
     "Extractor",
@@ -39,13 +37,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("semcache")
-
-HEADER_STATUS = "x-semcache"
-"""Response header: ``hit``, ``miss`` or ``bypass``."""
-HEADER_SIMILARITY = "x-semcache-similarity"
-"""Response header on a hit: cosine similarity of the stored question (1.0000 when exact)."""
-HEADER_TTL = "x-semcache-ttl"
-"""Request header: seconds to keep this answer (capped at the ``max_ttl`` setting; 0: do not store)."""
 
 Headers = Sequence[tuple[str, str]]
 

@@ -8,6 +8,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from semcache.http.headers import HEADER_ENTRY, HEADER_SIMILARITY, HEADER_STATUS, OWN_HEADERS
+
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "HOP_BY_HOP_HEADERS",
@@ -50,9 +52,7 @@ PER_RESPONSE_HEADERS = frozenset(
         "set-cookie",
         "set-cookie2",
         # Ours, recomputed on every answer.
-        "x-semcache",
-        "x-semcache-similarity",
-        "x-semcache-entry",
+        *OWN_HEADERS,
         # Ids and timings of the original upstream call, meaningless on a replay.
         "x-request-id",
         "request-id",
@@ -239,11 +239,11 @@ class StoredResponse:
             headers.append(("content-length", str(len(self.body))))
         age = max(0, int((time.time() if now is None else now) - self.created_at))
         headers.append(("age", str(age)))
-        headers.append(("x-semcache", "hit"))
+        headers.append((HEADER_STATUS, "hit"))
         if similarity is not None:
-            headers.append(("x-semcache-similarity", f"{similarity:.4f}"))
+            headers.append((HEADER_SIMILARITY, f"{similarity:.4f}"))
         if entry_id is not None:
-            headers.append(("x-semcache-entry", entry_id))
+            headers.append((HEADER_ENTRY, entry_id))
         return headers
 
     def chunks(self) -> list[bytes]:
