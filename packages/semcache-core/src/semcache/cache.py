@@ -23,11 +23,14 @@ from semcache.text import hash_text, normalize_query
 from semcache.thresholds import default_threshold
 from semcache.types import Entry, Hit, Matrix, Vector
 
-__all__ = ["SemanticCache"]
+__all__ = ["FROM_SETTINGS", "SemanticCache"]
 
 log = logging.getLogger("semcache")
 
 T = TypeVar("T")
+
+FROM_SETTINGS = "<from settings>"
+"""Default of ``SemanticCache(verifier=...)``: the verifier the ``verifier`` setting names."""
 
 _JANITOR_INTERVAL = 60.0
 _RECENT_VECTORS = 2048
@@ -57,7 +60,7 @@ class SemanticCache:
         embedder: Embedder | None = None,
         vector_store: VectorStore | None = None,
         response_store: ResponseStore | None = None,
-        verifier: Verifier | str | None = "settings",
+        verifier: Verifier | str | None = FROM_SETTINGS,
         **overrides: Any,
     ) -> None:
         base = settings if settings is not None else Settings.from_env()
@@ -66,8 +69,11 @@ class SemanticCache:
         self.embedder: Embedder | None = None
         self.vector_store = vector_store
         self.response_store = response_store
+        # A name selects that verifier ("none": none at all); None means none too.
         self.verifier: Verifier | None = (
-            plugins.create_verifier(self.settings) if isinstance(verifier, str) else verifier
+            plugins.create_verifier(self.settings, None if verifier == FROM_SETTINGS else verifier)
+            if isinstance(verifier, str)
+            else verifier
         )
         self.single_flight = SingleFlight(wait=self.settings.single_flight_timeout)
         s = self.settings
@@ -98,6 +104,11 @@ class SemanticCache:
         self._closed = False
 
     # -- life cycle -------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """Are the embedder and the stores ready (lookups no longer wait for start-up)?"""
+        return self._started
 
     async def start(self) -> None:
         """Load the embedder and open the stores (done on first use when not called)."""

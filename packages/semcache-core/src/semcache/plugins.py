@@ -148,8 +148,9 @@ def create_response_store(settings: Settings, model_id: str, dimension: int) -> 
     return _created("response_store", name, result)  # type: ignore[no-any-return]
 
 
-def create_verifier(settings: Settings) -> Verifier | None:
-    name = settings.verifier
+def create_verifier(settings: Settings, name: str | None = None) -> Verifier | None:
+    """The verifier ``name`` (default: the ``verifier`` setting); ``"none"`` is no verifier."""
+    name = settings.verifier if name is None else name
     if name == "none":
         return None
     if name == "default":

@@ -49,7 +49,7 @@ class OpsEndpoints:
         return await self._admin(request, path[len(self.admin_path) :])
 
     async def _ready(self) -> Response:
-        if not self.cache._started:
+        if not self.cache.started:
             return JSONResponse({"status": "starting"}, status_code=503)
         stores = await self.cache.ping()
         ok = all(stores.values())
