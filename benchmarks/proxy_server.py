@@ -23,7 +23,7 @@ from typing import Any
 
 from semcache import Settings
 from semcache.text import normalize_query
-from semcache_proxy import SemanticCacheProxy, create_semantic_cache_proxy_app
+from semcache_proxy import ProxySettings, SemanticCacheProxy, create_semantic_cache_proxy_app
 
 __all__ = ["EMBEDDINGS_PATH", "EMBED_PATH", "CountingProxy", "main"]
 
@@ -102,12 +102,13 @@ def main() -> None:
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
     settings = Settings.from_env()
+    proxy = settings.group(ProxySettings)
     app = CountingProxy(create_semantic_cache_proxy_app(settings=settings))
     # The same server settings as the CLI's uvicorn.run (one worker, lifespan on).
     uvicorn.run(
         app,
-        host=settings.proxy_host,
-        port=settings.proxy_port,
+        host=proxy.proxy_host,
+        port=proxy.proxy_port,
         log_level=args.log_level,
         lifespan="on",
     )

@@ -33,7 +33,14 @@ def test_memory_stores_are_the_default():
 def test_missing_first_party_plugin_names_the_package(monkeypatch):
     monkeypatch.setattr(plugins, "entry_points", lambda group: [])
     with pytest.raises(PluginNotFoundError, match="pip install semcache-store-pgvector"):
-        plugins.create_vector_store(Settings(pg_uri="postgresql://x/y"), "m", 8)
+        plugins.create_vector_store(Settings(vector_store="pgvector"), "m", 8)
+
+
+def test_auto_picks_the_store_whose_settings_are_configured():
+    s = Settings.from_env({}, pg_uri="postgresql://x/y")
+    assert (plugins.vector_store_name(s), plugins.response_store_name(s)) == ("pgvector", "memory")
+    s = Settings.from_env({"SEMANTIC_CACHE_REDIS_URI": "redis://h/0"})
+    assert (plugins.vector_store_name(s), plugins.response_store_name(s)) == ("memory", "redis")
 
 
 def test_unknown_plugin_lists_installed_ones():

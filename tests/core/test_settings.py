@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from semcache import Settings, SettingsError, env
-from semcache.settings import settings_table
+from semcache.settings import declared_fields, settings_table
+from semcache.stores.settings import EmbeddedStoreSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +30,8 @@ def test_reads_every_kind_of_variable():
             env.EMBEDDER_DIMENSIONS: "256",
         }
     )
-    assert (s.enabled, s.threshold, s.ttl, s.data_path) == (False, 0.93, 60, "/tmp/x")
+    assert (s.enabled, s.threshold, s.ttl) == (False, 0.93, 60)
+    assert s.group(EmbeddedStoreSettings).data_path == "/tmp/x"
     assert (s.embedder_type, s.embedder_dimensions) == ("openai", 256)
 
 
@@ -74,7 +76,7 @@ def test_frozen():
             "SEMANTIC_CACHE_AUTH_MODE='open' is invalid: expected one of partition, bypass, shared",
         ),
         (
-            env.PROXY_PORT,
+            "SEMANTIC_CACHE_PROXY_PORT",  # the proxy's own group, validated all the same
             "70000",
             "SEMANTIC_CACHE_PROXY_PORT='70000' is invalid: expected an integer between 1 and 65535",
         ),
@@ -93,15 +95,15 @@ def test_invalid_override_is_rejected_too():
         Settings.from_env({}, thresold=0.5)
 
 
-def test_every_field_has_a_constant_in_env_module():
+def test_every_core_field_has_a_constant_in_env_module():
     names = {getattr(env, n) for n in env.__all__}
-    for f in dataclasses.fields(Settings):
+    for f in declared_fields(Settings) + declared_fields(EmbeddedStoreSettings):
         assert f.metadata["env"] in names
         assert f.metadata["env"] == "SEMANTIC_CACHE_" + f.name.upper()
 
 
 def test_secrets_are_masked_in_repr():
-    s = Settings(redis_uri="redis://:hunter2@host/0", admin_token="tok")
+    s = Settings.from_env({}, redis_uri="redis://:hunter2@host/0", admin_token="tok")
     assert "hunter2" not in repr(s) and "tok'" not in repr(s)
 
 

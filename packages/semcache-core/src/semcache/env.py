@@ -1,14 +1,12 @@
-"""Names of every ``SEMANTIC_CACHE_*`` environment variable, in one place.
+"""Names of the ``SEMANTIC_CACHE_*`` variables of the core (engine and embedded stores).
 
-The settings object (:mod:`semcache.settings`) reads these; adapters refer to the
-constants instead of spelling the names again.
+The core's settings (:mod:`semcache.settings`) read these; each plugin keeps the names
+of its own variables beside its settings group (``semcache_store_pgvector.settings``...).
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "ADMIN_PATH",
-    "ADMIN_TOKEN",
     "AUTH_MODE",
     "BATCH_MAX_SIZE",
     "BATCH_WINDOW_MS",
@@ -29,7 +27,6 @@ __all__ = [
     "EMBEDDER_TIMEOUT_MS",
     "EMBEDDER_TYPE",
     "ENABLED",
-    "HEALTH_PATH",
     "HNSW_EF_CONSTRUCTION",
     "HNSW_EF_SEARCH",
     "HNSW_M",
@@ -37,19 +34,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_ENTRIES",
     "MAX_TTL",
-    "METRICS_PATH",
-    "PG_MAX_OVERFLOW",
-    "PG_POOL_SIZE",
-    "PG_URI",
     "PREFIX",
-    "PROXY_HOST",
-    "PROXY_PORT",
-    "PROXY_TIMEOUT",
-    "PROXY_UPSTREAM",
-    "PROXY_VERIFY",
-    "PROXY_WORKERS",
-    "READY_PATH",
-    "REDIS_URI",
     "RESPONSE_STORE",
     "SINGLE_FLIGHT_TIMEOUT",
     "STORE_TIMEOUT_MS",
@@ -102,13 +87,9 @@ BATCH_WINDOW_MS = _P + "BATCH_WINDOW_MS"
 # Stores
 VECTOR_STORE = _P + "VECTOR_STORE"
 RESPONSE_STORE = _P + "RESPONSE_STORE"
-PG_URI = _P + "PG_URI"
-PG_POOL_SIZE = _P + "PG_POOL_SIZE"
-PG_MAX_OVERFLOW = _P + "PG_MAX_OVERFLOW"
 HNSW_M = _P + "HNSW_M"
 HNSW_EF_CONSTRUCTION = _P + "HNSW_EF_CONSTRUCTION"
 HNSW_EF_SEARCH = _P + "HNSW_EF_SEARCH"
-REDIS_URI = _P + "REDIS_URI"
 PREFIX = _P + "PREFIX"
 
 # HTTP adapters (middleware and proxy)
@@ -119,14 +100,3 @@ UPSTREAM_429_THRESHOLD = _P + "UPSTREAM_429_THRESHOLD"
 UPSTREAM_429_COOLDOWN = _P + "UPSTREAM_429_COOLDOWN"
 
 # Proxy
-PROXY_UPSTREAM = _P + "PROXY_UPSTREAM"
-PROXY_HOST = _P + "PROXY_HOST"
-PROXY_PORT = _P + "PROXY_PORT"
-PROXY_WORKERS = _P + "PROXY_WORKERS"
-PROXY_TIMEOUT = _P + "PROXY_TIMEOUT"
-PROXY_VERIFY = _P + "PROXY_VERIFY"
-ADMIN_TOKEN = _P + "ADMIN_TOKEN"
-ADMIN_PATH = _P + "ADMIN_PATH"
-HEALTH_PATH = _P + "HEALTH_PATH"
-READY_PATH = _P + "READY_PATH"
-METRICS_PATH = _P + "METRICS_PATH"

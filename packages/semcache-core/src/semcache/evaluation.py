@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from semcache import plugins
-from semcache.cache import SemanticCache
+from semcache.cache import FROM_SETTINGS, SemanticCache
 from semcache.embedder import BaseEmbedder
 from semcache.errors import SemcacheError
 from semcache.protocols import Embedder
@@ -412,7 +412,7 @@ async def evaluate(
             current = default_threshold(memo.model_id)
         floor = min([current, *sweep])
         verifier_name = base.verifier
-        verified = await _run_pass(run_settings, memo, usable, floor, "settings", progress)
+        verified = await _run_pass(run_settings, memo, usable, floor, FROM_SETTINGS, progress)
         raw: list[float | None] = []
         if sweep:
             if progress:

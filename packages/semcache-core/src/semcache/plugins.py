@@ -29,6 +29,8 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "register",
+    "response_store_name",
+    "vector_store_name",
 ]
 
 ENTRY_POINT_GROUP = "semcache"
@@ -124,14 +126,31 @@ def create_embedder(settings: Settings) -> Embedder:
     return _created("embedder", name, hook.semcache_create_embedder(name=name, settings=settings))  # type: ignore[no-any-return]
 
 
-def _store_name(choice: str, uri: str | None, remote: str) -> str:
+def _store_name(kind: str, choice: str, settings: Settings) -> str:
+    """The store plugin to use: the setting, or for ``auto`` the first configured group's."""
     if choice != "auto":
         return choice
-    return remote if uri else "memory"
+    from semcache.settings import settings_groups
+
+    for group in settings_groups().values():
+        auto = getattr(group, "auto_store", None)
+        if auto is not None and auto[0] == kind and settings.group(group).configured():
+            return str(auto[1])
+    return "memory"
+
+
+def vector_store_name(settings: Settings) -> str:
+    """The vector store plugin ``settings`` choose (``auto`` resolved)."""
+    return _store_name("vector_store", settings.vector_store, settings)
+
+
+def response_store_name(settings: Settings) -> str:
+    """The response store plugin ``settings`` choose (``auto`` resolved)."""
+    return _store_name("response_store", settings.response_store, settings)
 
 
 def create_vector_store(settings: Settings, model_id: str, dimension: int) -> VectorStore:
-    name = _store_name(settings.vector_store, settings.pg_uri, "pgvector")
+    name = vector_store_name(settings)
     hook = _load("vector_store", name).hook
     result = hook.semcache_create_vector_store(
         name=name, settings=settings, model_id=model_id, dimension=dimension
@@ -140,7 +159,7 @@ def create_vector_store(settings: Settings, model_id: str, dimension: int) -> Ve
 
 
 def create_response_store(settings: Settings, model_id: str, dimension: int) -> ResponseStore:
-    name = _store_name(settings.response_store, settings.redis_uri, "redis")
+    name = response_store_name(settings)
     hook = _load("response_store", name).hook
     result = hook.semcache_create_response_store(
         name=name, settings=settings, model_id=model_id, dimension=dimension

@@ -1,22 +1,50 @@
-"""One frozen settings object, read from ``SEMANTIC_CACHE_*`` variables.
+"""Settings: the engine's knobs, and the way each plugin declares its own.
 
-The cache, the middleware and the proxy all read the same :class:`Settings`. Every
-field names its environment variable, its default, its accepted range and a one-line
-description; ``python -m semcache settings`` prints them as the README table.
+The cache, the middleware and the proxy all read one frozen :class:`Settings` (the
+engine's knobs, ``SEMANTIC_CACHE_*`` variables). A plugin or adapter declares its own
+settings the same way, in a frozen dataclass of its own whose fields come from
+:func:`setting` (environment variable, default, range, doc, secret), and publishes it
+as an entry point ``settings.NAME`` in group ``semcache`` (or with
+:func:`register_settings`). Every group is validated when :meth:`Settings.from_env`
+runs, listed by :func:`settings_table` (the docs tables and ``--help``), and read by its
+plugin with :meth:`Settings.group`. Values for any group may be given in code
+(``SemanticCache(pg_uri=...)``, ``Settings.from_env(redis_uri=...)``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from semcache import env
 from semcache.errors import SettingsError
 
-__all__ = ["Settings", "SettingsError", "settings_table"]
+__all__ = [
+    "Settings",
+    "SettingsError",
+    "SettingsGroup",
+    "check_declared",
+    "declared_fields",
+    "load_settings",
+    "register_settings",
+    "setting",
+    "settings_groups",
+    "settings_help",
+    "settings_table",
+]
+
+G = TypeVar("G")
+
+CORE_GROUP = "core"
+"""Name of the engine's own group (:class:`Settings`)."""
+
+_ENTRY_POINT_GROUP = "semcache"
+_ENTRY_POINT_PREFIX = "settings."
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -54,7 +82,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def _setting(
+def setting(
     var: str,
     default: Any,
     doc: str,
@@ -64,6 +92,12 @@ def _setting(
     choices: tuple[str, ...] | None = None,
     secret: bool = False,
 ) -> Any:
+    """Declare one setting: a dataclass field read from the environment variable ``var``.
+
+    The field's type (``bool``, ``int``, ``float``, ``str``, or one of them ``| None``)
+    says how the variable is parsed; ``low``/``high``/``choices`` bound it; ``doc`` is
+    its line in the docs and ``--help``; a ``secret`` value is masked in ``repr``.
+    """
     meta = {
         "env": var,
         "doc": doc,
@@ -75,54 +109,139 @@ def _setting(
     return field(default=default, metadata=meta)
 
 
+class SettingsGroup(Protocol):
+    """What a settings group is: a frozen dataclass of :func:`setting` fields.
+
+    ``group_name`` names it (the docs and ``--help`` show it under that name). A store
+    plugin that the ``auto`` store choice should pick when it is configured also sets
+    a class attribute ``auto_store = (kind, plugin name)``, e.g.
+    ``("vector_store", "pgvector")``, and a method ``configured() -> bool``.
+    """
+
+    group_name: ClassVar[str]
+
+
+def declared_fields(cls: type[Any]) -> list[dataclasses.Field[Any]]:
+    """The fields of a settings group that are settings (declared with :func:`setting`)."""
+    return [f for f in dataclasses.fields(cls) if "env" in f.metadata]
+
+
+def load_settings(cls: type[G], environ: Mapping[str, str] | None = None, **overrides: Any) -> G:
+    """Build the settings group ``cls`` from ``environ`` (default ``os.environ``).
+
+    Keyword overrides win over the environment. Raises :class:`SettingsError` naming
+    the variable and the accepted range for an invalid value or an unknown name.
+    """
+    environ = os.environ if environ is None else environ
+    known = declared_fields(cls)
+    values: dict[str, Any] = {}
+    for f in known:
+        var = f.metadata["env"]
+        if f.name in overrides or var not in environ:
+            continue
+        raw = environ[var]
+        try:
+            values[f.name] = _PARSERS[_type_name(f)](raw)
+            _check(f, values[f.name])
+        except (ValueError, SettingsError) as exc:
+            raise SettingsError(f"{var}={raw!r} is invalid: {_accepted(f)}") from exc
+    unknown = set(overrides) - {f.name for f in known}
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    values.update(overrides)
+    return cls(**values)
+
+
+def check_declared(instance: object) -> None:
+    """Validate every declared field of a settings group (call from ``__post_init__``)."""
+    for f in declared_fields(type(instance)):
+        _check(f, getattr(instance, f.name))
+
+
+# -- the groups a process knows ------------------------------------------------------
+
+_registered: dict[str, type[Any]] = {}
+_discovered: dict[str, type[Any]] | None = None
+_lock = threading.Lock()
+
+
+def register_settings(cls: type[Any]) -> None:
+    """Add a settings group in code (an entry point ``settings.NAME`` does the same)."""
+    global _discovered
+    with _lock:
+        _registered[cls.group_name] = cls
+        _discovered = None
+
+
+def settings_groups() -> dict[str, type[Any]]:
+    """Every settings group: the engine's (``core``) first, then the plugins' by name."""
+    global _discovered
+    with _lock:
+        if _discovered is None:
+            found: dict[str, type[Any]] = {}
+            for ep in entry_points(group=_ENTRY_POINT_GROUP):
+                if ep.name.startswith(_ENTRY_POINT_PREFIX):
+                    found[ep.name[len(_ENTRY_POINT_PREFIX) :]] = ep.load()
+            found.update(_registered)
+            found.pop(CORE_GROUP, None)
+            _discovered = {CORE_GROUP: Settings, **dict(sorted(found.items()))}
+        return dict(_discovered)
+
+
+def _plugin_groups() -> list[type[Any]]:
+    return [cls for name, cls in settings_groups().items() if name != CORE_GROUP]
+
+
+def _owner(name: str) -> type[Any] | None:
+    for cls in _plugin_groups():
+        if any(f.name == name for f in declared_fields(cls)):
+            return cls
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every knob of semcache. Build with :meth:`from_env`, override with :meth:`replace`."""
+    """The engine's knobs. Build with :meth:`from_env`, override with :meth:`replace`.
+
+    Values for the plugins' own settings groups travel along (given in code, or the
+    environment read by :meth:`from_env`); a plugin reads its group with :meth:`group`.
+    """
+
+    group_name: ClassVar[str] = CORE_GROUP
 
     # Engine
-    enabled: bool = _setting(
+    enabled: bool = setting(
         env.ENABLED, True, "Turn the cache off entirely (requests pass through)."
     )
-    threshold: float | None = _setting(
+    threshold: float | None = setting(
         env.THRESHOLD,
         None,
         "Cosine similarity a semantic hit needs; empty means the embedder model's tuned default.",
         low=0.0,
         high=1.0,
     )
-    ttl: int = _setting(
+    ttl: int = setting(
         env.TTL, 86400, "Seconds an entry lives; 0 keeps entries until evicted.", low=0
     )
-    max_ttl: int = _setting(
+    max_ttl: int = setting(
         env.MAX_TTL, 7 * 86400, "Upper bound for a per-request TTL (X-Semcache-TTL).", low=0
     )
-    top_k: int = _setting(
+    top_k: int = setting(
         env.TOP_K, 4, "Candidates fetched from the vector search.", low=1, high=100
     )
-    max_entries: int = _setting(
-        env.MAX_ENTRIES,
-        100_000,
-        "Embedded stores: entries kept before the least recently used are evicted.",
-        low=1,
-    )
-    data_path: str | None = _setting(
-        env.DATA_PATH,
-        None,
-        "Embedded stores: folder for the on-disk copy; empty keeps memory only.",
-    )
-    verifier: str = _setting(
+    verifier: str = setting(
         env.VERIFIER,
         "default",
         "Check after the vector search: `default` (rule-based), `none`, or a plugin name.",
     )
-    context_mode: str = _setting(
+    context_mode: str = setting(
         env.CONTEXT_MODE,
         "exact",
         "Earlier conversation turns: `exact` (part of the partition) or `semantic` (embedded, "
         "matched with their own threshold).",
         choices=("exact", "semantic"),
     )
-    context_threshold: float = _setting(
+    context_threshold: float = setting(
         env.CONTEXT_THRESHOLD,
         0.9,
         "Cosine similarity the earlier turns need in `semantic` context mode.",
@@ -131,78 +250,78 @@ class Settings:
     )
 
     # Time budgets and the breaker
-    lookup_timeout_ms: int = _setting(
+    lookup_timeout_ms: int = setting(
         env.LOOKUP_TIMEOUT_MS, 2000, "Whole-lookup budget; past it the request is a miss.", low=1
     )
-    store_timeout_ms: int = _setting(
+    store_timeout_ms: int = setting(
         env.STORE_TIMEOUT_MS, 250, "Budget for one vector or response store call.", low=1
     )
-    embedder_timeout_ms: int = _setting(
+    embedder_timeout_ms: int = setting(
         env.EMBEDDER_TIMEOUT_MS, 1500, "Budget for one embedding call.", low=1
     )
-    single_flight_timeout: float = _setting(
+    single_flight_timeout: float = setting(
         env.SINGLE_FLIGHT_TIMEOUT,
         300.0,
         "Seconds a request waits for an identical one already asking the upstream "
         "(single flight) before asking itself.",
         low=0.0,
     )
-    breaker_failures: int = _setting(
+    breaker_failures: int = setting(
         env.BREAKER_FAILURES, 3, "Consecutive failures that open a component's breaker.", low=1
     )
-    breaker_cooldown_ms: int = _setting(
+    breaker_cooldown_ms: int = setting(
         env.BREAKER_COOLDOWN_MS, 5000, "How long an open breaker skips its component.", low=0
     )
 
     # Embedder
-    embedder_type: str = _setting(
+    embedder_type: str = setting(
         env.EMBEDDER_TYPE,
         "huggingface",
         "Embedder plugin: huggingface, openai, ollama, cohere, voyage or a third-party name.",
     )
-    embedder_model: str | None = _setting(
+    embedder_model: str | None = setting(
         env.EMBEDDER_MODEL,
         None,
         "Model name or local path; empty means the plugin's default "
         "(all-MiniLM-L6-v2 for huggingface).",
     )
-    embedder_device: str = _setting(
+    embedder_device: str = setting(
         env.EMBEDDER_DEVICE,
         "cpu",
         "Device for local models: cpu, cuda, mps.",
         choices=("cpu", "cuda", "mps"),
     )
-    embedder_backend: str = _setting(
+    embedder_backend: str = setting(
         env.EMBEDDER_BACKEND,
         "torch",
         "Local model runtime: torch, onnx or onnx-int8 (huggingface plugin).",
         choices=("torch", "onnx", "onnx-int8"),
     )
-    embedder_threads: int = _setting(
+    embedder_threads: int = setting(
         env.EMBEDDER_THREADS, 1, "Threads a local model may use per call.", low=1, high=256
     )
-    embedder_dimensions: int | None = _setting(
+    embedder_dimensions: int | None = setting(
         env.EMBEDDER_DIMENSIONS, None, "Output dimensions for APIs that can shorten vectors.", low=1
     )
-    embedder_base_url: str | None = _setting(
+    embedder_base_url: str | None = setting(
         env.EMBEDDER_BASE_URL, None, "Base URL of an embedding API (OpenAI-compatible, Ollama...)."
     )
-    embedder_api_key: str | None = _setting(
+    embedder_api_key: str | None = setting(
         env.EMBEDDER_API_KEY,
         None,
         "API key for the embedding API; else the provider's own variable (OPENAI_API_KEY...).",
         secret=True,
     )
-    embedder_input_type: str | None = _setting(
+    embedder_input_type: str | None = setting(
         env.EMBEDDER_INPUT_TYPE, None, "Input type for providers that take one (Cohere, Voyage)."
     )
-    embedder_max_retries: int = _setting(
+    embedder_max_retries: int = setting(
         env.EMBEDDER_MAX_RETRIES, 2, "Retries on 429 and 5xx from an embedding API.", low=0
     )
-    batch_max_size: int = _setting(
+    batch_max_size: int = setting(
         env.BATCH_MAX_SIZE, 32, "Micro-batching: most texts sent to the model in one call.", low=1
     )
-    batch_window_ms: float = _setting(
+    batch_window_ms: float = setting(
         env.BATCH_WINDOW_MS,
         2.0,
         "Micro-batching: how long a batch waits for company while another call is running.",
@@ -211,131 +330,133 @@ class Settings:
     )
 
     # Stores
-    vector_store: str = _setting(
+    vector_store: str = setting(
         env.VECTOR_STORE,
         "auto",
         "Vector store plugin; `auto` picks pgvector when PG_URI is set, else memory.",
     )
-    response_store: str = _setting(
+    response_store: str = setting(
         env.RESPONSE_STORE,
         "auto",
         "Response store plugin; `auto` picks redis when REDIS_URI is set, else memory.",
     )
-    pg_uri: str | None = _setting(
-        env.PG_URI, None, "PostgreSQL URI (postgresql://...) for the pgvector store.", secret=True
-    )
-    pg_pool_size: int = _setting(env.PG_POOL_SIZE, 5, "PostgreSQL pool size per process.", low=1)
-    pg_max_overflow: int = _setting(
-        env.PG_MAX_OVERFLOW, 5, "Extra PostgreSQL connections past the pool size.", low=0
-    )
-    hnsw_m: int = _setting(env.HNSW_M, 16, "HNSW index: links per node.", low=2, high=100)
-    hnsw_ef_construction: int = _setting(
-        env.HNSW_EF_CONSTRUCTION, 64, "HNSW index: candidate list while building.", low=4, high=1000
-    )
-    hnsw_ef_search: int = _setting(
-        env.HNSW_EF_SEARCH, 40, "HNSW index: candidate list while searching.", low=1, high=1000
-    )
-    redis_uri: str | None = _setting(
-        env.REDIS_URI,
-        None,
-        "Redis URI (redis://... or rediss://...) for the response store.",
-        secret=True,
-    )
-    prefix: str = _setting(
+    prefix: str = setting(
         env.PREFIX, "semcache", "Name prefix for tables and keys, so deployments can share servers."
     )
 
     # HTTP adapters
-    max_body_bytes: int = _setting(
+    max_body_bytes: int = setting(
         env.MAX_BODY_BYTES, 1 << 20, "Request bodies larger than this pass through uncached.", low=0
     )
-    auth_mode: str = _setting(
+    auth_mode: str = setting(
         env.AUTH_MODE,
         "partition",
         "Requests with credentials: `partition` (cache per credential hash), `bypass`, or "
         "`shared` (one cache for everyone; only for public answers).",
         choices=("partition", "bypass", "shared"),
     )
-    tenant_header: str | None = _setting(
+    tenant_header: str | None = setting(
         env.TENANT_HEADER,
         None,
         "Header naming the tenant, trusted only when set (e.g. set by your gateway).",
     )
-    upstream_429_threshold: int = _setting(
+    upstream_429_threshold: int = setting(
         env.UPSTREAM_429_THRESHOLD,
         5,
         "Consecutive upstream 429s that open the upstream breaker; 0 disables it.",
         low=0,
     )
-    upstream_429_cooldown: float = _setting(
+    upstream_429_cooldown: float = setting(
         env.UPSTREAM_429_COOLDOWN,
         30.0,
         "Seconds the upstream breaker answers misses with 503.",
         low=0.0,
     )
 
-    # Proxy
-    proxy_upstream: str = _setting(
-        env.PROXY_UPSTREAM, "http://127.0.0.1:11434", "Upstream base URL the proxy forwards to."
-    )
-    proxy_host: str = _setting(env.PROXY_HOST, "127.0.0.1", "Proxy listen address.")
-    proxy_port: int = _setting(env.PROXY_PORT, 8080, "Proxy listen port.", low=1, high=65535)
-    proxy_workers: int = _setting(env.PROXY_WORKERS, 1, "Proxy worker processes.", low=1, high=256)
-    proxy_timeout: float = _setting(
-        env.PROXY_TIMEOUT, 300.0, "Seconds the proxy waits on the upstream.", low=0.001
-    )
-    proxy_verify: bool = _setting(env.PROXY_VERIFY, True, "Verify the upstream's TLS certificate.")
-    admin_token: str | None = _setting(
-        env.ADMIN_TOKEN, None, "Bearer token for the admin API; unset disables it.", secret=True
-    )
-    admin_path: str = _setting(env.ADMIN_PATH, "/_semcache/admin", "Admin API path prefix.")
-    health_path: str = _setting(env.HEALTH_PATH, "/healthz", "Liveness endpoint path.")
-    ready_path: str = _setting(env.READY_PATH, "/readyz", "Readiness endpoint path.")
-    metrics_path: str = _setting(env.METRICS_PATH, "/metrics", "Prometheus metrics path.")
+    environ: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """The ``SEMANTIC_CACHE_*`` variables read by :meth:`from_env` (for the plugins' groups)."""
+    plugin_values: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
+    """Values for plugins' settings given in code, as ``(name, value)`` pairs."""
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            _check(f, getattr(self, f.name))
+        check_declared(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read every ``SEMANTIC_CACHE_*`` variable; keyword overrides win over the environment."""
+        """Read every ``SEMANTIC_CACHE_*`` variable; keyword overrides win over the environment.
+
+        Overrides may name any group's setting (``pg_uri``, ``proxy_port``...). Every
+        known group is validated here, so a bad value fails at start-up.
+        """
         environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            var = f.metadata["env"]
-            if f.name in overrides or var not in environ:
-                continue
-            parser = _PARSERS[str(f.type)]
-            raw = environ[var]
-            try:
-                values[f.name] = parser(raw)
-                _check(f, values[f.name])
-            except (ValueError, SettingsError) as exc:
-                raise SettingsError(f"{var}={raw!r} is invalid: {_accepted(f)}") from exc
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        values.update(overrides)
-        return cls(**values)
+        own_names = {f.name for f in declared_fields(cls)}
+        own = {k: v for k, v in overrides.items() if k in own_names}
+        others = {k: v for k, v in overrides.items() if k not in own_names}
+        core = load_settings(cls, environ, **own)
+        variables = {
+            f.metadata["env"] for g in settings_groups().values() for f in declared_fields(g)
+        }
+        snapshot = tuple(sorted((v, environ[v]) for v in variables if v in environ))
+        return core._with(environ=snapshot, plugin_values=others)
 
     def replace(self, **overrides: Any) -> Settings:
-        """A copy with some fields changed (validated like any other)."""
-        return dataclasses.replace(self, **overrides)
+        """A copy with some values changed (any group's; validated like any other)."""
+        own_names = {f.name for f in declared_fields(type(self))}
+        own = {k: v for k, v in overrides.items() if k in own_names}
+        others = {k: v for k, v in overrides.items() if k not in own_names}
+        changed = dataclasses.replace(self, **own) if own else self
+        if not others:
+            return changed
+        return changed._with(
+            environ=self.environ, plugin_values={**dict(self.plugin_values), **others}
+        )
+
+    def _with(
+        self, *, environ: tuple[tuple[str, str], ...], plugin_values: Mapping[str, Any]
+    ) -> Settings:
+        unknown = sorted(name for name in plugin_values if _owner(name) is None)
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+        result = dataclasses.replace(
+            self, environ=environ, plugin_values=tuple(sorted(plugin_values.items()))
+        )
+        for cls in _plugin_groups():
+            result.group(cls)  # validates that group's variables and values
+        return result
+
+    def group(self, cls: type[G]) -> G:
+        """The settings group ``cls`` with this object's environment and code values."""
+        names = {f.name for f in declared_fields(cls)}
+        values = {k: v for k, v in self.plugin_values if k in names}
+        return load_settings(cls, dict(self.environ), **values)
 
     def __repr__(self) -> str:
-        parts = []
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.metadata["secret"] and value is not None:
-                value = "***"
-            parts.append(f"{f.name}={value!r}")
+        parts = [_shown(f, getattr(self, f.name)) for f in declared_fields(type(self))]
+        for name, value in self.plugin_values:
+            owner = _owner(name)
+            fields = {f.name: f for f in declared_fields(owner)} if owner else {}
+            parts.append(_shown(fields[name], value) if name in fields else f"{name}={value!r}")
         return f"Settings({', '.join(parts)})"
+
+
+def _shown(f: dataclasses.Field[Any], value: Any) -> str:
+    if f.metadata["secret"] and value is not None:
+        value = "***"
+    return f"{f.name}={value!r}"
+
+
+def _type_name(f: dataclasses.Field[Any]) -> str:
+    """``"int"``, ``"str | None"``...: the annotation as written, with or without
+    ``from __future__ import annotations`` in the declaring module."""
+    kind = f.type
+    if isinstance(kind, str):
+        return kind
+    return kind.__name__ if isinstance(kind, type) else str(kind)
 
 
 def _accepted(f: dataclasses.Field[Any]) -> str:
     meta = f.metadata
-    kind = str(f.type).replace(" | None", "")
+    kind = _type_name(f).replace(" | None", "")
     if kind == "bool":
         return "expected a boolean (true/false, 1/0, yes/no, on/off)"
     if meta["choices"]:
@@ -345,7 +466,7 @@ def _accepted(f: dataclasses.Field[Any]) -> str:
         bounds = f" between {meta['low']:g} and {meta['high']:g}"
     elif meta["low"] is not None:
         bounds = f" of at least {meta['low']:g}"
-    optional = " (or empty)" if "None" in str(f.type) else ""
+    optional = " (or empty)" if "None" in _type_name(f) else ""
     article = "an" if kind == "int" else "a"
     noun = {"int": "integer", "float": "number", "str": "string"}[kind]
     return f"expected {article} {noun}{bounds}{optional}"
@@ -354,10 +475,10 @@ def _accepted(f: dataclasses.Field[Any]) -> str:
 def _check(f: dataclasses.Field[Any], value: Any) -> None:
     meta = f.metadata
     if value is None:
-        if "None" not in str(f.type):
+        if "None" not in _type_name(f):
             raise SettingsError(f"{meta['env']} must be set: {_accepted(f)}")
         return
-    kind = str(f.type).replace(" | None", "")
+    kind = _type_name(f).replace(" | None", "")
     ok = {
         "bool": isinstance(value, bool),
         "int": isinstance(value, int) and not isinstance(value, bool),
@@ -374,15 +495,44 @@ def _check(f: dataclasses.Field[Any], value: Any) -> None:
         raise SettingsError(f"{meta['env']}={value!r} is invalid: {_accepted(f)}")
 
 
-def settings_table() -> str:
-    """The settings as a Markdown table (the README's copy is checked against it)."""
+def _default_text(f: dataclasses.Field[Any]) -> str:
+    default = f.default
+    if default is None:
+        return "(empty)"
+    return f"`{str(default).lower() if isinstance(default, bool) else default}`"
+
+
+def settings_table(group: str | None = None) -> str:
+    """A Markdown table of one group's settings (``group``), or of every group's.
+
+    Generated from the declarations: the docs and ``--help`` never list a setting
+    by hand. A variable declared by several groups (the HNSW knobs) is listed once.
+    """
+    groups = settings_groups()
+    chosen: Iterable[type[Any]] = groups.values() if group is None else [groups[group]]
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    for f in dataclasses.fields(Settings):
-        default = f.default
-        shown = (
-            "(empty)"
-            if default is None
-            else f"`{str(default).lower() if isinstance(default, bool) else default}`"
-        )
-        rows.append(f"| `{f.metadata['env']}` | {shown} | {f.metadata['doc']} |")
+    seen: set[str] = set()
+    for cls in chosen:
+        for f in declared_fields(cls):
+            var = f.metadata["env"]
+            if var in seen:
+                continue
+            seen.add(var)
+            rows.append(f"| `{var}` | {_default_text(f)} | {f.metadata['doc']} |")
     return "\n".join(rows)
+
+
+def settings_help() -> str:
+    """Every group's variables as plain text, for a command's ``--help``."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for name, cls in settings_groups().items():
+        entries = [f for f in declared_fields(cls) if f.metadata["env"] not in seen]
+        if not entries:
+            continue
+        lines.append(f"{name}:")
+        for f in entries:
+            seen.add(f.metadata["env"])
+            default = "(empty)" if f.default is None else f.default
+            lines.append(f"  {f.metadata['env']} [default {default}]: {f.metadata['doc']}")
+    return "\n".join(lines)

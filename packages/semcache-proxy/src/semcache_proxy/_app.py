@@ -15,6 +15,7 @@ from semcache_fastapi import SemanticCacheMiddleware
 from semcache_proxy._forward import Forwarder
 from semcache_proxy._metrics import ProxyMetrics
 from semcache_proxy._ops import OpsEndpoints
+from semcache_proxy.settings import ProxySettings
 
 __all__ = ["SemanticCacheProxy", "create_semantic_cache_proxy_app"]
 
@@ -106,7 +107,7 @@ def create_semantic_cache_proxy_app(
     owns_cache = cache is None
     if cache is None:
         cache = SemanticCache(settings)
-    s = cache.settings
+    s = cache.settings.group(ProxySettings)
     upstream = upstream or s.proxy_upstream
     timeout = s.proxy_timeout if timeout is None else timeout
     verify = s.proxy_verify if verify is None else verify

@@ -10,6 +10,7 @@ from starlette.types import Receive, Scope, Send
 
 from semcache import SemanticCache
 from semcache_proxy._metrics import CONTENT_TYPE_LATEST, ProxyMetrics
+from semcache_proxy.settings import ProxySettings
 
 __all__ = ["OpsEndpoints"]
 
@@ -20,7 +21,7 @@ class OpsEndpoints:
     def __init__(self, cache: SemanticCache, metrics: ProxyMetrics) -> None:
         self.cache = cache
         self.metrics = metrics
-        s = cache.settings
+        s = cache.settings.group(ProxySettings)
         self.health_path = s.health_path
         self.ready_path = s.ready_path
         self.metrics_path = s.metrics_path

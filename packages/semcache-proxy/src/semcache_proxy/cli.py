@@ -10,8 +10,11 @@ import dataclasses
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from semcache import Settings, SettingsError
+from semcache.settings import declared_fields, settings_groups, settings_help
+from semcache_proxy.settings import ProxySettings
 
 __all__ = ["main"]
 
@@ -35,16 +38,25 @@ _OPTIONS = [
 ]
 
 
+def _declared() -> dict[str, dataclasses.Field[Any]]:
+    """Every setting of every group this process knows, by field name."""
+    return {f.name: f for group in settings_groups().values() for f in declared_fields(group)}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    fields = _declared()
     parser = argparse.ArgumentParser(
         prog="semcache-proxy",
         description="A semantic cache in front of any LLM or HTTP API. "
         "Each option can also be set with the environment variable shown; "
-        "every SEMANTIC_CACHE_* variable of the README applies.",
+        "every variable below applies.",
+        epilog="settings (environment variables), by group:\n\n" + settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for flag, name in _OPTIONS:
-        f = fields[name]
+        f = fields.get(name)
+        if f is None:  # a store option whose plugin is not installed
+            continue
         default = f.default if f.default is not None else "(unset)"
         parser.add_argument(
             flag,
@@ -63,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    fields = _declared()
     for _, name in _OPTIONS:
-        value = getattr(args, name)
+        value = getattr(args, name, None)
         if value is not None:
             # Through the environment, so every worker process reads the same settings.
             os.environ[fields[name].metadata["env"]] = value
@@ -76,18 +88,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     import uvicorn
 
+    from semcache.plugins import response_store_name, vector_store_name
+
+    proxy = settings.group(ProxySettings)
     print(
-        f"semcache-proxy: {settings.proxy_host}:{settings.proxy_port} -> {settings.proxy_upstream} "
-        f"(embedder {settings.embedder_type}, "
-        f"{'pgvector' if settings.pg_uri else 'embedded'} vectors, "
-        f"{'redis' if settings.redis_uri else 'embedded'} responses)",
+        f"semcache-proxy: {proxy.proxy_host}:{proxy.proxy_port} -> {proxy.proxy_upstream} "
+        f"(embedder {settings.embedder_type}, {vector_store_name(settings)} vectors, "
+        f"{response_store_name(settings)} responses)",
         file=sys.stderr,
     )
     uvicorn.run(
         "semcache_proxy.main:app",
-        host=settings.proxy_host,
-        port=settings.proxy_port,
-        workers=settings.proxy_workers,
+        host=proxy.proxy_host,
+        port=proxy.proxy_port,
+        workers=proxy.proxy_workers,
         log_level=args.log_level,
         lifespan="on",
     )

@@ -6,6 +6,7 @@ from semcache.errors import SettingsError
 from semcache.plugins import hookimpl
 from semcache.settings import Settings
 from semcache_store_redis._store import RedisResponseStore
+from semcache_store_redis.settings import RedisSettings
 
 __all__ = ["semcache_create_response_store"]
 
@@ -16,13 +17,14 @@ def semcache_create_response_store(
 ) -> RedisResponseStore | None:
     if name != "redis":
         return None
-    if not settings.redis_uri:
+    own = settings.group(RedisSettings)
+    if not own.redis_uri:
         raise SettingsError("the redis store needs SEMANTIC_CACHE_REDIS_URI (redis://...)")
     # The cache cuts each call at store_timeout_ms; the socket timeouts bound what a
     # dead or stalled server can hold on to after that.
     budget = settings.store_timeout_ms / 1000
     return RedisResponseStore(
-        settings.redis_uri,
+        own.redis_uri,
         model_id=model_id,
         dimension=dimension,
         prefix=settings.prefix,

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from semcache.settings import Settings, SettingsError
+from semcache.settings import Settings, SettingsError, declared_fields, settings_groups
 
 if TYPE_CHECKING:
     from semcache.cache import SemanticCache
@@ -33,7 +32,6 @@ ADAPTER_OPTIONS = frozenset(
 )
 """Keys of an adapter's configuration mapping that are not :class:`Settings` fields."""
 
-_SETTING_NAMES = frozenset(f.name for f in fields(Settings))
 _EXTRACTORS = ("extract_query", "extract_model", "extract_partition")
 
 
@@ -42,18 +40,19 @@ def parse_adapter_config(
 ) -> tuple[Settings, dict[str, Any]]:
     """``(settings, options)`` from a configuration mapping; ``overrides`` win.
 
-    Settings fields override the ``SEMANTIC_CACHE_*`` environment (with a ``cache``
+    Settings of any group (the engine's, a store's...) override the ``SEMANTIC_CACHE_*`` environment (with a ``cache``
     instance: its settings, for the request rules only, as the cache keeps its own).
     ``cache`` and the extractors may be dotted import paths (``"myapp.cache.tenant"``
     or ``"myapp.cache:tenant"``). Raises :class:`SettingsError` when invalid.
     """
     values = {str(k).lower(): v for k, v in config.items()}
     values.update(overrides)
-    unknown = set(values) - _SETTING_NAMES - ADAPTER_OPTIONS
+    setting_names = {f.name for g in settings_groups().values() for f in declared_fields(g)}
+    unknown = set(values) - setting_names - ADAPTER_OPTIONS
     if unknown:
         raise SettingsError(f"unknown semcache option(s): {', '.join(sorted(unknown))}")
     options = {k: v for k, v in values.items() if k in ADAPTER_OPTIONS}
-    setting_values = {k: v for k, v in values.items() if k in _SETTING_NAMES}
+    setting_values = {k: v for k, v in values.items() if k in setting_names}
     for name in ("cache", *_EXTRACTORS):
         if isinstance(options.get(name), str):
             options[name] = _import(options[name], name)

@@ -9,14 +9,15 @@ from semcache.plugins import hookimpl
 from semcache.settings import Settings
 from semcache.stores.memory_responses import MemoryResponseStore
 from semcache.stores.memory_vectors import MemoryVectorStore
+from semcache.stores.settings import EmbeddedStoreSettings
 
 __all__ = ["semcache_create_response_store", "semcache_create_vector_store"]
 
 
-def _file(settings: Settings, stem: str) -> Path | None:
-    if not settings.data_path:
+def _file(own: EmbeddedStoreSettings, stem: str) -> Path | None:
+    if not own.data_path:
         return None
-    return Path(settings.data_path) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}.sqlite3"
+    return Path(own.data_path) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}.sqlite3"
 
 
 @hookimpl
@@ -25,13 +26,14 @@ def semcache_create_vector_store(
 ) -> MemoryVectorStore | None:
     if name != "memory":
         return None
+    own = settings.group(EmbeddedStoreSettings)
     return MemoryVectorStore(
         dimension,
-        max_entries=settings.max_entries,
-        path=_file(settings, f"{settings.prefix}-vectors-{model_id}-{dimension}"),
-        hnsw_m=settings.hnsw_m,
-        hnsw_ef_construction=settings.hnsw_ef_construction,
-        hnsw_ef_search=max(settings.hnsw_ef_search, 128),
+        max_entries=own.max_entries,
+        path=_file(own, f"{settings.prefix}-vectors-{model_id}-{dimension}"),
+        hnsw_m=own.hnsw_m,
+        hnsw_ef_construction=own.hnsw_ef_construction,
+        hnsw_ef_search=max(own.hnsw_ef_search, 128),
     )
 
 
@@ -41,7 +43,8 @@ def semcache_create_response_store(
 ) -> MemoryResponseStore | None:
     if name != "memory":
         return None
+    own = settings.group(EmbeddedStoreSettings)
     return MemoryResponseStore(
-        max_entries=settings.max_entries,
-        path=_file(settings, f"{settings.prefix}-responses-{model_id}-{dimension}"),
+        max_entries=own.max_entries,
+        path=_file(own, f"{settings.prefix}-responses-{model_id}-{dimension}"),
     )
