@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
@@ -34,8 +33,6 @@ FROM_SETTINGS = "<from settings>"
 
 _JANITOR_INTERVAL = 60.0
 _RECENT_VECTORS = 2048
-_CONTEXT_VECTOR = "semcache.context_vector"
-"""Metadata key holding an entry's context embedding (semantic context mode); never served."""
 
 
 class _Skipped(Exception):
@@ -233,7 +230,7 @@ class SemanticCache:
             entry = await self._guard("response store", responses.get(entry_id))
             # The exact index holds one entry per text; another context is no exact hit.
             if entry is not None and entry.partition == part and entry.context == stored_ctx:
-                return Hit(entry.payload, _public(entry.metadata), 1.0, entry.entry_id, "exact")
+                return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
 
         rows = await self._embed_many([text] if stored_ctx is None else [text, stored_ctx])
         self._remember((part, text, stored_ctx or ""), rows)
@@ -263,9 +260,7 @@ class SemanticCache:
             ):
                 self.counters["rejected_by_verifier"] += 1
                 continue
-            hit = Hit(
-                entry.payload, _public(entry.metadata), match.similarity, entry.entry_id, "semantic"
-            )
+            hit = Hit(entry.payload, entry.metadata, match.similarity, entry.entry_id, "semantic")
             break
         if stale:  # the payload expired or was evicted: drop its vector too
             self._in_background(vectors.delete(stale))
@@ -330,13 +325,15 @@ class SemanticCache:
             rows = await self._embed_many([text] if stored_ctx is None else [text, stored_ctx])
         vector = rows[0]
         meta = dict(metadata or {})
-        meta.pop(_CONTEXT_VECTOR, None)
         # Same question, same partition (and context) -> same id: a refresh replaces it.
         entry_id = hash_text(part + "\x00" + text)
+        context_vector: Vector | None = None
         if stored_ctx is not None:
             entry_id = hash_text(part + "\x00" + text + "\x00" + stored_ctx)
-            meta[_CONTEXT_VECTOR] = _encode_vector(rows[1])
-        entry = Entry(entry_id, part, text, bytes(payload), meta, now, expires_at, stored_ctx)
+            context_vector = rows[1]
+        entry = Entry(
+            entry_id, part, text, bytes(payload), meta, now, expires_at, stored_ctx, context_vector
+        )
         # Payload first, vector second: a reader never finds a vector without its payload.
         await self._guard("response store", responses.set(entry, ttl if ttl > 0 else None))
         await self._guard("vector store", vectors.add(entry_id, part, vector, expires_at))
@@ -429,7 +426,7 @@ class SemanticCache:
             return True
         if ctx is None or stored is None or ctx_vector is None:
             return False  # a follow-up never matches a first question
-        other = _decode_vector(entry.metadata.get(_CONTEXT_VECTOR))
+        other = entry.context_vector
         if other is None or other.shape != ctx_vector.shape:
             return False
         similarity = float(ctx_vector @ other)
@@ -495,24 +492,3 @@ class SemanticCache:
         except Exception as exc:
             log.debug("semcache: expiry sweep failed (%s)", exc)
             return 0
-
-
-def _encode_vector(vector: Vector) -> str:
-    # float16 keeps cosine within ~1e-3 at half the size; JSON-safe as base64.
-    return base64.b64encode(np.asarray(vector, dtype="<f2").tobytes()).decode("ascii")
-
-
-def _decode_vector(blob: Any) -> Vector | None:
-    if not isinstance(blob, str):
-        return None
-    try:
-        raw = np.frombuffer(base64.b64decode(blob), dtype="<f2").astype(np.float32)
-    except ValueError:
-        return None
-    return normalize_rows(raw)[0] if raw.size else None
-
-
-def _public(metadata: dict[str, Any]) -> dict[str, Any]:
-    if _CONTEXT_VECTOR not in metadata:
-        return metadata
-    return {k: v for k, v in metadata.items() if k != _CONTEXT_VECTOR}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -9,7 +11,17 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Entry", "Hit", "Matrix", "Vector", "VectorMatch", "decode_entry", "encode_entry"]
+__all__ = [
+    "Entry",
+    "Hit",
+    "Matrix",
+    "Vector",
+    "VectorMatch",
+    "decode_entry",
+    "decode_vector",
+    "encode_entry",
+    "encode_vector",
+]
 
 Vector = npt.NDArray[np.float32]
 """One embedding, 1-D float32, L2-normalised by the engine."""
@@ -43,7 +55,9 @@ class Entry:
 
     ``partition`` is the hashed partition key; ``query`` the normalised question text
     (kept for verification and the exact-match index); ``expires_at`` a Unix time, or
-    ``None`` for no expiry.
+    ``None`` for no expiry. ``metadata`` is the caller's, returned with a hit.
+    ``context`` is the earlier conversation and ``context_vector`` its embedding, when
+    the entry was stored in ``semantic`` context mode.
     """
 
     entry_id: str
@@ -54,6 +68,10 @@ class Entry:
     created_at: float = 0.0
     expires_at: float | None = None
     context: str | None = None
+    context_vector: Vector | None = field(default=None, compare=False)
+
+
+_LEGACY_CONTEXT_VECTOR = "semcache.context_vector"  # where entries written by 0.1.0 kept it
 
 
 def encode_entry(entry: Entry) -> bytes:
@@ -67,6 +85,8 @@ def encode_entry(entry: Entry) -> bytes:
         "e": entry.expires_at,
         "x": entry.context,
     }
+    if entry.context_vector is not None:
+        header["xv"] = encode_vector(entry.context_vector)
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + entry.payload
 
 
@@ -74,13 +94,36 @@ def decode_entry(blob: bytes) -> Entry:
     """Inverse of :func:`encode_entry`."""
     head, _, payload = blob.partition(b"\n")
     h = json.loads(head)
+    metadata = h["m"]
+    vector = h.get("xv")
+    if vector is None and isinstance(metadata, dict) and _LEGACY_CONTEXT_VECTOR in metadata:
+        metadata = dict(metadata)
+        vector = metadata.pop(_LEGACY_CONTEXT_VECTOR)
     return Entry(
         entry_id=h["id"],
         partition=h["p"],
         query=h["q"],
         payload=payload,
-        metadata=h["m"],
+        metadata=metadata,
         created_at=h["c"],
         expires_at=h["e"],
         context=h.get("x"),
+        context_vector=decode_vector(vector),
     )
+
+
+def encode_vector(vector: Vector) -> str:
+    """A vector as compact JSON-safe text (float16, base64; cosine kept within ~1e-3)."""
+    return base64.b64encode(np.asarray(vector, dtype="<f2").tobytes()).decode("ascii")
+
+
+def decode_vector(blob: object) -> Vector | None:
+    """Inverse of :func:`encode_vector`, L2-normalised; ``None`` for anything unreadable."""
+    if not isinstance(blob, str):
+        return None
+    try:
+        raw = np.frombuffer(base64.b64decode(blob), dtype="<f2").astype(np.float32)
+    except (ValueError, binascii.Error):
+        return None
+    norm = float(np.linalg.norm(raw)) if raw.size else 0.0
+    return raw / norm if norm else None
