@@ -18,7 +18,7 @@ from semcache.embedder import MicroBatchingEmbedder, normalize_rows
 from semcache.protocols import Embedder, ResponseStore, VectorStore, Verifier
 from semcache.settings import Settings
 from semcache.singleflight import SingleFlight
-from semcache.text import hash_text, normalize_query
+from semcache.text import MAX_SEMANTIC_CHARS, hash_text, normalize_query
 from semcache.thresholds import default_threshold
 from semcache.types import Entry, Hit, Matrix, Vector
 
@@ -231,6 +231,8 @@ class SemanticCache:
             # The exact index holds one entry per text; another context is no exact hit.
             if entry is not None and entry.partition == part and entry.context == stored_ctx:
                 return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
+        if len(text) > MAX_SEMANTIC_CHARS:
+            return None  # exact-only: never embedded nor analysed
 
         rows = await self._embed_many([text] if stored_ctx is None else [text, stored_ctx])
         self._remember((part, text, stored_ctx or ""), rows)
@@ -320,17 +322,20 @@ class SemanticCache:
         ttl = self.settings.ttl if ttl is None else ttl
         now = time.time()
         expires_at = now + ttl if ttl > 0 else None
+        meta = dict(metadata or {})
+        # Same question, same partition (and context) -> same id: a refresh replaces it.
+        entry_id = hash_text(part + "\x00" + text)
+        if stored_ctx is not None:
+            entry_id = hash_text(part + "\x00" + text + "\x00" + stored_ctx)
+        if len(text) > MAX_SEMANTIC_CHARS:  # exact-only: the answer, no vector
+            entry = Entry(entry_id, part, text, bytes(payload), meta, now, expires_at, stored_ctx)
+            await self._guard("response store", responses.set(entry, ttl if ttl > 0 else None))
+            return entry_id
         rows = self._recent.pop((part, text, stored_ctx or ""), None)
         if rows is None:
             rows = await self._embed_many([text] if stored_ctx is None else [text, stored_ctx])
         vector = rows[0]
-        meta = dict(metadata or {})
-        # Same question, same partition (and context) -> same id: a refresh replaces it.
-        entry_id = hash_text(part + "\x00" + text)
-        context_vector: Vector | None = None
-        if stored_ctx is not None:
-            entry_id = hash_text(part + "\x00" + text + "\x00" + stored_ctx)
-            context_vector = rows[1]
+        context_vector = rows[1] if stored_ctx is not None else None
         entry = Entry(
             entry_id, part, text, bytes(payload), meta, now, expires_at, stored_ctx, context_vector
         )

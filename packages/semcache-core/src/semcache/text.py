@@ -8,11 +8,15 @@ import re
 import unicodedata
 from typing import Any
 
-__all__ = ["hash_text", "normalize_query", "partition_key"]
+__all__ = ["MAX_SEMANTIC_CHARS", "hash_text", "normalize_query", "partition_key"]
+
+MAX_SEMANTIC_CHARS = 4000
+"""Longer questions are cached exact-only: matched byte for byte (after stripping the
+ends), never normalised further, embedded or analysed, so what one request costs the
+process stays bounded whatever its size."""
 
 _SPACE = re.compile(r"\s+")
-_TRAILING_PUNCT = re.compile(r"[\s?!.。？！]+$")
-_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_TRAILING = " ?!.。？！"  # after whitespace is collapsed, the only space left is " "
 
 
 def normalize_query(text: str) -> str:
@@ -20,15 +24,31 @@ def normalize_query(text: str) -> str:
 
     Unicode NFKC, case-folded, whitespace collapsed, trailing ``?!.`` dropped: a repeat
     that differs only in those is an exact hit. Nothing that changes meaning is touched.
-    Text that is not valid Unicode (a lone surrogate, e.g. from a JSON ``\\ud800``
+    A text longer than :data:`MAX_SEMANTIC_CHARS` only loses the whitespace at its
+    ends. Text that is not valid Unicode (a lone surrogate, e.g. from a JSON ``\\ud800``
     escape) normalises to ``""``: such a question is never cached, and never reaches the
     model, whose tokenizer would fail on it and trip the breaker for everyone.
     """
-    if _LONE_SURROGATE.search(text):
+    if _has_lone_surrogate(text):
         return ""
+    if len(text) > MAX_SEMANTIC_CHARS:
+        return text.strip()  # exact-only: see MAX_SEMANTIC_CHARS
     text = unicodedata.normalize("NFKC", text).casefold()
     text = _SPACE.sub(" ", text).strip()
-    return _TRAILING_PUNCT.sub("", text)
+    # str.rstrip, not a regex anchored at the end: that one backtracks quadratically
+    # over a long run of "?" or ". " that is not at the end.
+    return text.rstrip(_TRAILING)
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    # The codec finds one in C at memory speed; a regex search is ten times slower.
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def hash_text(text: str) -> str:

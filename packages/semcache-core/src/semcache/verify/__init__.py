@@ -7,11 +7,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from semcache.verify.analysis import Analysis, analyze, stem
 
 __all__ = ["DefaultVerifier", "Verdict", "analyze", "stem"]
+
+_INLINE_CHARS = 400
+"""Pairs of questions up to this size are checked on the event loop (~0.1 ms)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +69,12 @@ class DefaultVerifier:
         self.topic_rule = topic_rule
 
     async def verify(self, query: str, candidate: str, similarity: float) -> bool:
-        return self.check(query, candidate, similarity).rule is None
+        if len(query) + len(candidate) > _INLINE_CHARS:
+            # Long texts (conversation contexts) can take milliseconds: not on the loop.
+            verdict = await asyncio.to_thread(self.check, query, candidate, similarity)
+        else:
+            verdict = self.check(query, candidate, similarity)
+        return verdict.rule is None
 
     def check(self, query: str, candidate: str, similarity: float) -> Verdict:
         """The verdict with the rule that fired: for tests, tuning and debugging."""

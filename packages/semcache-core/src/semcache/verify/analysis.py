@@ -13,9 +13,17 @@ from functools import lru_cache
 
 from semcache.verify import lexicon as lx
 
-__all__ = ["Analysis", "analyze", "stem"]
+__all__ = ["MAX_ANALYSED_CHARS", "Analysis", "analyze", "stem"]
 
-_QUOTED = re.compile(r"""(?<!\w)(?:"+([^"]+)"+|'([^']+)'|`([^`]+)`|“([^”]+)”|‘([^’]+)’)(?!\w)""")
+# Linear time on any input: a run of quote marks can only start a match at its first
+# mark and is taken whole (possessive), and a quoted span is at most _QUOTE_SPAN long,
+# so no position is scanned more than a bounded number of times.
+_QUOTE_SPAN = 200
+_SPAN = "{1,%d}" % _QUOTE_SPAN  # noqa: UP031 - braces are regex syntax here
+_QUOTED = re.compile(
+    rf"""(?<![\w"])"++([^"]{_SPAN})"++(?!\w)"""
+    rf"""|(?<!\w)(?:'([^']{_SPAN})'|`([^`]{_SPAN})`|“([^”]{_SPAN})”|‘([^’]{_SPAN})’)(?!\w)"""
+)
 _TOKEN = re.compile(
     r"""
     (?P<id>\#\d\w*)
@@ -221,9 +229,14 @@ def _is_identifier(token: str) -> bool:
 _CACHED_LENGTH = 1000
 """Longer texts (conversation histories) are analysed afresh: they would crowd the cache."""
 
+MAX_ANALYSED_CHARS = 4000
+"""Only this much of a text is analysed, so an analysis costs a bounded time whatever
+the input (the cache sends longer questions down the exact-only path anyway)."""
+
 
 def analyze(text: str) -> Analysis:
     """Analyse one question (cached: stored candidates are checked again and again)."""
+    text = text[:MAX_ANALYSED_CHARS]
     if len(text) > _CACHED_LENGTH:
         return _analyze(text)
     return _cached_analyze(text)
