@@ -23,6 +23,7 @@ def fake(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
     server.requests.clear()
     server.failures.clear()
     server.rows_missing = 0
+    server.api_key = None
     server.held = False
     server.release.clear()
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
