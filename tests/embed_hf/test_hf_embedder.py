@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semcache import MicroBatchingEmbedder, SemanticCache, Settings, plugins
+from semcache import (
+    EmbeddingError,
+    EmbeddingModelError,
+    MicroBatchingEmbedder,
+    SemanticCache,
+    Settings,
+    plugins,
+)
 from semcache.testing.contracts import EmbedderContract
 from semcache.thresholds import default_threshold
 from semcache_embed_hf import DEFAULT_MODEL, HuggingFaceEmbedder
@@ -228,3 +235,14 @@ def test_torch_threads_apply_in_the_model_thread(hf_torch):
 
     # torch's thread count is per OS thread: what matters is the worker's.
     assert hf_torch._executor.submit(torch.get_num_threads).result() == hf_torch.threads == 1
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_a_model_that_cannot_load_is_a_model_error(tmp_path: Path, backend: str):
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    (folder / "README.md").write_text("no weights here")
+    with pytest.raises(EmbeddingModelError, match="cannot load the embedding model") as info:
+        HuggingFaceEmbedder(folder, backend=backend, cache_dir=tmp_path / "cache")  # type: ignore[arg-type]
+    assert isinstance(info.value, EmbeddingError) and info.value.provider == "huggingface"
+    assert info.value.status is None and info.value.__cause__ is not None
