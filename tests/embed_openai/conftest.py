@@ -34,8 +34,12 @@ def fake(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
 @pytest.fixture
 async def openai_embedder(fake: FakeOpenAI) -> AsyncIterator[OpenAIEmbedder]:
     embedder = OpenAIEmbedder(
-        "text-embedding-3-small", dimensions=256, api_key="sk-test", base_url=fake.url,
-        timeout=5, max_retries=0,
+        "text-embedding-3-small",
+        dimensions=256,
+        api_key="sk-test",
+        base_url=fake.url,
+        timeout=5,
+        max_retries=0,
     )
     yield embedder
     await embedder.aclose()

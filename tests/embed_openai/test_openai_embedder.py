@@ -30,7 +30,9 @@ from .fake_openai import vector
 def byte_encoding() -> tiktoken.Encoding:
     """A real tiktoken encoding with one token per byte (no BPE file to fetch)."""
     return tiktoken.Encoding(
-        name="bytes", pat_str=r"[\s\S]", mergeable_ranks={bytes([i]): i for i in range(256)},
+        name="bytes",
+        pat_str=r"[\s\S]",
+        mergeable_ranks={bytes([i]): i for i in range(256)},
         special_tokens={},
     )
 
@@ -69,7 +71,9 @@ def test_model_ids_name_what_changes_vectors(fake):
     assert make("text-embedding-3-small").model_id == "openai/text-embedding-3-small"
     assert make("text-embedding-3-small").dimension == 1536
     # asking for the native size changes nothing, so it is neither sent nor in the id
-    assert make("text-embedding-3-small", dimensions=1536).model_id == "openai/text-embedding-3-small"
+    assert (
+        make("text-embedding-3-small", dimensions=1536).model_id == "openai/text-embedding-3-small"
+    )
     assert make("text-embedding-3-large", dimensions=256).model_id == (
         "openai/text-embedding-3-large:dim=256"
     )
@@ -128,7 +132,9 @@ async def test_environment_variables_are_honoured(fake, monkeypatch):
 
 
 def test_no_key_for_openai_itself_is_a_clear_error(fake):
-    with pytest.raises(MissingAPIKeyError, match="SEMANTIC_CACHE_EMBEDDER_API_KEY or OPENAI_API_KEY") as info:
+    with pytest.raises(
+        MissingAPIKeyError, match="SEMANTIC_CACHE_EMBEDDER_API_KEY or OPENAI_API_KEY"
+    ) as info:
         OpenAIEmbedder()
     assert isinstance(info.value, EmbeddingAuthError | SettingsError)
     assert isinstance(info.value, ValueError)  # as before: a configuration error
@@ -172,7 +178,9 @@ async def test_retries_then_succeeds(fake):
 
 async def test_no_retries_surface_the_error(fake, openai_embedder):
     fake.fail_next(1, 503)
-    with pytest.raises(EmbeddingAPIError, match="OpenAI answered HTTP 503: scripted failure") as info:
+    with pytest.raises(
+        EmbeddingAPIError, match="OpenAI answered HTTP 503: scripted failure"
+    ) as info:
         await openai_embedder.embed(["hello"])
     assert type(info.value) is EmbeddingAPIError
     assert info.value.status == 503 and info.value.provider == "openai"
@@ -199,7 +207,10 @@ async def test_timeout(fake):
 
 async def test_long_inputs_are_refused_without_truncation(fake):
     e = OpenAIEmbedder(
-        "text-embedding-3-small", api_key="k", base_url=fake.url, max_input_tokens=10**9,
+        "text-embedding-3-small",
+        api_key="k",
+        base_url=fake.url,
+        max_input_tokens=10**9,
         max_retries=0,
     )
     try:
@@ -254,8 +265,12 @@ def test_tiktoken_encoding_names_need_no_download():
 
 async def test_plugin_builds_it_from_settings(fake):
     settings = Settings(
-        embedder_type="openai", embedder_model="text-embedding-3-large", embedder_dimensions=256,
-        embedder_base_url=fake.url, embedder_api_key="sk-settings", embedder_timeout_ms=3000,
+        embedder_type="openai",
+        embedder_model="text-embedding-3-large",
+        embedder_dimensions=256,
+        embedder_base_url=fake.url,
+        embedder_api_key="sk-settings",
+        embedder_timeout_ms=3000,
         embedder_max_retries=1,
     )
     e = await asyncio.to_thread(plugins.create_embedder, settings)
@@ -321,7 +336,9 @@ async def test_a_rejected_key_is_an_auth_error_naming_its_variable(fake, monkeyp
 async def test_a_rejected_settings_key_names_the_setting(fake):
     fake.api_key = "sk-the-right-one"
     settings = Settings(
-        embedder_type="openai", embedder_base_url=fake.url, embedder_api_key="nope",
+        embedder_type="openai",
+        embedder_base_url=fake.url,
+        embedder_api_key="nope",
         embedder_max_retries=0,
     )
     e = OpenAIEmbedder.from_settings(settings)
@@ -349,7 +366,9 @@ async def test_an_unreachable_server_is_an_api_error_without_status(fake):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     e = OpenAIEmbedder(
-        "text-embedding-3-small", api_key="k", base_url=f"http://127.0.0.1:{port}/v1",
+        "text-embedding-3-small",
+        api_key="k",
+        base_url=f"http://127.0.0.1:{port}/v1",
         max_retries=0,
     )
     try:
