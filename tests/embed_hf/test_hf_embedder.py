@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semcache import MicroBatchingEmbedder, SemanticCache, Settings, plugins
+from semcache import (
+    EmbeddingError,
+    EmbeddingModelError,
+    MicroBatchingEmbedder,
+    SemanticCache,
+    Settings,
+    plugins,
+)
 from semcache.testing.contracts import EmbedderContract
 from semcache.thresholds import default_threshold
 from semcache_embed_hf import DEFAULT_MODEL, HuggingFaceEmbedder
@@ -17,14 +24,22 @@ from .conftest import Borrowed
 
 # (question, paraphrase, unrelated question)
 TRIPLES = [
-    ("How do I reset my password?", "What are the steps to reset my password?",
-     "What is the capital of France?"),
-    ("How can I cancel my subscription?", "What is the way to cancel my subscription?",
-     "How do I bake sourdough bread?"),
-    ("What is the best way to learn Python?", "How should I start learning Python?",
-     "How many moons does Jupiter have?"),
-    ("Why is the sky blue?", "What makes the sky look blue?",
-     "How do I change a flat tyre?"),
+    (
+        "How do I reset my password?",
+        "What are the steps to reset my password?",
+        "What is the capital of France?",
+    ),
+    (
+        "How can I cancel my subscription?",
+        "What is the way to cancel my subscription?",
+        "How do I bake sourdough bread?",
+    ),
+    (
+        "What is the best way to learn Python?",
+        "How should I start learning Python?",
+        "How many moons does Jupiter have?",
+    ),
+    ("Why is the sky blue?", "What makes the sky look blue?", "How do I change a flat tyre?"),
 ]
 
 
@@ -168,15 +183,32 @@ async def test_semantic_hit_end_to_end(hf_torch):
 
 async def _concurrent_lookups(hf_torch: HuggingFaceEmbedder, batch_max_size: int) -> int:
     answers = {TRIPLES[0][0]: b"reset", TRIPLES[1][0]: b"cancel"}
-    prefixes = ["", "hi, ", "hello, ", "hey, ", "please, ", "quick question: ", "so ", "ok, ",
-                "question: ", "help: ", "one more thing: ", "also, ", "well, ", "urgent: ",
-                "sorry, ", "excuse me, "]
+    prefixes = [
+        "",
+        "hi, ",
+        "hello, ",
+        "hey, ",
+        "please, ",
+        "quick question: ",
+        "so ",
+        "ok, ",
+        "question: ",
+        "help: ",
+        "one more thing: ",
+        "also, ",
+        "well, ",
+        "urgent: ",
+        "sorry, ",
+        "excuse me, ",
+    ]
     lookups = [(p + TRIPLES[i][1], answers[TRIPLES[i][0]]) for p in prefixes for i in (0, 1)]
     assert len(lookups) == 32
     # About batching and routing rows, not about where hits start: a low threshold and
     # no verifier (the two topics stay far apart, below 0.3).
     async with SemanticCache(
-        embedder=Borrowed(hf_torch), batch_max_size=batch_max_size, threshold=0.7,
+        embedder=Borrowed(hf_torch),
+        batch_max_size=batch_max_size,
+        threshold=0.7,
         verifier=None,
     ) as cache:
         for question, answer in answers.items():
@@ -207,8 +239,10 @@ async def test_event_loop_keeps_ticking_while_the_model_runs(any_backend: Huggin
             gaps.append(now - last)
             last = now
 
-    texts = [f"question {i}: how do I configure the thing number {i} on my device?"
-             for i in range(256 if any_backend.backend == "torch" else 512)]
+    texts = [
+        f"question {i}: how do I configure the thing number {i} on my device?"
+        for i in range(256 if any_backend.backend == "torch" else 512)
+    ]
     stop = asyncio.Event()
     tick = loop.create_task(ticker(stop))
     started = time.perf_counter()
@@ -228,3 +262,14 @@ def test_torch_threads_apply_in_the_model_thread(hf_torch):
 
     # torch's thread count is per OS thread: what matters is the worker's.
     assert hf_torch._executor.submit(torch.get_num_threads).result() == hf_torch.threads == 1
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_a_model_that_cannot_load_is_a_model_error(tmp_path: Path, backend: str):
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    (folder / "README.md").write_text("no weights here")
+    with pytest.raises(EmbeddingModelError, match="cannot load the embedding model") as info:
+        HuggingFaceEmbedder(folder, backend=backend, cache_dir=tmp_path / "cache")  # type: ignore[arg-type]
+    assert isinstance(info.value, EmbeddingError) and info.value.provider == "huggingface"
+    assert info.value.status is None and info.value.__cause__ is not None

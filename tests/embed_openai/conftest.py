@@ -23,6 +23,7 @@ def fake(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
     server.requests.clear()
     server.failures.clear()
     server.rows_missing = 0
+    server.api_key = None
     server.held = False
     server.release.clear()
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
@@ -33,8 +34,12 @@ def fake(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
 @pytest.fixture
 async def openai_embedder(fake: FakeOpenAI) -> AsyncIterator[OpenAIEmbedder]:
     embedder = OpenAIEmbedder(
-        "text-embedding-3-small", dimensions=256, api_key="sk-test", base_url=fake.url,
-        timeout=5, max_retries=0,
+        "text-embedding-3-small",
+        dimensions=256,
+        api_key="sk-test",
+        base_url=fake.url,
+        timeout=5,
+        max_retries=0,
     )
     yield embedder
     await embedder.aclose()

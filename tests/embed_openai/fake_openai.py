@@ -70,6 +70,8 @@ class FakeOpenAI:
     held: bool = False
     release: threading.Event = field(default_factory=threading.Event)
     rows_missing: int = 0
+    api_key: str | None = None
+    """When set, requests without ``Authorization: Bearer <api_key>`` get a 401."""
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -99,15 +101,31 @@ class FakeOpenAI:
                 fake.requests.append(Request(body, {k.lower(): v for k, v in self.headers.items()}))
                 if fake.held:
                     fake.release.wait(10)
+                if fake.api_key is not None and (
+                    self.headers.get("authorization") != f"Bearer {fake.api_key}"
+                ):
+                    self._send(
+                        401,
+                        {
+                            "error": {
+                                "message": "Incorrect API key provided",
+                                "code": "invalid_api_key",
+                            }
+                        },
+                    )
+                    return
                 if fake.failures:
                     status = fake.failures.pop(0)
-                    self._send(status, {"error": {"message": "scripted failure"}},
-                               {"retry-after-ms": "1"})
+                    self._send(
+                        status, {"error": {"message": "scripted failure"}}, {"retry-after-ms": "1"}
+                    )
                     return
                 status, answer = fake.answer(body)
                 self._send(status, answer)
 
-            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, payload: Any, headers: dict[str, str] | None = None
+            ) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")

@@ -8,7 +8,18 @@ import openai
 import pytest
 import tiktoken
 
-from semcache import SemanticCache, Settings, plugins
+from semcache import (
+    EmbedderNotReadyError,
+    EmbeddingAPIError,
+    EmbeddingAuthError,
+    EmbeddingError,
+    EmbeddingModelError,
+    MissingAPIKeyError,
+    SemanticCache,
+    Settings,
+    SettingsError,
+    plugins,
+)
 from semcache.testing.contracts import EmbedderContract
 from semcache_embed_openai import OpenAIEmbedder
 from semcache_embed_openai._truncate import Truncator, encoding_name_for
@@ -19,7 +30,9 @@ from .fake_openai import vector
 def byte_encoding() -> tiktoken.Encoding:
     """A real tiktoken encoding with one token per byte (no BPE file to fetch)."""
     return tiktoken.Encoding(
-        name="bytes", pat_str=r"[\s\S]", mergeable_ranks={bytes([i]): i for i in range(256)},
+        name="bytes",
+        pat_str=r"[\s\S]",
+        mergeable_ranks={bytes([i]): i for i in range(256)},
         special_tokens={},
     )
 
@@ -58,7 +71,9 @@ def test_model_ids_name_what_changes_vectors(fake):
     assert make("text-embedding-3-small").model_id == "openai/text-embedding-3-small"
     assert make("text-embedding-3-small").dimension == 1536
     # asking for the native size changes nothing, so it is neither sent nor in the id
-    assert make("text-embedding-3-small", dimensions=1536).model_id == "openai/text-embedding-3-small"
+    assert (
+        make("text-embedding-3-small", dimensions=1536).model_id == "openai/text-embedding-3-small"
+    )
     assert make("text-embedding-3-large", dimensions=256).model_id == (
         "openai/text-embedding-3-large:dim=256"
     )
@@ -68,8 +83,13 @@ def test_model_ids_name_what_changes_vectors(fake):
     assert make("x", dimensions=8, model_id="mine/v2").model_id == "mine/v2"
     with pytest.raises(ValueError, match="cannot shorten"):
         make("text-embedding-ada-002", dimensions=512)
-    with pytest.raises(ValueError, match="unknown"):
-        make("some-other-model")
+    # A model of unknown size: nothing is asked until probe_dimension(), and reading the
+    # size before that says so instead of calling the API.
+    unknown = make("some-other-model")
+    with pytest.raises(EmbedderNotReadyError, match="probe_dimension"):
+        _ = unknown.dimension
+    assert unknown.model_id == "openai/some-other-model"
+    assert fake.requests == []
 
 
 async def test_fixed_size_model_gets_no_dimensions_parameter(fake):
@@ -88,7 +108,7 @@ async def test_declared_size_is_checked(fake):
         "fixed-768", dimensions=512, send_dimensions_to_api=False, api_key="k", base_url=fake.url
     )
     try:
-        with pytest.raises(ValueError, match="768-dimensional vectors, expected 512"):
+        with pytest.raises(EmbeddingAPIError, match=r"768-dimensional vectors.*expected 512"):
             await e.embed(["hi"])
     finally:
         await e.aclose()
@@ -96,7 +116,7 @@ async def test_declared_size_is_checked(fake):
 
 async def test_missing_rows_are_an_error_not_a_shift(fake, openai_embedder):
     fake.rows_missing = 1
-    with pytest.raises(ValueError, match="2 embeddings for 3 inputs"):
+    with pytest.raises(EmbeddingAPIError, match="2 embeddings for 3 inputs"):
         await openai_embedder.embed(["a", "b", "c"])
 
 
@@ -112,8 +132,13 @@ async def test_environment_variables_are_honoured(fake, monkeypatch):
 
 
 def test_no_key_for_openai_itself_is_a_clear_error(fake):
-    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+    with pytest.raises(
+        MissingAPIKeyError, match="SEMANTIC_CACHE_EMBEDDER_API_KEY or OPENAI_API_KEY"
+    ) as info:
         OpenAIEmbedder()
+    assert isinstance(info.value, EmbeddingAuthError | SettingsError)
+    assert isinstance(info.value, ValueError)  # as before: a configuration error
+    assert info.value.provider == "openai" and info.value.status is None
 
 
 async def test_local_server_needs_no_key(fake):
@@ -153,8 +178,13 @@ async def test_retries_then_succeeds(fake):
 
 async def test_no_retries_surface_the_error(fake, openai_embedder):
     fake.fail_next(1, 503)
-    with pytest.raises(openai.InternalServerError):
+    with pytest.raises(
+        EmbeddingAPIError, match="OpenAI answered HTTP 503: scripted failure"
+    ) as info:
         await openai_embedder.embed(["hello"])
+    assert type(info.value) is EmbeddingAPIError
+    assert info.value.status == 503 and info.value.provider == "openai"
+    assert isinstance(info.value.__cause__, openai.InternalServerError)
     assert len(fake.requests) == 1
 
 
@@ -165,8 +195,10 @@ async def test_timeout(fake):
     fake.held = True
     started = time.perf_counter()
     try:
-        with pytest.raises(openai.APITimeoutError):
+        with pytest.raises(EmbeddingAPIError, match=r"did not answer.*Timeout") as info:
             await e.embed(["hello"])
+        assert info.value.status is None
+        assert isinstance(info.value.__cause__, openai.APITimeoutError)
         assert time.perf_counter() - started < 3
     finally:
         fake.release.set()
@@ -175,11 +207,14 @@ async def test_timeout(fake):
 
 async def test_long_inputs_are_refused_without_truncation(fake):
     e = OpenAIEmbedder(
-        "text-embedding-3-small", api_key="k", base_url=fake.url, max_input_tokens=10**9,
+        "text-embedding-3-small",
+        api_key="k",
+        base_url=fake.url,
+        max_input_tokens=10**9,
         max_retries=0,
     )
     try:
-        with pytest.raises(openai.BadRequestError, match="context length"):
+        with pytest.raises(EmbeddingAPIError, match=r"HTTP 400.*context length"):
             await e.embed(["word " * 5000])
     finally:
         await e.aclose()
@@ -230,8 +265,12 @@ def test_tiktoken_encoding_names_need_no_download():
 
 async def test_plugin_builds_it_from_settings(fake):
     settings = Settings(
-        embedder_type="openai", embedder_model="text-embedding-3-large", embedder_dimensions=256,
-        embedder_base_url=fake.url, embedder_api_key="sk-settings", embedder_timeout_ms=3000,
+        embedder_type="openai",
+        embedder_model="text-embedding-3-large",
+        embedder_dimensions=256,
+        embedder_base_url=fake.url,
+        embedder_api_key="sk-settings",
+        embedder_timeout_ms=3000,
         embedder_max_retries=1,
     )
     e = await asyncio.to_thread(plugins.create_embedder, settings)
@@ -272,3 +311,86 @@ async def test_semantic_cache_end_to_end_with_batching(fake):
         assert all(h is not None for h in hits)
         assert [h.payload for h in hits] == [b"reset-answer"] * 16 + [b"paris"] * 16  # type: ignore[union-attr]
         assert 1 <= len(fake.requests) <= 2  # 32 lookups, one or two API calls
+
+
+# -- the shared errors, as every semcache embedder raises them --------------------------
+
+
+async def test_a_rejected_key_is_an_auth_error_naming_its_variable(fake, monkeypatch):
+    fake.api_key = "sk-the-right-one"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+    e = OpenAIEmbedder("text-embedding-3-small", base_url=fake.url, max_retries=0)
+    try:
+        with pytest.raises(EmbeddingAuthError) as info:
+            await e.embed(["hello"])
+    finally:
+        await e.aclose()
+    message = str(info.value)
+    assert info.value.status == 401 and info.value.provider == "openai"
+    assert "rejected the API key from OPENAI_API_KEY" in message
+    assert "SEMANTIC_CACHE_EMBEDDER_API_KEY or OPENAI_API_KEY" in message
+    assert "sk-wrong" not in message
+    assert len(fake.requests) == 1  # never retried
+
+
+async def test_a_rejected_settings_key_names_the_setting(fake):
+    fake.api_key = "sk-the-right-one"
+    settings = Settings(
+        embedder_type="openai",
+        embedder_base_url=fake.url,
+        embedder_api_key="nope",
+        embedder_max_retries=0,
+    )
+    e = OpenAIEmbedder.from_settings(settings)
+    try:
+        with pytest.raises(EmbeddingAuthError, match="from SEMANTIC_CACHE_EMBEDDER_API_KEY"):
+            await e.embed(["hello"])
+    finally:
+        await e.aclose()
+
+
+async def test_an_unknown_model_is_a_model_error(fake, openai_embedder):
+    e = OpenAIEmbedder("no-such-model", api_key="k", base_url=fake.url, max_retries=0)
+    try:
+        with pytest.raises(EmbeddingModelError, match="no-such-model") as info:
+            await e.probe_dimension()
+    finally:
+        await e.aclose()
+    assert isinstance(info.value, EmbeddingError) and info.value.status == 404
+
+
+async def test_an_unreachable_server_is_an_api_error_without_status(fake):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    e = OpenAIEmbedder(
+        "text-embedding-3-small",
+        api_key="k",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        max_retries=0,
+    )
+    try:
+        with pytest.raises(EmbeddingAPIError, match=f"127.0.0.1:{port}/v1 did not answer") as info:
+            await e.embed(["hello"])
+    finally:
+        await e.aclose()
+    assert info.value.status is None
+
+
+async def test_probe_dimension_learns_an_unknown_size_once(fake):
+    e = OpenAIEmbedder("any-local-model", base_url=fake.url)
+    try:
+        assert await e.probe_dimension() == 64
+        assert await e.probe_dimension() == 64 and e.dimension == 64
+        assert len(fake.requests) == 1
+    finally:
+        await e.aclose()
+
+
+async def test_the_cache_probes_a_given_embedder_when_it_starts(fake):
+    e = OpenAIEmbedder("any-local-model", base_url=fake.url)
+    async with SemanticCache(embedder=e, verifier=None, batch_max_size=1) as cache:
+        assert len(fake.requests) == 1 and e.dimension == 64
+        assert await cache.store("how do I reset my password", b"use the reset link")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from semcache._http_embedding import HTTPEmbedder, RetryPolicy
 from semcache_embed_cohere import CohereEmbedder
+from semcache_embed_http import HTTPEmbedder, RetryPolicy
 from semcache_embed_ollama import OllamaEmbedder
 from semcache_embed_voyage import VoyageEmbedder
 from tests.embed_providers._fake_servers import (

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semcache import Settings, SettingsError
-from semcache._http_embedding import EmbeddingAuthError
+from semcache import EmbeddingAuthError, Settings, SettingsError
 from semcache_embed_cohere import CohereEmbedder
 from tests.embed_providers._fake_servers import FakeServer, Scripted
 from tests.embed_providers.conftest import COHERE_KEY

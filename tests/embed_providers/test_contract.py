@@ -26,7 +26,7 @@ class TestOllamaProbedModelContract(EmbedderContract):
     @pytest.fixture
     async def embedder(self, ollama: FakeServer) -> AsyncIterator[OllamaEmbedder]:
         e = OllamaEmbedder("tiny-embed", base_url=ollama.url, retry=FAST_RETRY)
-        assert await e.probe() == 48
+        assert await e.probe_dimension() == 48
         yield e
         await e.aclose()
 

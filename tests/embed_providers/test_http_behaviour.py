@@ -11,8 +11,17 @@ import time
 import numpy as np
 import pytest
 
-from semcache import SemanticCache, Settings, SettingsError, plugins
-from semcache._http_embedding import EmbeddingAPIError, EmbeddingAuthError, RetryPolicy
+from semcache import (
+    EmbedderNotReadyError,
+    EmbeddingAPIError,
+    EmbeddingAuthError,
+    MissingAPIKeyError,
+    SemanticCache,
+    Settings,
+    SettingsError,
+    plugins,
+)
+from semcache_embed_http import RetryPolicy
 from tests.embed_providers._fake_servers import Scripted, reference_vectors
 from tests.embed_providers.conftest import Provider
 
@@ -178,8 +187,13 @@ async def test_a_missing_key_is_reported(provider: Provider) -> None:
         with pytest.raises(EmbeddingAuthError, match=r"asked for an API key.*OLLAMA_API_KEY"):
             await e.embed(["hello"])
         return
-    with pytest.raises(SettingsError, match=f"needs an API key.*{provider.key_variable}"):
+    with pytest.raises(
+        MissingAPIKeyError, match=f"needs an API key.*{provider.key_variable}"
+    ) as info:
         provider.make(api_key=None)
+    # Both a key problem and a configuration problem: either except clause catches it.
+    assert isinstance(info.value, EmbeddingAuthError) and isinstance(info.value, SettingsError)
+    assert info.value.provider == provider.name and info.value.status is None
 
 
 async def test_the_key_is_sent_as_a_bearer_token(provider: Provider) -> None:
@@ -206,16 +220,36 @@ async def test_model_id_names_model_and_dimension(provider: Provider) -> None:
 
 async def test_unknown_model_is_probed_once(provider: Provider) -> None:
     e = provider.make(model=provider.unknown_model)
-    assert await e.probe() == provider.unknown_dimension
-    assert await e.probe() == provider.unknown_dimension
+    assert await e.probe_dimension() == provider.unknown_dimension
+    assert await e.probe_dimension() == provider.unknown_dimension
     assert f"dim={provider.unknown_dimension}" in e.model_id
     assert len(provider.server.state.requests) == 1
 
 
-def test_dimension_property_probes_from_sync_code(provider: Provider) -> None:
+def test_reading_the_dimension_never_does_io(provider: Provider) -> None:
     e = provider.make(model=provider.unknown_model)
-    assert e.dimension == provider.unknown_dimension
+    assert not e.dimension_known
+    with pytest.raises(EmbedderNotReadyError, match=r"await embedder\.probe_dimension\(\)"):
+        _ = e.dimension
+    with pytest.raises(EmbedderNotReadyError):
+        _ = e.model_id  # it names the size
+    assert provider.server.state.requests == []
+
+
+def test_blocking_probe_from_sync_code(provider: Provider) -> None:
+    e = provider.make(model=provider.unknown_model)
+    assert e.probe_dimension_blocking() == provider.unknown_dimension
+    assert e.dimension == provider.unknown_dimension and e.dimension_known
+    assert e.probe_dimension_blocking() == provider.unknown_dimension
     assert len(provider.server.state.requests) == 1
+
+
+async def test_the_cache_probes_a_given_embedder_when_it_starts(provider: Provider) -> None:
+    e = provider.make(model=provider.unknown_model)
+    async with SemanticCache(embedder=e, verifier=None, batch_max_size=1) as cache:
+        assert len(provider.server.state.requests) == 1
+        assert cache.embedder is not None and cache.embedder.dimension == provider.unknown_dimension
+        assert await cache.store("how do I reset my password", b"use the reset link")
 
 
 async def test_a_size_mismatch_says_what_to_set(provider: Provider) -> None:

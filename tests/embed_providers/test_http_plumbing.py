@@ -6,7 +6,7 @@ from email.utils import formatdate
 
 import pytest
 
-from semcache._http_embedding import (
+from semcache_embed_http import (
     RetryPolicy,
     is_retryable,
     parse_retry_after,

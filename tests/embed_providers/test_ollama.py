@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from semcache import Settings, plugins
-from semcache._http_embedding import EmbeddingAPIError
+from semcache import EmbeddingModelError, Settings, plugins
 from semcache_embed_ollama import DEFAULT_BASE_URL, OllamaEmbedder
 from semcache_embed_ollama._embedder import base_url_from_env, full_model_name
 from tests.embed_providers._fake_servers import FakeServer
@@ -47,7 +46,7 @@ def test_model_id_spells_out_the_implicit_latest_tag() -> None:
 
 async def test_missing_model_says_to_pull_it(ollama: FakeServer) -> None:
     async with OllamaEmbedder("bge-large", base_url=ollama.url) as e:
-        with pytest.raises(EmbeddingAPIError, match=r"HTTP 404.*ollama pull bge-large") as info:
+        with pytest.raises(EmbeddingModelError, match=r"HTTP 404.*ollama pull bge-large") as info:
             await e.embed(["hello"])
     assert info.value.status == 404
     assert len(ollama.state.requests) == 1
@@ -55,7 +54,7 @@ async def test_missing_model_says_to_pull_it(ollama: FakeServer) -> None:
 
 async def test_chat_model_is_named_as_the_problem(ollama: FakeServer) -> None:
     async with OllamaEmbedder("llama3.2", base_url=ollama.url) as e:
-        with pytest.raises(EmbeddingAPIError, match=r"llama3\.2 is not an embedding model"):
+        with pytest.raises(EmbeddingModelError, match=r"llama3\.2 is not an embedding model"):
             await e.embed(["hello"])
 
 

@@ -2,8 +2,24 @@
 
 from semcache.breaker import CircuitBreaker
 from semcache.cache import SemanticCache
-from semcache.embedder import BaseEmbedder, MicroBatchingEmbedder, normalize_rows
-from semcache.errors import PluginNotFoundError, SemcacheError, SettingsError
+from semcache.embedder import (
+    BaseEmbedder,
+    MicroBatchingEmbedder,
+    normalize_rows,
+    resolve_dimension,
+)
+from semcache.errors import (
+    EmbedderNotReadyError,
+    EmbeddingAPIError,
+    EmbeddingAuthError,
+    EmbeddingError,
+    EmbeddingModelError,
+    MissingAPIKeyError,
+    PluginNotFoundError,
+    SemcacheError,
+    SettingsError,
+    StoreSetupError,
+)
 from semcache.protocols import Embedder, ResponseStore, VectorStore, Verifier
 from semcache.settings import Settings
 from semcache.singleflight import Flight, SingleFlight
@@ -14,11 +30,17 @@ __all__ = [
     "BaseEmbedder",
     "CircuitBreaker",
     "Embedder",
+    "EmbedderNotReadyError",
+    "EmbeddingAPIError",
+    "EmbeddingAuthError",
+    "EmbeddingError",
+    "EmbeddingModelError",
     "Entry",
     "Flight",
     "Hit",
     "Matrix",
     "MicroBatchingEmbedder",
+    "MissingAPIKeyError",
     "PluginNotFoundError",
     "ResponseStore",
     "SemanticCache",
@@ -26,6 +48,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "SingleFlight",
+    "StoreSetupError",
     "Vector",
     "VectorMatch",
     "VectorStore",
@@ -35,6 +58,7 @@ __all__ = [
     "normalize_query",
     "normalize_rows",
     "partition_key",
+    "resolve_dimension",
 ]
 
 __version__ = "0.1.0"

@@ -14,7 +14,7 @@ import numpy as np
 
 from semcache import plugins
 from semcache.breaker import CircuitBreaker
-from semcache.embedder import MicroBatchingEmbedder, normalize_rows
+from semcache.embedder import MicroBatchingEmbedder, normalize_rows, resolve_dimension
 from semcache.protocols import Embedder, ResponseStore, VectorStore, Verifier
 from semcache.settings import Settings
 from semcache.singleflight import SingleFlight
@@ -123,7 +123,10 @@ class SemanticCache:
                     inner, max_batch=s.batch_max_size, window_ms=s.batch_window_ms
                 )
             self.embedder = inner
-            model_id, dimension = inner.model_id, inner.dimension
+            # Learn the size first (an HTTP model of unknown size asks its API once):
+            # model_id may name it.
+            dimension = await resolve_dimension(inner)
+            model_id = inner.model_id
             if self.vector_store is None:
                 self.vector_store = plugins.create_vector_store(s, model_id, dimension)
             if self.response_store is None:

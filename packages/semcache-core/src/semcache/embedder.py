@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
 from semcache.protocols import Embedder
 from semcache.types import Matrix
 
-__all__ = ["BaseEmbedder", "MicroBatchingEmbedder", "normalize_rows"]
+__all__ = ["BaseEmbedder", "MicroBatchingEmbedder", "normalize_rows", "resolve_dimension"]
 
 
 def normalize_rows(matrix: Matrix) -> Matrix:
@@ -23,6 +23,18 @@ def normalize_rows(matrix: Matrix) -> Matrix:
     norms[norms == 0] = 1.0
     normalized: Matrix = (m / norms).astype(np.float32, copy=False)
     return normalized
+
+
+async def resolve_dimension(embedder: Embedder) -> int:
+    """The embedder's vector size, learning it first where the embedder must ask.
+
+    Awaits the embedder's ``probe_dimension()`` when it has one (an HTTP embedder for a
+    model of unknown size makes one API call there, once), else reads ``dimension``.
+    """
+    probe: Callable[[], Awaitable[int]] | None = getattr(embedder, "probe_dimension", None)
+    if probe is not None:
+        return int(await probe())
+    return int(embedder.dimension)
 
 
 class BaseEmbedder(ABC):
@@ -41,6 +53,10 @@ class BaseEmbedder(ABC):
     @abstractmethod
     async def embed(self, texts: Sequence[str]) -> Matrix:
         """One row per text."""
+
+    async def probe_dimension(self) -> int:
+        """The vector size; a subclass that must ask its model or API overrides this."""
+        return self.dimension
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release resources; nothing by default."""
@@ -86,6 +102,9 @@ class MicroBatchingEmbedder(BaseEmbedder):
     @property
     def dimension(self) -> int:  # type: ignore[override]
         return self.inner.dimension
+
+    async def probe_dimension(self) -> int:
+        return await resolve_dimension(self.inner)
 
     async def embed(self, texts: Sequence[str]) -> Matrix:
         if not texts:

@@ -1,12 +1,42 @@
-"""Exceptions semcache raises to its callers (never from inside a request path)."""
+"""Every exception semcache raises to its callers, in one place.
+
+A cache problem on a request's path never raises (it becomes a miss); these come from
+building, configuring and starting things, and from calling an embedder directly::
+
+    SemcacheError
+    ├── SettingsError (ValueError)           a setting is invalid or missing
+    ├── PluginNotFoundError (LookupError)    no installed plugin by that name
+    ├── StoreSetupError (RuntimeError)       a backend cannot hold the cache yet
+    ├── EmbedderNotReadyError (RuntimeError) the vector size is not known yet
+    └── EmbeddingError                       an embedder could not embed
+        ├── EmbeddingAPIError                the provider refused, failed or never answered
+        │   └── EmbeddingAuthError           the API key was rejected or is missing
+        │       └── MissingAPIKeyError       no key was set (also a SettingsError)
+        └── EmbeddingModelError              the model cannot be loaded or is not served
+
+Every embedder raises these same classes for the same situation, so one ``except``
+clause covers them all; a plugin package defines an error of its own only for what
+is specific to it (and derives it from one of these).
+"""
 
 from __future__ import annotations
 
-__all__ = ["PluginNotFoundError", "SemcacheError", "SettingsError"]
+__all__ = [
+    "EmbedderNotReadyError",
+    "EmbeddingAPIError",
+    "EmbeddingAuthError",
+    "EmbeddingError",
+    "EmbeddingModelError",
+    "MissingAPIKeyError",
+    "PluginNotFoundError",
+    "SemcacheError",
+    "SettingsError",
+    "StoreSetupError",
+]
 
 
 class SemcacheError(Exception):
-    """Base class for semcache errors."""
+    """Base class of every semcache error."""
 
 
 class SettingsError(SemcacheError, ValueError):
@@ -15,3 +45,46 @@ class SettingsError(SemcacheError, ValueError):
 
 class PluginNotFoundError(SemcacheError, LookupError):
     """No installed distribution provides the plugin a setting asks for."""
+
+
+class StoreSetupError(SemcacheError, RuntimeError):
+    """A store's backend cannot hold the cache yet (an extension or a permission is
+    missing); the message says what to run."""
+
+
+class EmbedderNotReadyError(SemcacheError, RuntimeError):
+    """The embedder's vector size is not known yet: ``await embedder.probe_dimension()``
+    learns it (the cache does so when it starts)."""
+
+
+class EmbeddingError(SemcacheError):
+    """An embedder could not turn texts into vectors.
+
+    ``provider`` is the embedder's short name (``openai``, ``huggingface``...); ``status``
+    the HTTP status of the provider's answer, or ``None`` when there was none.
+    """
+
+    def __init__(self, message: str, *, provider: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+
+
+class EmbeddingAPIError(EmbeddingError):
+    """An embedding API failed or refused a request (after any retries), did not answer,
+    or answered with something that is not the vectors asked for."""
+
+
+class EmbeddingAuthError(EmbeddingAPIError):
+    """The API rejected the credentials (HTTP 401 or 403), or none were set; the message
+    names the variable the key came from, or the variables that would supply one."""
+
+
+class MissingAPIKeyError(EmbeddingAuthError, SettingsError):
+    """The provider needs an API key and none was set; raised when the embedder is built,
+    before any request. The message names every variable that would supply the key."""
+
+
+class EmbeddingModelError(EmbeddingError):
+    """The model cannot be loaded (missing files, no such model, a runtime not installed)
+    or the provider does not serve it as an embedding model."""

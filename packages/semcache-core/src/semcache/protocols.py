@@ -24,7 +24,14 @@ class Embedder(Protocol):
 
     @property
     def dimension(self) -> int:
-        """Length of each vector."""
+        """Length of each vector. Reading it never does I/O.
+
+        An embedder that learns its size from the model or the API (an HTTP model this
+        package has no table entry for) also defines ``async probe_dimension() -> int``;
+        until that has run, ``dimension`` (and a ``model_id`` that names the size) raise
+        :class:`~semcache.errors.EmbedderNotReadyError`. The cache awaits it on start
+        (see :func:`semcache.embedder.resolve_dimension`).
+        """
         ...
 
     async def embed(self, texts: Sequence[str]) -> Matrix:

@@ -1,6 +1,5 @@
 """Cohere embedder for semcache: plugin ``cohere`` (``SEMANTIC_CACHE_EMBEDDER_TYPE=cohere``)."""
 
-from semcache._http_embedding import EmbeddingAPIError, EmbeddingAuthError, RetryPolicy
 from semcache_embed_cohere._embedder import (
     DEFAULT_BASE_URL,
     DEFAULT_INPUT_TYPE,
@@ -9,6 +8,7 @@ from semcache_embed_cohere._embedder import (
     KNOWN_DIMENSIONS,
     CohereEmbedder,
 )
+from semcache_embed_http import RetryPolicy
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -17,8 +17,6 @@ __all__ = [
     "INPUT_TYPES",
     "KNOWN_DIMENSIONS",
     "CohereEmbedder",
-    "EmbeddingAPIError",
-    "EmbeddingAuthError",
     "RetryPolicy",
     "__version__",
 ]

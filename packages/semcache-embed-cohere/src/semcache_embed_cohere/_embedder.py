@@ -6,11 +6,16 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from semcache._http_embedding import HTTPEmbedder, RetryPolicy, require_api_key, strip_suffix_path
-from semcache._httpx_transport import HttpxTransport
 from semcache.env import EMBEDDER_API_KEY, EMBEDDER_DIMENSIONS, EMBEDDER_INPUT_TYPE
 from semcache.errors import SettingsError
 from semcache.settings import Settings
+from semcache_embed_http import (
+    HTTPEmbedder,
+    HttpxTransport,
+    RetryPolicy,
+    require_api_key,
+    strip_suffix_path,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -100,7 +105,7 @@ class CohereEmbedder(HTTPEmbedder):
         model = model.strip()
         if not model:
             raise ValueError("CohereEmbedder needs a model name")
-        key, source = require_api_key(api_key, "Cohere", self.key_variables)
+        key, source = require_api_key(api_key, self.provider, self.display_name, self.key_variables)
         self.api_key = key
         self.input_type = normalize_input_type(input_type)
         native = KNOWN_DIMENSIONS.get(model)
@@ -178,7 +183,7 @@ class CohereEmbedder(HTTPEmbedder):
             raise ValueError(f"expected {count} float embeddings")
         return vectors
 
-    def _status_hint(self, status: int, message: str) -> str:
+    def _model_hint(self, status: int, message: str) -> str:
         lowered = message.lower()
         unknown = any(w in lowered for w in ("not found", "unknown", "does not exist"))
         if status == 404 or ("model" in lowered and unknown):

@@ -12,6 +12,7 @@ from typing import Literal, Protocol, get_args
 import numpy as np
 
 from semcache.embedder import BaseEmbedder, normalize_rows
+from semcache.errors import EmbeddingModelError
 from semcache.settings import Settings
 from semcache.types import Matrix
 from semcache_embed_hf._source import resolve_source, user_cache_dir
@@ -26,6 +27,25 @@ class _Runner(Protocol):
     dimension: int
 
     def __call__(self, texts: Sequence[str]) -> Matrix: ...
+
+
+def _load_error(name: str, backend: str, exc: Exception) -> EmbeddingModelError:
+    """What went wrong loading a model, said the way every semcache embedder says it."""
+    if isinstance(exc, ImportError) and backend != "torch":
+        hint = "the ONNX backends need: pip install 'semcache-embed-hf[cpu]' (or [gpu])"
+    elif isinstance(exc, ImportError):
+        hint = "install torch and sentence-transformers"
+    else:
+        hint = (
+            "check the name or folder in SEMANTIC_CACHE_EMBEDDER_MODEL; a hub model needs "
+            "network access or a filled Hugging Face cache"
+        )
+    detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+    return EmbeddingModelError(
+        f"cannot load the embedding model {name!r} ({backend} backend): "
+        f"{type(exc).__name__}: {detail}; {hint}",
+        provider="huggingface",
+    )
 
 
 class HuggingFaceEmbedder(BaseEmbedder):
@@ -45,7 +65,9 @@ class HuggingFaceEmbedder(BaseEmbedder):
     ``dimensions`` truncates vectors (for Matryoshka-trained models) and renormalises.
 
     Loading blocks (seconds, the first ONNX export longer): from async code, build it
-    with ``await asyncio.to_thread(HuggingFaceEmbedder, ...)``.
+    with ``await asyncio.to_thread(HuggingFaceEmbedder, ...)``. A model that cannot load
+    (no such name or folder, files missing, a backend's runtime not installed) raises
+    :class:`~semcache.errors.EmbeddingModelError`, as every semcache embedder does.
     """
 
     def __init__(
@@ -80,6 +102,9 @@ class HuggingFaceEmbedder(BaseEmbedder):
             self._run: _Runner = self._executor.submit(
                 self._load, backend, device, threads, batch_size, cache
             ).result()
+        except Exception as exc:
+            self._executor.shutdown(wait=False)
+            raise _load_error(source.name, backend, exc) from exc
         except BaseException:
             self._executor.shutdown(wait=False)
             raise

@@ -8,10 +8,15 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import urlsplit
 
-from semcache._http_embedding import HTTPEmbedder, RetryPolicy, resolve_api_key, strip_suffix_path
-from semcache._httpx_transport import HttpxTransport
 from semcache.env import EMBEDDER_API_KEY
 from semcache.settings import Settings
+from semcache_embed_http import (
+    HTTPEmbedder,
+    HttpxTransport,
+    RetryPolicy,
+    resolve_api_key,
+    strip_suffix_path,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "KNOWN_DIMENSIONS", "OllamaEmbedder"]
 
@@ -163,7 +168,7 @@ class OllamaEmbedder(HTTPEmbedder):
             raise ValueError(f"expected {count} embeddings")
         return vectors
 
-    def _status_hint(self, status: int, message: str) -> str:
+    def _model_hint(self, status: int, message: str) -> str:
         lowered = message.lower()
         if status == 404 and "not found" in lowered:
             return f"pull the model first: ollama pull {self.model}"

@@ -14,7 +14,7 @@ def semcache_create_embedder(name: str, settings: Settings) -> OllamaEmbedder | 
     if name != "ollama":
         return None
     embedder = OllamaEmbedder.from_settings(settings)
-    # Learn an unknown model's size now: plugin creation runs in a worker thread, so the
-    # one probe call does not block the event loop.
-    _ = embedder.dimension
+    # Learn an unknown model's size now (one API call; nothing when it is known): plugin
+    # creation runs in a worker thread, so the event loop does not wait for it.
+    embedder.probe_dimension_blocking()
     return embedder

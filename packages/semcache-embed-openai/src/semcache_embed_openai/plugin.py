@@ -19,4 +19,8 @@ def semcache_create_embedder(name: str, settings: Settings) -> OpenAIEmbedder | 
         return None
     from semcache_embed_openai._embedder import OpenAIEmbedder
 
-    return OpenAIEmbedder.from_settings(settings)
+    embedder = OpenAIEmbedder.from_settings(settings)
+    # Learn an unknown model's size now (one API call; nothing when it is known): plugin
+    # creation runs in a worker thread, so the event loop does not wait for it.
+    embedder.probe_dimension_blocking()
+    return embedder

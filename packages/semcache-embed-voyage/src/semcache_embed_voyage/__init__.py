@@ -1,6 +1,6 @@
 """Voyage AI embedder for semcache: plugin ``voyage`` (``SEMANTIC_CACHE_EMBEDDER_TYPE=voyage``)."""
 
-from semcache._http_embedding import EmbeddingAPIError, EmbeddingAuthError, RetryPolicy
+from semcache_embed_http import RetryPolicy
 from semcache_embed_voyage._embedder import (
     DEFAULT_BASE_URL,
     DEFAULT_INPUT_TYPE,
@@ -14,8 +14,6 @@ __all__ = [
     "DEFAULT_INPUT_TYPE",
     "DEFAULT_MODEL",
     "KNOWN_DIMENSIONS",
-    "EmbeddingAPIError",
-    "EmbeddingAuthError",
     "RetryPolicy",
     "VoyageEmbedder",
     "__version__",

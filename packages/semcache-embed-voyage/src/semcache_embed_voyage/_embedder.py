@@ -6,11 +6,16 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from semcache._http_embedding import HTTPEmbedder, RetryPolicy, require_api_key, strip_suffix_path
-from semcache._httpx_transport import HttpxTransport
 from semcache.env import EMBEDDER_API_KEY, EMBEDDER_DIMENSIONS, EMBEDDER_INPUT_TYPE
 from semcache.errors import SettingsError
 from semcache.settings import Settings
+from semcache_embed_http import (
+    HTTPEmbedder,
+    HttpxTransport,
+    RetryPolicy,
+    require_api_key,
+    strip_suffix_path,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -140,7 +145,7 @@ class VoyageEmbedder(HTTPEmbedder):
         model = model.strip()
         if not model:
             raise ValueError("VoyageEmbedder needs a model name")
-        key, source = require_api_key(api_key, "Voyage AI", self.key_variables)
+        key, source = require_api_key(api_key, self.provider, self.display_name, self.key_variables)
         self.api_key = key
         self.input_type = normalize_input_type(input_type)
         native = KNOWN_DIMENSIONS.get(model)
@@ -220,10 +225,16 @@ class VoyageEmbedder(HTTPEmbedder):
             data = sorted(data, key=lambda item: int(item["index"]))
         return [item["embedding"] for item in data]
 
+    def _model_hint(self, status: int, message: str) -> str:
+        lowered = message.lower()
+        if "model" in lowered and any(
+            w in lowered for w in ("not found", "not supported", "unknown", "invalid")
+        ):
+            return f"check the model name {self.model!r} (for example {DEFAULT_MODEL})"
+        return ""
+
     def _status_hint(self, status: int, message: str) -> str:
         lowered = message.lower()
-        if "model" in lowered and any(w in lowered for w in ("not found", "unknown", "invalid")):
-            return f"check the model name {self.model!r} (for example {DEFAULT_MODEL})"
         if "token" in lowered and ("limit" in lowered or "exceed" in lowered):
             return "a batch exceeded the model's token limit; send fewer or shorter texts"
         return ""

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import TextClause
 
-from semcache.errors import SemcacheError
+from semcache.errors import StoreSetupError
 from semcache.types import Vector, VectorMatch
 from semcache_store_pgvector._engines import (
     EngineConfig,
@@ -52,8 +52,9 @@ _UNDEFINED_TABLE = "42P01"
 _NOT_INSTALLED = {"58P01", "0A000"}  # no control file (PG <= 15) / not available (PG 16+)
 
 
-class PgvectorSetupError(SemcacheError, RuntimeError):
-    """The database cannot hold the cache yet; the message says what to run."""
+class PgvectorSetupError(StoreSetupError):
+    """The database cannot hold the cache yet (pgvector missing, no permission to create
+    it); the message says what to run. A :class:`~semcache.errors.StoreSetupError`."""
 
 
 def table_name(prefix: str, model_id: str, dimension: int) -> str:

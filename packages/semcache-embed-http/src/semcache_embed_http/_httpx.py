@@ -1,8 +1,4 @@
-"""httpx behind the small transport protocol of :mod:`semcache._http_embedding`.
-
-Shared by the HTTP embedder packages, which depend on httpx; nothing in the core imports
-this module, so the core itself never needs httpx.
-"""
+"""httpx behind the :class:`~semcache_embed_http.Transport` protocol."""
 
 from __future__ import annotations
 
@@ -11,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from semcache._http_embedding import HTTPReply, TransportError
+from semcache_embed_http._transport import HTTPReply, TransportError
 
 __all__ = ["HttpxTransport"]
 

@@ -1,54 +1,46 @@
-"""Shared plumbing for embedders that call an HTTP embedding API (Ollama, Cohere, Voyage...).
+"""`HTTPEmbedder`: the base class of the provider embedders (Ollama, Cohere, Voyage...).
 
-The core depends on no HTTP client, so a provider package brings its own (httpx) behind
-the small :class:`Transport` protocol and describes its request and response shapes;
-:class:`HTTPEmbedder` does the rest once for every provider: splitting batches at the
-provider's limits while keeping order, retries with exponential backoff on 429, 5xx and
-connection errors (honouring ``Retry-After``), errors that say what to fix, dimension
-discovery with one probe call, and the float32 matrix.
-
-Private to the semcache distributions: third-party plugins should copy what they need
-rather than import it, as it may change between releases.
+A provider package describes its request and response shapes; this class does the rest
+once for every provider: splitting batches at the provider's limits while keeping order,
+retries with exponential backoff on 429, 5xx and connection errors (honouring
+``Retry-After``), the shared :mod:`semcache.errors` classes with messages that say what to
+fix, dimension discovery with one explicit probe call, and the float32 matrix.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
-import os
-import random
-import time
 import weakref
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 
 from semcache import env
 from semcache.embedder import BaseEmbedder
-from semcache.env import EMBEDDER_API_KEY
-from semcache.errors import SemcacheError, SettingsError
+from semcache.errors import (
+    EmbedderNotReadyError,
+    EmbeddingAPIError,
+    EmbeddingAuthError,
+    EmbeddingError,
+    SettingsError,
+)
 from semcache.types import Matrix
+from semcache_embed_http._batching import split_batches
+from semcache_embed_http._errors import (
+    auth_error,
+    error_text,
+    model_error,
+    no_answer_error,
+    status_error,
+)
+from semcache_embed_http._retry import RetryPolicy, is_retryable, parse_retry_after
+from semcache_embed_http._transport import HTTPReply, Transport, TransportError
 
-__all__ = [
-    "EmbeddingAPIError",
-    "EmbeddingAuthError",
-    "HTTPEmbedder",
-    "HTTPReply",
-    "RetryPolicy",
-    "Transport",
-    "TransportError",
-    "is_retryable",
-    "parse_retry_after",
-    "resolve_api_key",
-    "split_batches",
-    "strip_suffix_path",
-]
+__all__ = ["PROBE_TEXT", "PROBE_TIMEOUT", "HTTPEmbedder"]
 
 PROBE_TEXT = "dimension probe"
 PROBE_TIMEOUT = 60.0
@@ -56,193 +48,19 @@ PROBE_TIMEOUT = 60.0
 loading the model, not on a request's path."""
 
 
-def is_retryable(status: int) -> bool:
-    """Worth sending again: timeouts, rate limits, conflicts, server errors (bar 501, 505)."""
-    return status in (408, 409, 425, 429) or (status >= 500 and status not in (501, 505))
-
-
-class EmbeddingAPIError(SemcacheError):
-    """An embedding API failed or refused a request (after any retries)."""
-
-    def __init__(self, message: str, *, provider: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.provider = provider
-        self.status = status
-        """The HTTP status, or ``None`` when the server never answered."""
-
-
-class EmbeddingAuthError(EmbeddingAPIError):
-    """The API rejected the credentials (HTTP 401 or 403); the message names the key's source."""
-
-
-class TransportError(SemcacheError):
-    """No HTTP answer: connection refused or reset, name resolution failed, or a timeout."""
-
-
-@dataclass(frozen=True, slots=True)
-class HTTPReply:
-    """What a :class:`Transport` returns: status, raw body, headers with lower-case names."""
-
-    status: int
-    body: bytes
-    headers: Mapping[str, str]
-
-
-class Transport(Protocol):
-    """POSTs one JSON payload to a path under the API's base URL.
-
-    Raises :class:`TransportError` when no HTTP answer came back; any status is a reply.
-    A transport belongs to the event loop it was opened in.
-    """
-
-    async def __call__(self, path: str, payload: Mapping[str, Any]) -> HTTPReply: ...
-
-    async def aclose(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """When and how long to wait before sending a failed request again."""
-
-    max_retries: int = 2
-    """Retries after the first attempt, on 429, 5xx and connection errors."""
-    base_delay: float = 0.2
-    """First backoff in seconds; doubled on each retry, with jitter."""
-    max_delay: float = 5.0
-    """Longest single backoff."""
-    max_retry_after: float = 30.0
-    """A ``Retry-After`` longer than this fails at once instead of holding the caller."""
-
-    def backoff(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt + 1`` (equal jitter)."""
-        delay = min(self.max_delay, self.base_delay * 2.0**attempt)
-        return delay / 2 + random.random() * delay / 2
-
-
-def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds asked for by ``Retry-After`` (delta seconds or an HTTP date), else ``None``."""
-    raw = headers.get("retry-after-ms")
-    if raw is not None:
-        try:
-            value = float(raw) / 1000
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value):
-            return max(0.0, value)
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    raw = raw.strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-        current = time.time() if now is None else now
-        return max(0.0, when.timestamp() - current)
-    return max(0.0, value) if math.isfinite(value) else None
-
-
-def split_batches(
-    texts: Sequence[str], max_items: int, max_bytes: int | None = None, overhead: int = 0
-) -> list[list[str]]:
-    """Consecutive slices of ``texts``, each within ``max_items`` and, when given, within
-    ``max_bytes`` of UTF-8 (plus ``overhead`` per text). A text over the byte budget on
-    its own still gets a batch of its own: the API truncates or refuses it, not us."""
-    batches: list[list[str]] = []
-    current: list[str] = []
-    size = 0
-    for text in texts:
-        cost = len(text.encode("utf-8", "surrogatepass")) + overhead if max_bytes else 0
-        full = len(current) >= max_items or (
-            max_bytes is not None and current and size + cost > max_bytes
-        )
-        if full:
-            batches.append(current)
-            current, size = [], 0
-        current.append(text)
-        size += cost
-    if current:
-        batches.append(current)
-    return batches
-
-
-def resolve_api_key(
-    explicit: str | None,
-    explicit_source: str,
-    variables: Sequence[str],
-    environ: Mapping[str, str] | None = None,
-) -> tuple[str | None, str]:
-    """The API key and where it came from: ``explicit`` first, then the first set variable."""
-    if explicit:
-        return explicit, explicit_source
-    environ = os.environ if environ is None else environ
-    for var in variables:
-        value = environ.get(var, "").strip()
-        if value:
-            return value, var
-    return None, ""
-
-
-def require_api_key(
-    explicit: str | None, provider: str, variables: Sequence[str]
-) -> tuple[str, str]:
-    """Like :func:`resolve_api_key`, for providers that cannot work without a key: raise a
-    :class:`SettingsError` naming every variable that would supply it."""
-    key, source = resolve_api_key(explicit, "the api_key argument", variables)
-    if key is None:
-        raise SettingsError(
-            f"the {provider} embedder needs an API key: set "
-            + " or ".join([EMBEDDER_API_KEY, *variables])
-        )
-    return key, source
-
-
-def strip_suffix_path(base_url: str, *suffixes: str) -> str:
-    """``base_url`` without a trailing slash or a trailing API version path the caller adds."""
-    url = base_url.strip().rstrip("/")
-    for suffix in suffixes:
-        if url.endswith(suffix):
-            return url[: -len(suffix)]
-    return url
-
-
-def _error_text(body: bytes) -> str:
-    """The provider's own error message from a JSON or plain-text body, shortened."""
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    for _ in range(3):  # {"error": {"message": ...}} and similar nestings
-        if not isinstance(data, dict):
-            break
-        for key in ("message", "detail", "error", "msg"):
-            if key in data:
-                data = data[key]
-                break
-        else:
-            break
-    if isinstance(data, str):
-        text = data
-    elif data is not None and not isinstance(data, dict):
-        text = json.dumps(data)
-    text = " ".join(text.split())
-    return text[:300] + ("..." if len(text) > 300 else "")
-
-
 class HTTPEmbedder(BaseEmbedder):
     """Base class of the HTTP embedders: subclasses describe the API, this class calls it.
 
     A subclass sets the class attributes, implements :meth:`_open_transport`,
     :meth:`_payload` and :meth:`_vectors`, and may extend :meth:`_id_model`,
-    :meth:`_id_parts` and :meth:`_status_hint`.
+    :meth:`_id_parts`, :meth:`_model_hint` and :meth:`_status_hint`.
 
     ``dimension`` is known up front when configured or when the model's native size is
-    known; otherwise the first access makes one probe call (blocking the caller; plugin
-    creation does it in a worker thread) and ``await probe()`` learns it without blocking.
+    known. Otherwise it is learned by an explicit step: ``await probe_dimension()`` (one
+    API call; :class:`~semcache.SemanticCache` awaits it when it starts), or
+    :meth:`probe_dimension_blocking` from synchronous code such as a plugin hook.
+    Until then ``dimension`` and ``model_id`` raise
+    :class:`~semcache.errors.EmbedderNotReadyError`: reading them never does I/O.
     """
 
     provider: ClassVar[str]
@@ -288,6 +106,7 @@ class HTTPEmbedder(BaseEmbedder):
         self.retry = retry or RetryPolicy()
         self.max_concurrency = max(1, max_concurrency)
         self.key_source = key_source
+        """Where the API key came from (a variable name), for error messages."""
         self.requests = 0
         """HTTP requests sent, retries included (for tests and metrics)."""
         self._dimension: int | None = dimensions or native_dimension
@@ -320,8 +139,13 @@ class HTTPEmbedder(BaseEmbedder):
         """Everything besides model and dimension that changes the vectors (input type...)."""
         return []
 
+    def _model_hint(self, status: int, message: str) -> str:
+        """Advice when an error status means the model is not served (``ollama pull
+        MODEL``); non-empty makes the error an ``EmbeddingModelError``."""
+        return ""
+
     def _status_hint(self, status: int, message: str) -> str:
-        """Extra advice for an error status (``ollama pull MODEL``...); empty for none."""
+        """Extra advice for any other error status; empty for none."""
         return ""
 
     # -- Embedder ----------------------------------------------------------------------
@@ -334,15 +158,43 @@ class HTTPEmbedder(BaseEmbedder):
     @property
     def dimension(self) -> int:  # type: ignore[override]
         if self._dimension is None:
-            self._dimension = self._probe_blocking()
+            raise EmbedderNotReadyError(
+                f"the vector size of the {self.display_name} model {self.model!r} is not known "
+                "yet: await embedder.probe_dimension() first (SemanticCache does so when it "
+                f"starts), or set {env.EMBEDDER_DIMENSIONS}"
+            )
         return self._dimension
 
-    async def probe(self) -> int:
-        """The vector size, learned with one API call when not known yet."""
+    @property
+    def dimension_known(self) -> bool:
+        """Whether ``dimension`` can be read without a probe."""
+        return self._dimension is not None
+
+    async def probe_dimension(self) -> int:
+        """The vector size, learned with one API call when not known yet (then cached)."""
         if self._dimension is None:
-            await self.embed([PROBE_TEXT])
+            transport = self._open_transport(max(self.timeout, PROBE_TIMEOUT))
+            try:
+                await self._embed_batch(transport, [PROBE_TEXT])
+            finally:
+                await transport.aclose()
         assert self._dimension is not None
         return self._dimension
+
+    def probe_dimension_blocking(self) -> int:
+        """:meth:`probe_dimension` for synchronous code (a plugin hook in a worker thread).
+
+        Blocks the calling thread for one API call when the size is not known yet; called
+        inside a running event loop it probes on a helper thread, blocking that loop.
+        """
+        if self._dimension is not None:
+            return self._dimension
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.probe_dimension())
+        with ThreadPoolExecutor(1, thread_name_prefix="semcache-probe") as pool:
+            return pool.submit(asyncio.run, self.probe_dimension()).result()
 
     async def embed(self, texts: Sequence[str]) -> Matrix:
         items = list(texts)
@@ -391,24 +243,6 @@ class HTTPEmbedder(BaseEmbedder):
             self._transport = self._open_transport(self.timeout)
             self._transport_loop = weakref.ref(loop)
         return self._transport
-
-    def _probe_blocking(self) -> int:
-        async def run() -> int:
-            transport = self._open_transport(max(self.timeout, PROBE_TIMEOUT))
-            try:
-                matrix = await self._embed_batch(transport, [PROBE_TEXT])
-            finally:
-                await transport.aclose()
-            return int(matrix.shape[1])
-
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(run())
-        # Inside a running loop asyncio.run is not allowed: probe on a helper thread. This
-        # blocks the loop once; `await embedder.probe()` first avoids it.
-        with ThreadPoolExecutor(1, thread_name_prefix="semcache-probe") as pool:
-            return pool.submit(asyncio.run, run()).result()
 
     async def _embed_batch(self, transport: Transport, batch: list[str]) -> Matrix:
         reply = await self._send(transport, self._payload(batch))
@@ -460,15 +294,18 @@ class HTTPEmbedder(BaseEmbedder):
                 reply = await transport(self.path, payload)
             except TransportError as exc:
                 if attempt >= self.retry.max_retries:
-                    raise self._error(
-                        f"at {self.base_url} did not answer ({exc})" + self._attempts_note(attempt),
-                        None,
+                    raise no_answer_error(
+                        provider=self.provider,
+                        display_name=self.display_name,
+                        base_url=self.base_url,
+                        detail=str(exc),
+                        note=self._attempts_note(attempt),
                     ) from exc
                 delay = self.retry.backoff(attempt)
             else:
                 if 200 <= reply.status < 300:
                     return reply
-                message = _error_text(reply.body)
+                message = error_text(reply.body)
                 if reply.status in self.auth_statuses:
                     raise self._auth_error(reply.status, message)
                 if not is_retryable(reply.status):
@@ -492,23 +329,20 @@ class HTTPEmbedder(BaseEmbedder):
             f"{self.display_name} {what}", provider=self.provider, status=status
         )
 
-    def _status_error(self, status: int, message: str, note: str) -> EmbeddingAPIError:
+    def _status_error(self, status: int, message: str, note: str) -> EmbeddingError:
+        names = {"provider": self.provider, "display_name": self.display_name}
+        model_hint = self._model_hint(status, message)
+        if model_hint:
+            return model_error(**names, status=status, message=message, hint=model_hint)
         hint = self._status_hint(status, message)
-        text = f"{self.display_name} answered HTTP {status}{note}: {message or '(no message)'}"
-        return EmbeddingAPIError(
-            text + (f"; {hint}" if hint else ""), provider=self.provider, status=status
-        )
+        return status_error(**names, status=status, message=message, note=note, hint=hint)
 
     def _auth_error(self, status: int, message: str) -> EmbeddingAuthError:
-        where = " or ".join([env.EMBEDDER_API_KEY, *self.key_variables])
-        said = f"HTTP {status}: {message or 'no message'}"
-        if self.key_source:
-            verb = "refused" if status == 403 else "rejected"
-            what = f"{verb} the API key from {self.key_source} ({said})"
-        else:
-            what = f"asked for an API key ({said}) and none was set"
-        return EmbeddingAuthError(
-            f"{self.display_name} {what}; set {where} to a valid {self.display_name} API key",
+        return auth_error(
             provider=self.provider,
+            display_name=self.display_name,
             status=status,
+            message=message,
+            key_source=self.key_source,
+            variables=self.key_variables,
         )
