@@ -43,6 +43,14 @@ class CircuitBreaker:
             return True
         return False
 
+    def record_cancelled(self) -> None:
+        """The call was cancelled by its caller: neither success nor failure.
+
+        A half-open trial that is cancelled must not leave the breaker waiting for a
+        verdict that never comes (it would refuse every call from then on).
+        """
+        self._trial_running = False
+
     def record_success(self) -> None:
         if self.opened_at is not None:
             log.warning("semcache: %s recovered; breaker closed", self.name)

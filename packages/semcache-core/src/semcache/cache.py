@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections import OrderedDict
@@ -33,6 +34,12 @@ FROM_SETTINGS = "<from settings>"
 
 _JANITOR_INTERVAL = 60.0
 _RECENT_VECTORS = 2048
+
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "semcache_deadline", default=None
+)
+"""When the lookup or store in progress must be done (``time.monotonic()``)."""
 
 
 class _Skipped(Exception):
@@ -197,8 +204,10 @@ class SemanticCache:
             return None
         self.counters["lookups"] += 1
         started = time.perf_counter()
+        budget = self.settings.lookup_timeout_ms / 1000
+        token = _deadline.set(time.monotonic() + budget)
         try:
-            async with asyncio.timeout(self.settings.lookup_timeout_ms / 1000):
+            async with asyncio.timeout(budget):
                 hit = await self._lookup(query, partition, context)
         except _Skipped:
             hit = None
@@ -210,6 +219,8 @@ class SemanticCache:
             self.counters["errors"] += 1
             log.exception("semcache: lookup failed; treating as a miss")
             hit = None
+        finally:
+            _deadline.reset(token)
         if hit is None:
             self.counters["misses"] += 1
         else:
@@ -292,8 +303,10 @@ class SemanticCache:
         """
         if not self.settings.enabled or self._closed:
             return None
+        budget = self.settings.lookup_timeout_ms / 1000
+        token = _deadline.set(time.monotonic() + budget)
         try:
-            async with asyncio.timeout(self.settings.lookup_timeout_ms / 1000):
+            async with asyncio.timeout(budget):
                 entry_id = await self._store(query, payload, partition, ttl, metadata, context)
         except _Skipped:
             entry_id = None
@@ -303,6 +316,8 @@ class SemanticCache:
         except Exception:
             log.exception("semcache: store failed; response not cached")
             entry_id = None
+        finally:
+            _deadline.reset(token)
         self.counters["stores" if entry_id else "store_failures"] += 1
         return entry_id
 
@@ -461,14 +476,27 @@ class SemanticCache:
             self.settings.embedder_timeout_ms
             if component == "embedder"
             else self.settings.store_timeout_ms
-        )
+        ) / 1000
+        # Within what is left of the caller's whole budget, so this call's own timeout
+        # fires first and its outcome is recorded, rather than the call being cancelled.
+        deadline = _deadline.get()
+        left = budget if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            breaker.record_cancelled()
+            if asyncio.iscoroutine(call):
+                call.close()
+            raise _Skipped(component)
         try:
-            async with asyncio.timeout(budget / 1000):
+            async with asyncio.timeout(min(budget, left)):
                 result = await call
         except TimeoutError:
-            breaker.record_failure(f"no answer within {budget} ms")
+            if left < budget:  # the caller's budget ran out, not the component's
+                breaker.record_cancelled()
+            else:
+                breaker.record_failure(f"no answer within {budget * 1000:.0f} ms")
             raise _Skipped(component) from None
         except asyncio.CancelledError:
+            breaker.record_cancelled()
             raise
         except Exception as exc:
             breaker.record_failure(f"{type(exc).__name__}: {exc}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -13,6 +16,9 @@ from semcache_proxy._metrics import CONTENT_TYPE_LATEST, ProxyMetrics
 from semcache_proxy.settings import ProxySettings
 
 __all__ = ["OpsEndpoints"]
+
+READY_CACHE_SECONDS = 1.0
+"""A readiness verdict is reused this long: a flood of probes never starves lookups."""
 
 
 class OpsEndpoints:
@@ -27,6 +33,8 @@ class OpsEndpoints:
         self.metrics_path = s.metrics_path
         self.admin_path = s.admin_path.rstrip("/")
         self.admin_token = s.admin_token
+        self._verdict: tuple[float, int, dict[str, Any]] | None = None
+        self._verdict_lock = asyncio.Lock()
 
     def handles(self, path: str) -> bool:
         return path in (self.health_path, self.ready_path, self.metrics_path) or (
@@ -52,12 +60,19 @@ class OpsEndpoints:
     async def _ready(self) -> Response:
         if not self.cache.started:
             return JSONResponse({"status": "starting"}, status_code=503)
+        async with self._verdict_lock:  # concurrent probes share one check
+            verdict = self._verdict
+            if verdict is None or time.monotonic() - verdict[0] >= READY_CACHE_SECONDS:
+                verdict = self._verdict = (time.monotonic(), *await self._check())
+        return JSONResponse(verdict[2], status_code=verdict[1])
+
+    async def _check(self) -> tuple[int, dict[str, Any]]:
+        """Stores reachable and no breaker open: ready. An open breaker is reported too."""
         stores = await self.cache.ping()
-        ok = all(stores.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "degraded", "stores": stores},
-            status_code=200 if ok else 503,
-        )
+        breakers = {name: b.state for name, b in self.cache.breakers.items()}
+        ok = all(stores.values()) and "open" not in breakers.values()
+        body = {"status": "ready" if ok else "degraded", "stores": stores, "breakers": breakers}
+        return (200 if ok else 503), body
 
     async def _admin(self, request: Request, sub: str) -> Response:
         supplied = request.headers.get("authorization", "")
