@@ -1,4 +1,4 @@
-"""The scenario routes (see ``scenarios.backend``) as Django views behind the middleware.
+"""The scenario routes (``tests.support.scenarios.backend``) as Django views behind the middleware.
 
 ``SyncRoutes`` (sync views, for WSGI and the test client) and ``AsyncRoutes`` (async
 views, for ASGI) are URLconfs; the backend is the ``SEMCACHE_TEST_BACKEND`` setting.
@@ -19,7 +19,7 @@ from django.test import Client
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from scenarios.backend import Backend, Reply
+from tests.support.scenarios.backend import Backend, Reply
 
 __all__ = ["AsyncRoutes", "DjangoTestClientTransport", "SyncRoutes"]
 

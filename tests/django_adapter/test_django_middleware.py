@@ -18,10 +18,12 @@ from django.test import AsyncClient, Client, override_settings
 from django.urls import re_path
 
 import semcache_django
-from scenarios.harness import build_cache, settings_for_tests
-from semcache import Hit, SemanticCache, Settings, sync
+from semcache import SemanticCache, Settings, sync
 from semcache.testing import StalledEmbedder
 from semcache_django import SemanticCacheMiddleware
+from tests.support.broken_caches import BrokenCache, GarbageCache
+from tests.support.polling import wait_stores
+from tests.support.scenarios.harness import build_cache, settings_for_tests
 
 README = Path(__file__).resolve().parents[2] / "packages" / "semcache-django" / "README.md"
 
@@ -92,16 +94,6 @@ def post(client: Client, path: str, body: Any = Q, **headers: str) -> Any:
 def close(cache: Any) -> None:
     if isinstance(cache, SemanticCache):
         sync.run(cache.close(), 10)
-
-
-def wait_stores(cache: SemanticCache, count: int) -> None:
-    # The write follows the response; poll (never a fixed sleep).
-    deadline = threading.Event()
-    for _ in range(2000):
-        if cache.counters["stores"] >= count:
-            return
-        deadline.wait(0.005)
-    raise AssertionError(f"expected {count} stores, have {cache.counters['stores']}")
 
 
 @pytest.fixture
@@ -185,7 +177,7 @@ def test_bad_configuration_fails_at_startup(semcache: dict[str, Any], message: s
 
 
 def test_cache_from_a_dotted_path_to_a_factory() -> None:
-    with configured(cache="test_django_middleware.make_cache"):
+    with configured(cache="tests.django_adapter.test_django_middleware.make_cache"):
         client = Client()
         assert post(client, "/ask").headers["x-semcache"] == "miss"
         wait_stores(made[-1], 1)
@@ -215,7 +207,8 @@ def tenant_from_header(request: HttpRequest, body: Any) -> str | None:
 def test_sync_extractor_runs_in_the_request_thread() -> None:
     seen_threads.clear()
     with configured(
-        cache=build_cache(), extract_partition="test_django_middleware.tenant_from_header"
+        cache=build_cache(),
+        extract_partition="tests.django_adapter.test_django_middleware.tenant_from_header",
     ) as cache:
         client = Client()
         assert post(client, "/ask", **{"X-User": "alice"}).headers["x-semcache"] == "miss"
@@ -297,31 +290,6 @@ async def test_async_path_with_an_async_extractor_on_the_request_loop() -> None:
 
 
 # -- failures never become errors --------------------------------------------------------------
-
-
-class BrokenCache:
-    """Every cache call fails."""
-
-    settings = settings_for_tests()
-
-    async def lookup(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("lookup down")
-
-    async def store(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("store down")
-
-    def single_flight(self, key: str) -> Any:
-        raise RuntimeError("flight down")
-
-
-class GarbageCache(BrokenCache):
-    """Lookups return entries that are not stored responses."""
-
-    async def lookup(self, *args: Any, **kwargs: Any) -> Any:
-        return Hit(b"SCR1{garbage\n", {}, 0.99, "id", "semantic")
-
-    async def store(self, *args: Any, **kwargs: Any) -> Any:
-        return None
 
 
 @pytest.mark.parametrize("cache_type", [BrokenCache, GarbageCache])

@@ -10,13 +10,14 @@ import pytest
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import override_settings
-from django_test_app import AsyncRoutes, DjangoTestClientTransport, SyncRoutes
 
-from scenarios.backend import Backend
-from scenarios.harness import Harness, Scenario, build_cache, loopback_client
-from scenarios.scenarios import SCENARIOS
-from scenarios.servers import serve_asgi, serve_wsgi
 from semcache import sync
+from tests.support.scenarios.backend import Backend
+from tests.support.scenarios.harness import Harness, Scenario, build_cache, loopback_client
+from tests.support.scenarios.scenarios import SCENARIOS
+from tests.support.servers import serve_asgi, serve_wsgi
+
+from .django_test_app import AsyncRoutes, DjangoTestClientTransport, SyncRoutes
 
 MODES = ["test-client", "wsgi", "asgi"]
 

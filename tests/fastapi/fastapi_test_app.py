@@ -1,4 +1,4 @@
-"""The scenario routes (see ``scenarios.backend``) as a FastAPI app behind the middleware."""
+"""The scenario routes (see ``tests.support.scenarios.backend``) as a FastAPI app behind the middleware."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 from fastapi.responses import StreamingResponse
 
 from fastapi import BackgroundTasks, FastAPI, Request, Response
-from scenarios.backend import Backend, Reply
 from semcache import SemanticCache
 from semcache_fastapi import SemanticCacheMiddleware
+from tests.support.scenarios.backend import Backend, Reply
 
 
 def _response(reply: Reply) -> Response:

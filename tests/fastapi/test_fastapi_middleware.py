@@ -20,11 +20,11 @@ from starlette.routing import Route
 
 import semcache_fastapi
 from fastapi import FastAPI, Request, Response
-from scenarios.backend import Backend
-from scenarios.harness import build_cache, settings_for_tests
-from scenarios.servers import serve_asgi
-from semcache import Hit
 from semcache_fastapi import SemanticCacheMiddleware, default_extract_query
+from tests.support.broken_caches import BrokenCache, GarbageCache
+from tests.support.scenarios.backend import Backend
+from tests.support.scenarios.harness import build_cache, settings_for_tests
+from tests.support.servers import serve_asgi
 
 README = Path(__file__).resolve().parents[2] / "packages" / "semcache-fastapi" / "README.md"
 
@@ -234,34 +234,6 @@ async def test_plain_starlette_app() -> None:
 
 
 # -- failures never become errors -------------------------------------------------------------
-
-
-class BrokenCache:
-    """Every cache call fails."""
-
-    settings = settings_for_tests()
-
-    async def lookup(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("lookup down")
-
-    async def store(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("store down")
-
-    def single_flight(self, key: str) -> Any:
-        raise RuntimeError("flight down")
-
-    async def start(self) -> None:
-        raise RuntimeError("start down")
-
-
-class GarbageCache(BrokenCache):
-    """Lookups return entries that are not stored responses."""
-
-    async def lookup(self, *args: Any, **kwargs: Any) -> Any:
-        return Hit(b"SCR1{garbage\n", {}, 0.99, "id", "semantic")
-
-    async def store(self, *args: Any, **kwargs: Any) -> Any:
-        return None
 
 
 @pytest.mark.parametrize("cache_type", [BrokenCache, GarbageCache])

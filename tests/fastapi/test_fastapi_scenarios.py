@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from fastapi_test_app import build_app
 
-from scenarios.backend import Backend
-from scenarios.harness import Harness, Scenario, build_cache
-from scenarios.scenarios import SCENARIOS
-from scenarios.servers import serve_asgi
+from tests.support.scenarios.backend import Backend
+from tests.support.scenarios.harness import Harness, Scenario, build_cache
+from tests.support.scenarios.scenarios import SCENARIOS
+from tests.support.servers import serve_asgi
+
+from .fastapi_test_app import build_app
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)

@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from semcache import SemanticCache, Settings
+from semcache import SemanticCache
 from semcache.testing import HashingTestEmbedder
+from tests.support.scenarios.harness import settings_for_tests
 
 CHAT = "/v1/chat/completions"
 
@@ -22,21 +23,10 @@ def chat(question: str, **extra: Any) -> dict[str, Any]:
     return {"model": "m", "messages": [{"role": "user", "content": question}], **extra}
 
 
-def fault_settings(**overrides: Any) -> Settings:
-    """No environment; in-memory stores; the hashing embedder's threshold."""
-    base: dict[str, Any] = {
-        "threshold": 0.8,
-        "vector_store": "memory",
-        "response_store": "memory",
-        "embedder_type": "testing-hash",
-        "upstream_429_threshold": 0,
-    }
-    base.update(overrides)
-    return Settings.from_env({}, **base)
-
-
 def hashing_cache(**overrides: Any) -> SemanticCache:
-    return SemanticCache(fault_settings(**overrides), embedder=HashingTestEmbedder(), verifier=None)
+    return SemanticCache(
+        settings_for_tests(**overrides), embedder=HashingTestEmbedder(), verifier=None
+    )
 
 
 class TenantEcho:

@@ -35,8 +35,9 @@ from semcache.testing import HashingTestEmbedder
 from semcache.types import Matrix
 from semcache_fastapi import SemanticCacheMiddleware
 from semcache_proxy import create_semantic_cache_proxy_app
+from tests.support.scenarios.harness import settings_for_tests
 
-from .conftest import CHAT, fault_settings
+from .conftest import CHAT
 
 REQUEST_BUDGET_S = 20.0
 """No request may take longer than this (the slowest here take tens of milliseconds)."""
@@ -213,7 +214,7 @@ class _ValidUnicodeOnly(HashingTestEmbedder):
 
 
 def _cache() -> SemanticCache:
-    return SemanticCache(fault_settings(), embedder=_ValidUnicodeOnly(), verifier=None)
+    return SemanticCache(settings_for_tests(), embedder=_ValidUnicodeOnly(), verifier=None)
 
 
 class _Checker:

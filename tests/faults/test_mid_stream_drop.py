@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from semcache_proxy import create_semantic_cache_proxy_app
+from tests.support.servers import serve_asgi
 
-from ..support.servers import serve_in_thread
 from .conftest import CHAT, chat, hashing_cache
 
 
@@ -132,7 +132,7 @@ def test_reset_mid_body_is_never_stored_or_replayed(stream: bool) -> None:
     body = chat(question, stream=stream)
     with upstream.running() as upstream_url:
         app = create_semantic_cache_proxy_app(upstream_url, cache)
-        with serve_in_thread(app) as url:
+        with serve_asgi(app) as url:
 
             async def broken_round() -> list[BaseException | httpx.Response]:
                 async with httpx.AsyncClient(base_url=url, timeout=30) as client:

@@ -21,9 +21,10 @@ from semcache.stores import MemoryResponseStore, MemoryVectorStore
 from semcache.testing import FlakyStore, HashingTestEmbedder, StalledEmbedder
 from semcache_proxy import create_semantic_cache_proxy_app
 from semcache_proxy.testing import FakeLLM
+from tests.support.scenarios.harness import settings_for_tests
+from tests.support.servers import serve_asgi
 
-from ..support.servers import serve_in_thread
-from .conftest import CHAT, chat, fault_settings
+from .conftest import CHAT, chat
 
 SLACK_S = 1.0
 """Allowance on top of a budget for a busy two-core machine; far below the injected delay."""
@@ -36,7 +37,7 @@ def _proxy(
 ) -> tuple[Any, SemanticCache, list[FlakyStore]]:
     vectors = FlakyStore(MemoryVectorStore(256))
     responses = FlakyStore(MemoryResponseStore())
-    settings = fault_settings(
+    settings = settings_for_tests(
         lookup_timeout_ms=lookup_ms,
         store_timeout_ms=store_ms,
         breaker_failures=3,
@@ -75,9 +76,9 @@ def test_slow_store_adds_at_most_the_budget(slow: str, lookup_ms: int, store_ms:
     fake = FakeLLM()
     # The first store call that overruns its budget ends the lookup; two leave room.
     budget_s = min(lookup_ms, 2 * store_ms) / 1000
-    with serve_in_thread(fake.app) as upstream:
+    with serve_asgi(fake.app) as upstream:
         app, cache, slowed = _proxy(upstream, slow=slow, lookup_ms=lookup_ms, store_ms=store_ms)
-        with serve_in_thread(app) as url:
+        with serve_asgi(app) as url:
 
             async def run() -> None:
                 async with httpx.AsyncClient(base_url=url, timeout=STALL_S * 2) as client:
@@ -129,14 +130,14 @@ def test_slow_store_adds_at_most_the_budget(slow: str, lookup_ms: int, store_ms:
 def test_stuck_model_adds_at_most_the_embedder_budget() -> None:
     fake = FakeLLM()
     embedder_ms = 300
-    with serve_in_thread(fake.app) as upstream:
+    with serve_asgi(fake.app) as upstream:
         cache = SemanticCache(
-            fault_settings(embedder_timeout_ms=embedder_ms, breaker_failures=2),
+            settings_for_tests(embedder_timeout_ms=embedder_ms, breaker_failures=2),
             embedder=StalledEmbedder(),
             verifier=None,
         )
         app = create_semantic_cache_proxy_app(upstream, cache)
-        with serve_in_thread(app) as url:
+        with serve_asgi(app) as url:
 
             async def run() -> None:
                 async with httpx.AsyncClient(base_url=url, timeout=STALL_S) as client:

@@ -22,8 +22,8 @@ from starlette.routing import Route
 
 from semcache_fastapi import SemanticCacheMiddleware
 from semcache_proxy import create_semantic_cache_proxy_app
+from tests.support.servers import serve_asgi
 
-from ..support.servers import serve_in_thread
 from .conftest import CHAT, TenantEcho, chat, hashing_cache
 
 QUESTIONS = [
@@ -76,9 +76,9 @@ def test_proxy_tenants_by_credential_never_share_answers() -> None:
         "Bearer key-a": {"Authorization": "Bearer key-a"},
         "Bearer key-b": {"Authorization": "Bearer key-b"},
     }
-    with serve_in_thread(echo.app) as upstream:
+    with serve_asgi(echo.app) as upstream:
         app = create_semantic_cache_proxy_app(upstream, cache)
-        with serve_in_thread(app) as url:
+        with serve_asgi(app) as url:
             seen = asyncio.run(_hammer(url, tenants, lambda data: data["tenant"]))
     for tenant in tenants:
         # Both tenants were served from the cache many times, each from its own entries.
@@ -95,7 +95,7 @@ def test_middleware_tenants_by_extract_partition_never_share_answers() -> None:
         app, cache=cache, extract_partition=lambda request, body: request.headers.get("x-session")
     )
     sessions = {"tenant-a": {"X-Session": "tenant-a"}, "tenant-b": {"X-Session": "tenant-b"}}
-    with serve_in_thread(wrapped) as url:
+    with serve_asgi(wrapped) as url:
         seen = asyncio.run(_hammer(url, sessions, lambda data: data["tenant"]))
     for tenant in sessions:
         assert seen[(tenant, "hit")] > PER_TENANT // 2, seen

@@ -1,4 +1,4 @@
-"""The scenario routes (see ``scenarios.backend``) as a Flask app behind the extension.
+"""The scenario routes (see ``tests.support.scenarios.backend``) as a Flask app behind the extension.
 
 Also an httpx transport that sends requests through Flask's test client.
 """
@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 from flask import Flask, Response, request
 
-from scenarios.backend import Backend, Reply
 from semcache import SemanticCache
 from semcache_flask import FlaskSemanticCache
+from tests.support.scenarios.backend import Backend, Reply
 
 __all__ = ["FlaskTestClientTransport", "build_app"]
 

@@ -18,11 +18,13 @@ from flask import Flask, Response
 
 import semcache
 import semcache_flask
-from scenarios.harness import build_cache, settings_for_tests
-from semcache import Hit, SemanticCache, sync
+from semcache import SemanticCache, sync
 from semcache.http import BridgedEngine
 from semcache.testing import StalledEmbedder
 from semcache_flask import FlaskSemanticCache, SemanticCacheWSGIMiddleware
+from tests.support.broken_caches import BrokenCache, GarbageCache
+from tests.support.polling import wait_stores
+from tests.support.scenarios.harness import build_cache, settings_for_tests
 
 README = Path(__file__).resolve().parents[2] / "packages" / "semcache-flask" / "README.md"
 
@@ -65,15 +67,6 @@ def post(
     response.get_data()
     response.close()
     return response
-
-
-def wait_stores(cache: SemanticCache, count: int) -> None:
-    pause = threading.Event()
-    for _ in range(2000):
-        if cache.counters["stores"] >= count:
-            return
-        pause.wait(0.005)
-    raise AssertionError(f"expected {count} stores, have {cache.counters['stores']}")
 
 
 def close(cache: SemanticCache) -> None:
@@ -235,29 +228,6 @@ def test_failing_extractor_bypasses() -> None:
 
 
 # -- failures never become errors --------------------------------------------------------------
-
-
-class BrokenCache:
-    """Every cache call fails."""
-
-    settings = settings_for_tests()
-
-    async def lookup(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("lookup down")
-
-    async def store(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("store down")
-
-    def single_flight(self, key: str) -> Any:
-        raise RuntimeError("flight down")
-
-
-class GarbageCache(BrokenCache):
-    async def lookup(self, *args: Any, **kwargs: Any) -> Any:
-        return Hit(b"SCR1{garbage\n", {}, 0.99, "id", "semantic")
-
-    async def store(self, *args: Any, **kwargs: Any) -> Any:
-        return None
 
 
 @pytest.mark.parametrize("cache_type", [BrokenCache, GarbageCache])

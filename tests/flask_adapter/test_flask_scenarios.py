@@ -7,13 +7,14 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
-from flask_test_app import FlaskTestClientTransport, build_app
 
-from scenarios.backend import Backend
-from scenarios.harness import Harness, Scenario, build_cache, loopback_client
-from scenarios.scenarios import SCENARIOS
-from scenarios.servers import serve_wsgi
 from semcache import sync
+from tests.support.scenarios.backend import Backend
+from tests.support.scenarios.harness import Harness, Scenario, build_cache, loopback_client
+from tests.support.scenarios.scenarios import SCENARIOS
+from tests.support.servers import serve_wsgi
+
+from .flask_test_app import FlaskTestClientTransport, build_app
 
 MODES = ["test-client", "wsgi"]
 

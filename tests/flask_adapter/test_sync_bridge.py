@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from scenarios.harness import build_cache, settings_for_tests
 from semcache import sync
 from semcache.sync import LoopThread
+from tests.support.scenarios.harness import build_cache, settings_for_tests
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 

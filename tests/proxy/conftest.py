@@ -4,8 +4,7 @@ from semcache import SemanticCache
 from semcache.testing import HashingTestEmbedder
 from semcache_proxy import create_semantic_cache_proxy_app
 from semcache_proxy.testing import FakeLLM
-
-from ..support.servers import serve_in_thread
+from tests.support.servers import serve_asgi
 
 
 @pytest.fixture
@@ -15,7 +14,7 @@ def fake():
 
 @pytest.fixture
 def upstream(fake):
-    with serve_in_thread(fake.app) as url:
+    with serve_asgi(fake.app) as url:
         yield url
 
 
@@ -44,5 +43,5 @@ _SETTINGS = {
 @pytest.fixture
 def proxy_url(upstream):
     app = make_proxy(upstream, admin_token="s3cret")
-    with serve_in_thread(app) as url:
+    with serve_asgi(app) as url:
         yield url

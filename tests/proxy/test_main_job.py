@@ -1,46 +1,20 @@
 """The main job: `semcache-proxy --upstream URL` with no other configuration."""
 
 import os
-import subprocess
-import sys
-import time
 
 import httpx
 
-from ..support.servers import free_port
+from tests.support.polling import wait_until
+
+from .processes import start_proxy, stop_proxy
 
 
 def test_default_proxy_serves_a_paraphrase_from_cache(upstream, fake, tmp_path):
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEMANTIC_CACHE_")}
     env["SEMANTIC_CACHE_ADMIN_TOKEN"] = "t"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "semcache_proxy.cli",
-            "--upstream",
-            upstream,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
+    # loads the real all-MiniLM-L6-v2 model
+    proc, url = start_proxy(upstream, env=env, ready_within=120, cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 120  # loads the real all-MiniLM-L6-v2 model
-        while True:
-            assert proc.poll() is None, "proxy exited"
-            assert time.monotonic() < deadline, "proxy did not become ready"
-            try:
-                if httpx.get(url + "/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
 
         def ask(question):
             body = {"model": "demo", "messages": [{"role": "user", "content": question}]}
@@ -49,11 +23,12 @@ def test_default_proxy_serves_a_paraphrase_from_cache(upstream, fake, tmp_path):
         first = ask("How do I reset my password?")
         assert first.headers["x-semcache"] == "miss"
         # the entry is written just after the response is sent
-        deadline = time.monotonic() + 10
         admin = {"Authorization": "Bearer t"}
-        while httpx.get(url + "/_semcache/admin/stats", headers=admin).json()["stores"] < 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(
+            lambda: httpx.get(url + "/_semcache/admin/stats", headers=admin).json()["stores"] >= 1,
+            timeout=10,
+            what="the proxy stored the first answer",
+        )
         para = ask("What are the steps to reset my password?")
         assert para.headers["x-semcache"] == "hit", para.headers
         assert para.json() == first.json()
@@ -63,5 +38,4 @@ def test_default_proxy_serves_a_paraphrase_from_cache(upstream, fake, tmp_path):
         stats = httpx.get(url + "/metrics").text
         assert 'semcache_requests_total{result="hit"} 1.0' in stats
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_proxy(proc, within=20)

@@ -5,8 +5,9 @@ import httpx
 import pytest
 
 from semcache_proxy.testing import FakeLLM
+from tests.support.ports import free_port
+from tests.support.servers import serve_asgi
 
-from ..support.servers import free_port, serve_in_thread
 from .conftest import make_proxy
 
 CHAT = "/v1/chat/completions"
@@ -56,7 +57,7 @@ def test_forwards_method_path_query_and_headers(proxy_url):
 
 def test_host_is_rewritten_to_the_upstream(upstream, fake):
     app = make_proxy(upstream)
-    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(app) as url, httpx.Client(base_url=url) as client:
         seen = client.get("/echo/x", headers={"Host": "client-facing.example"}).json()
     assert seen["headers"]["host"] == upstream.removeprefix("http://")
 
@@ -65,7 +66,7 @@ def test_sse_streams_through_then_replays_on_hit(upstream, fake):
     import asyncio
 
     app = make_proxy(upstream)
-    with serve_in_thread(app) as url:
+    with serve_asgi(app) as url:
         release = threading.Event()
 
         # The upstream holds its second chunk until the client has seen the first.
@@ -109,9 +110,9 @@ def _sse_text(raw):
 @pytest.mark.parametrize("stream", [False, True])
 def test_gzip_upstream_body_and_header_agree(stream):
     fake = FakeLLM(gzip=True)
-    with serve_in_thread(fake.app) as upstream:
+    with serve_asgi(fake.app) as upstream:
         app = make_proxy(upstream)
-        with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+        with serve_asgi(app) as url, httpx.Client(base_url=url) as client:
             body = chat("compress this answer please", stream=stream)
             headers = {"Accept-Encoding": "gzip"}
             miss = client.post(CHAT, json=body, headers=headers)
@@ -133,7 +134,7 @@ def test_gzip_upstream_body_and_header_agree(stream):
 def test_upstream_timeout_is_a_504(upstream, fake):
     fake.latency = 2.0
     app = make_proxy(upstream, timeout=0.3)
-    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(app) as url, httpx.Client(base_url=url) as client:
         r = client.post(CHAT, json=chat("slow question"))
     assert r.status_code == 504
     assert r.json()["error"]["type"] == "upstream_timeout"
@@ -141,7 +142,7 @@ def test_upstream_timeout_is_a_504(upstream, fake):
 
 def test_connection_refused_is_a_502():
     app = make_proxy(f"http://127.0.0.1:{free_port()}")
-    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(app) as url, httpx.Client(base_url=url) as client:
         r = client.post(CHAT, json=chat("anyone there"))
     assert r.status_code == 502
     assert r.json()["error"]["type"] == "upstream_unreachable"
@@ -152,7 +153,7 @@ def test_reset_mid_response_is_not_stored(upstream, fake, stream):
     fake.reset_mid_stream = True
     app = make_proxy(upstream)
     body = chat("this answer will break halfway", stream=stream)
-    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(app) as url, httpx.Client(base_url=url) as client:
         with pytest.raises(httpx.HTTPError):
             client.post(CHAT, json=body).read()
         fake.reset_mid_stream = False
@@ -165,7 +166,7 @@ def test_reset_mid_response_is_not_stored(upstream, fake, stream):
 def test_upstream_errors_pass_through_and_are_not_stored(upstream, fake, status):
     fake.status = status
     app = make_proxy(upstream, upstream_429_threshold=0)
-    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(app) as url, httpx.Client(base_url=url) as client:
         first = client.post(CHAT, json=chat("error question"))
         second = client.post(CHAT, json=chat("error question"))
     assert first.status_code == second.status_code == status
@@ -178,7 +179,7 @@ def test_upstream_errors_pass_through_and_are_not_stored(upstream, fake, status)
 def test_credentials_partition_the_cache(upstream, fake, header):
     app = make_proxy(upstream)
     body = chat("what is our refund policy")
-    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(app) as url, httpx.Client(base_url=url) as client:
         a1 = client.post(CHAT, json=body, headers={header: "key-a"})
         b1 = client.post(CHAT, json=body, headers={header: "key-b"})
         a2 = client.post(CHAT, json=body, headers={header: "key-a"})
@@ -193,7 +194,7 @@ def test_credentials_partition_the_cache(upstream, fake, header):
 def test_shared_mode_lets_keys_share(upstream, fake):
     app = make_proxy(upstream, auth_mode="shared")
     body = chat("what is our refund policy")
-    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(app) as url, httpx.Client(base_url=url) as client:
         client.post(CHAT, json=body, headers={"Authorization": "Bearer a"})
         other = client.post(CHAT, json=body, headers={"Authorization": "Bearer b"})
     assert other.headers["x-semcache"] == "hit"
@@ -245,7 +246,7 @@ def test_admin_api(proxy_url):
 
 def test_admin_disabled_without_token_and_paths_configurable(upstream, fake):
     app = make_proxy(upstream, health_path="/_proxy/health", metrics_path="/_proxy/metrics")
-    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(app) as url, httpx.Client(base_url=url) as client:
         assert client.get("/_proxy/health").status_code == 200
         # the default paths now belong to the upstream
         assert client.get("/healthz").text == "ok"

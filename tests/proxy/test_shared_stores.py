@@ -1,18 +1,16 @@
 """Two proxy processes sharing one PostgreSQL + Redis cache."""
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 
 import httpx
 import pytest
 
-from tests.store_pgvector.servers import create_database, drop_database
-from tests.store_redis.servers import SHARED_REDIS_URI, delete_prefix
+from tests.support.pg_servers import create_database, drop_database
+from tests.support.polling import wait_until
+from tests.support.redis_servers import SHARED_REDIS_URI, delete_prefix
 
-from ..support.servers import free_port
+from .processes import start_proxy, stop_proxy
 
 CHAT = "/v1/chat/completions"
 
@@ -27,7 +25,6 @@ def shared_stores():
 
 
 def _start_proxy(upstream, pg_uri, prefix):
-    port = free_port()
     env = {
         **os.environ,
         "SEMANTIC_CACHE_PG_URI": pg_uri,
@@ -38,31 +35,7 @@ def _start_proxy(upstream, pg_uri, prefix):
         "SEMANTIC_CACHE_VERIFIER": "none",
         "SEMANTIC_CACHE_ADMIN_TOKEN": "t",
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "semcache_proxy.cli",
-            "--upstream",
-            upstream,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, "proxy exited"
-        assert time.monotonic() < deadline, "proxy did not become ready"
-        try:
-            if httpx.get(url + "/readyz").status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
+    return start_proxy(upstream, env=env, ready_within=60)
 
 
 def test_entry_stored_by_one_proxy_is_a_hit_in_another(upstream, fake, shared_stores):
@@ -78,15 +51,15 @@ def test_entry_stored_by_one_proxy_is_a_hit_in_another(upstream, fake, shared_st
             first = httpx.post(url_a + CHAT, json=body)
             assert first.headers["x-semcache"] == "miss"
             # the store completes just after the response is sent: wait for the vector
-            deadline = time.monotonic() + 10
-            while (
-                httpx.get(
-                    url_a + "/_semcache/admin/stats", headers={"Authorization": "Bearer t"}
-                ).json()["vectors"]
-                != 1
-            ):
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            admin = {"Authorization": "Bearer t"}
+            wait_until(
+                lambda: (
+                    httpx.get(url_a + "/_semcache/admin/stats", headers=admin).json()["vectors"]
+                    == 1
+                ),
+                timeout=10,
+                what="the first proxy stored the vector",
+            )
             second = httpx.post(url_b + CHAT, json=body)
             assert second.headers["x-semcache"] == "hit"
             assert second.json() == first.json()
@@ -99,8 +72,6 @@ def test_entry_stored_by_one_proxy_is_a_hit_in_another(upstream, fake, shared_st
             assert httpx.post(url_b + CHAT, json=para).headers["x-semcache"] == "hit"
             assert fake.calls == 1
         finally:
-            b.terminate()
-            b.wait(10)
+            stop_proxy(b)
     finally:
-        a.terminate()
-        a.wait(10)
+        stop_proxy(a)

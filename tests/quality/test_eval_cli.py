@@ -1,6 +1,7 @@
 """`semcache eval`: tables, JSON, sweep and chart, on the model-free test embedder."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,13 @@ def test_bad_input_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_other_commands_still_work(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["settings", "--table"]) == 0
     assert "SEMANTIC_CACHE_CONTEXT_MODE" in capsys.readouterr().out
+
+
+def test_plot_without_matplotlib_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    chart = tmp_path / "c.png"
+    assert main(["eval", str(TINY), *HASH, "--plot", str(chart), "--quiet"]) == 2
+    assert "semcache-core[plot]" in capsys.readouterr().err
+    assert not chart.exists()

@@ -3,6 +3,7 @@
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,18 +87,25 @@ async def test_verifier_changes_the_outcome(tmp_path: Path) -> None:
     assert checked.overall.false_hits == 0
 
 
+def _oslo(system: str) -> list[dict[str, Any]]:
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": "I live in Oslo."},
+        {"role": "assistant", "content": [{"type": "text", "text": "Noted."}]},
+        {"role": "user", "content": "What should I wear?"},
+    ]
+
+
 def test_split_conversation() -> None:
-    side = split_conversation(
-        [
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "I live in Oslo."},
-            {"role": "assistant", "content": [{"type": "text", "text": "Noted."}]},
-            {"role": "user", "content": "What should I wear?"},
-        ]
-    )
+    side = split_conversation(_oslo("Be brief."))
     assert side.query == "What should I wear?"
     assert side.context == "user: I live in Oslo.\nassistant: Noted."
-    assert side.system == "Be brief."
+    # The system prompt is no part of the question or context: it is in the partition.
+    assert split_conversation(_oslo("Be brief.")) == side
+    other = split_conversation(_oslo("Be verbose."))
+    assert (other.query, other.context) == (side.query, side.context)
+    assert other.partition != side.partition
+    assert other.partition_without_context != side.partition_without_context
     first = split_conversation([{"role": "user", "content": "Hi"}])
     assert (first.query, first.context) == ("Hi", None)
     with pytest.raises(EvaluationError):

@@ -6,14 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from semcache_store_pgvector import PgVectorStore
-from tests.store_redis.servers import (
-    SHARED_REDIS_URI,
-    delete_prefix,
-    random_prefix,
-    require_shared_redis,
-)
-
-from .servers import PgCluster, create_database, drop_database
+from tests.support.pg_servers import PgCluster, create_database, drop_database
 
 
 @pytest.fixture(scope="session")
@@ -35,19 +28,6 @@ async def pg_store(pg_uri: str, pg_prefix: str) -> AsyncIterator[PgVectorStore]:
     store = PgVectorStore(pg_uri, 8, prefix=pg_prefix, model_id="contract")
     yield store
     await store.aclose()
-
-
-@pytest.fixture(scope="session")
-def shared_redis() -> str:
-    require_shared_redis()
-    return SHARED_REDIS_URI
-
-
-@pytest.fixture
-def redis_prefix(shared_redis: str) -> Iterator[str]:
-    prefix = random_prefix()
-    yield prefix
-    delete_prefix(shared_redis, prefix)
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,8 @@ SIGSTOP, and bring it back.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 
@@ -18,8 +16,8 @@ from semcache import SemanticCache, Settings
 from semcache.stores import MemoryResponseStore
 from semcache.testing import HashingTestEmbedder
 from semcache_store_pgvector import PgVectorStore
-
-from .servers import PgCluster
+from tests.support.pg_servers import PgCluster
+from tests.support.polling import until
 
 pytestmark = pytest.mark.postgres
 
@@ -31,23 +29,21 @@ SLOWEST_OK_S = 1.0
 
 def make_cache(cluster: PgCluster, prefix: str) -> SemanticCache:
     settings = Settings.from_env(
-        {}, store_timeout_ms=int(BUDGET_S * 1000), breaker_failures=3,
-        breaker_cooldown_ms=500, threshold=0.8, batch_max_size=1,
+        {},
+        store_timeout_ms=int(BUDGET_S * 1000),
+        breaker_failures=3,
+        breaker_cooldown_ms=500,
+        threshold=0.8,
+        batch_max_size=1,
     )
-    store = PgVectorStore(cluster.uri, 64, prefix=prefix, connect_timeout=1.0,
-                          command_timeout=2.0)
-    return SemanticCache(settings, embedder=HashingTestEmbedder(64), vector_store=store,
-                         response_store=MemoryResponseStore(), verifier=None)
-
-
-async def until(action: Callable[[], Awaitable[Any]], *, within: float) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await action()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "the cache did not recover"
-        await asyncio.sleep(0.05)
+    store = PgVectorStore(cluster.uri, 64, prefix=prefix, connect_timeout=1.0, command_timeout=2.0)
+    return SemanticCache(
+        settings,
+        embedder=HashingTestEmbedder(64),
+        vector_store=store,
+        response_store=MemoryResponseStore(),
+        verifier=None,
+    )
 
 
 async def timed_misses(cache: SemanticCache, n: int) -> list[float]:

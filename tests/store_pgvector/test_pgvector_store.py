@@ -17,8 +17,7 @@ from semcache.plugins import create_vector_store
 from semcache.testing.contracts import VectorStoreContract
 from semcache_store_pgvector import PgvectorSetupError, PgVectorStore, table_name
 from semcache_store_pgvector._engines import asyncpg_dsn, shared_engines
-
-from .servers import create_database, drop_database, psql
+from tests.support.pg_servers import create_database, drop_database, psql
 
 pytestmark = pytest.mark.postgres
 
@@ -63,8 +62,9 @@ def test_uri_spellings():
 
 
 async def test_first_use_creates_extension_table_and_indexes(fresh_db):
-    store = PgVectorStore(fresh_db, 8, prefix="semcache", model_id="m", hnsw_m=12,
-                          hnsw_ef_construction=48)
+    store = PgVectorStore(
+        fresh_db, 8, prefix="semcache", model_id="m", hnsw_m=12, hnsw_ef_construction=48
+    )
     await store.add("e", "p", unit(1, 8)[0], None)
     await store.aclose()
     assert psql(fresh_db, "SELECT extversion FROM pg_extension WHERE extname = 'vector'")
@@ -141,12 +141,14 @@ async def test_large_dimensions_use_halfvec_and_keep_the_index(pg_uri, pg_prefix
 
 async def test_concurrent_writers_and_replicas_creating_the_table_at_once(pg_uri, pg_prefix):
     # Different pool sizes: three separate pools, like three replicas starting together.
-    stores = [PgVectorStore(pg_uri, 8, prefix=pg_prefix, pool_size=2 + i, max_overflow=0)
-              for i in range(3)]
+    stores = [
+        PgVectorStore(pg_uri, 8, prefix=pg_prefix, pool_size=2 + i, max_overflow=0)
+        for i in range(3)
+    ]
     vs = unit(150, 8, seed=3)
-    await asyncio.gather(*(
-        stores[i % 3].add(f"e{i}", f"p{i % 5}", v, None) for i, v in enumerate(vs)
-    ))
+    await asyncio.gather(
+        *(stores[i % 3].add(f"e{i}", f"p{i % 5}", v, None) for i, v in enumerate(vs))
+    )
     assert await stores[0].count() == 150
     for i in (0, 77, 149):
         matches = await stores[(i + 1) % 3].search(f"p{i % 5}", vs[i], 1, 0.9)
@@ -180,8 +182,10 @@ async def test_searches_can_go_to_a_read_replica(pg_uri, pg_prefix):
     assert primary is not read
     dsns = {s.engine: key[2].dsn for key, s in shared_engines().items()}
     assert dsns[read] == asyncpg_dsn(replica) and dsns[primary] == asyncpg_dsn(pg_uri)
-    names = psql(pg_uri, "SELECT DISTINCT application_name FROM pg_stat_activity"
-                         " WHERE datname = current_database()")
+    names = psql(
+        pg_uri,
+        "SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = current_database()",
+    )
     assert {"semcache", "semcache_replica"} <= set(names.split())
     await store.aclose()
 
@@ -206,8 +210,9 @@ async def test_table_dropped_behind_its_back_is_recreated(pg_store, pg_uri):
 
 
 async def test_plugin_builds_the_store_from_settings(pg_uri, pg_prefix):
-    settings = Settings.from_env({}, pg_uri=pg_uri, prefix=pg_prefix, hnsw_ef_search=80,
-                                 pg_pool_size=3)
+    settings = Settings.from_env(
+        {}, pg_uri=pg_uri, prefix=pg_prefix, hnsw_ef_search=80, pg_pool_size=3
+    )
     store = create_vector_store(settings, "some/model", 8)
     assert isinstance(store, PgVectorStore)
     assert store.table == table_name(pg_prefix, "some/model", 8)
@@ -249,7 +254,8 @@ async def load_recall_table(store: PgVectorStore, uri: str) -> None:
     stored, _, _ = recall_data()
     await store.add_many(
         (f"p{p}-q{j}", f"p{p}", stored[p, j], None)
-        for p in range(PARTITIONS) for j in range(QUESTIONS)
+        for p in range(PARTITIONS)
+        for j in range(QUESTIONS)
     )
     psql(uri, f"ANALYZE {store.table}")
 
@@ -272,7 +278,8 @@ async def hnsw_used(store: PgVectorStore, uri: str, session: dict[str, str]) -> 
         q = "[" + ",".join(["0.1"] * DIM) + "]"
         plan = await conn.fetch(
             f"EXPLAIN WITH c AS MATERIALIZED (SELECT entry_id, embedding <=> $1 AS d"
-            f" FROM {store.table} WHERE part = 'p3' ORDER BY d LIMIT 8) SELECT * FROM c", q
+            f" FROM {store.table} WHERE part = 'p3' ORDER BY d LIMIT 8) SELECT * FROM c",
+            q,
         )
         return any(f"{store.table}_hnsw" in row[0] for row in plan)
     finally:
@@ -297,12 +304,15 @@ async def test_recall_when_the_hnsw_index_serves_the_partition_filter(pg_uri, pg
     await store.aclose()
 
     # The same search without iterative scans: the test data does expose the problem.
-    plain = PgVectorStore(pg_uri, DIM, prefix=pg_prefix,
-                          session={**forced, "hnsw.iterative_scan": "off"})
+    plain = PgVectorStore(
+        pg_uri, DIM, prefix=pg_prefix, session={**forced, "hnsw.iterative_scan": "off"}
+    )
     without = await measure_recall(plain)
     await plain.aclose()
-    print(f"recall@1 through the HNSW index: {with_iterative:.3f} with iterative scans, "
-          f"{without:.3f} without")
+    print(
+        f"recall@1 through the HNSW index: {with_iterative:.3f} with iterative scans, "
+        f"{without:.3f} without"
+    )
     assert with_iterative >= 0.97
     assert without < 0.6
 
@@ -311,8 +321,7 @@ async def test_expire_and_flush_work_in_batches(pg_store):
     vs = unit(6000, 8, seed=5)
     past = time.time() - 10
     await pg_store.add_many(
-        (f"e{i}", "a" if i < 5500 else "b", v, past if i < 5200 else None)
-        for i, v in enumerate(vs)
+        (f"e{i}", "a" if i < 5500 else "b", v, past if i < 5200 else None) for i, v in enumerate(vs)
     )
     assert await pg_store.count() == 6000
     assert await pg_store.expire(time.time()) == 5200

@@ -6,29 +6,7 @@ from pathlib import Path
 import pytest
 
 from semcache_store_redis import RedisResponseStore
-
-from .servers import (
-    SHARED_REDIS_URI,
-    RedisServer,
-    delete_prefix,
-    random_prefix,
-    redis_cluster,
-    require_shared_redis,
-)
-
-
-@pytest.fixture(scope="session")
-def shared_redis() -> str:
-    require_shared_redis()
-    return SHARED_REDIS_URI
-
-
-@pytest.fixture
-def redis_prefix(shared_redis: str) -> Iterator[str]:
-    """A key prefix of this test's own on the shared Redis, deleted after."""
-    prefix = random_prefix()
-    yield prefix
-    delete_prefix(shared_redis, prefix)
+from tests.support.redis_servers import RedisServer, delete_prefix, random_prefix, redis_cluster
 
 
 @pytest.fixture

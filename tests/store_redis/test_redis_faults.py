@@ -6,10 +6,7 @@ Each test runs its own redis-server (never the shared one), stops it with
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 
@@ -17,8 +14,8 @@ from semcache import SemanticCache, Settings
 from semcache.stores import MemoryVectorStore
 from semcache.testing import HashingTestEmbedder
 from semcache_store_redis import RedisResponseStore
-
-from .servers import RedisServer, random_prefix
+from tests.support.polling import until
+from tests.support.redis_servers import RedisServer, random_prefix
 
 pytestmark = pytest.mark.redis
 
@@ -29,14 +26,21 @@ SLOWEST_OK_S = 1.0  # no lookup may wait on a dead server anywhere near seconds
 
 def make_cache(uri: str) -> SemanticCache:
     settings = Settings.from_env(
-        {}, store_timeout_ms=int(BUDGET_S * 1000), breaker_failures=3,
-        breaker_cooldown_ms=500, threshold=0.8, batch_max_size=1,
+        {},
+        store_timeout_ms=int(BUDGET_S * 1000),
+        breaker_failures=3,
+        breaker_cooldown_ms=500,
+        threshold=0.8,
+        batch_max_size=1,
     )
-    store = RedisResponseStore(uri, prefix=random_prefix(), socket_timeout=1.0,
-                               connect_timeout=0.5)
-    return SemanticCache(settings, embedder=HashingTestEmbedder(64),
-                         vector_store=MemoryVectorStore(64), response_store=store,
-                         verifier=None)
+    store = RedisResponseStore(uri, prefix=random_prefix(), socket_timeout=1.0, connect_timeout=0.5)
+    return SemanticCache(
+        settings,
+        embedder=HashingTestEmbedder(64),
+        vector_store=MemoryVectorStore(64),
+        response_store=store,
+        verifier=None,
+    )
 
 
 async def timed_lookups(cache: SemanticCache, n: int) -> list[float]:
@@ -47,17 +51,6 @@ async def timed_lookups(cache: SemanticCache, n: int) -> list[float]:
         times.append(time.perf_counter() - start)
         assert hit is None
     return times
-
-
-async def until(action: Callable[[], Awaitable[Any]], *, within: float) -> Any:
-    """Repeat ``action`` until it returns something truthy (the cache heals itself)."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await action()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "the cache did not recover"
-        await asyncio.sleep(0.05)
 
 
 async def test_redis_stopped_then_restarted(private_redis: RedisServer) -> None:

@@ -15,8 +15,7 @@ from semcache.testing import HashingTestEmbedder
 from semcache.testing.contracts import ResponseStoreContract
 from semcache.types import Entry
 from semcache_store_redis import RedisResponseStore, key_prefix
-
-from .servers import delete_prefix, random_prefix
+from tests.support.redis_servers import delete_prefix, random_prefix
 
 pytestmark = pytest.mark.redis
 
@@ -178,16 +177,28 @@ async def test_cluster_spreads_entries_and_keeps_partition_keys_together(cluster
 
 
 # The ACL the README recommends: the cache's own keys, no dangerous commands.
-ACL = ["on", ">secret", "~{prefix}:*", "+@read", "+@write", "+@scripting", "+@connection",
-       "-@dangerous", "+info", "+cluster|slots", "+cluster|shards"]
+ACL = [
+    "on",
+    ">secret",
+    "~{prefix}:*",
+    "+@read",
+    "+@write",
+    "+@scripting",
+    "+@connection",
+    "-@dangerous",
+    "+info",
+    "+cluster|slots",
+    "+cluster|shards",
+]
 
 
 async def exercise_with_acl(uri: str, ports: list[int]) -> None:
     prefix = random_prefix()
     for port in ports:
         with redis.Redis(port=port) as admin:
-            admin.execute_command("ACL", "SETUSER", "semcache",
-                                  *(rule.format(prefix=prefix) for rule in ACL))
+            admin.execute_command(
+                "ACL", "SETUSER", "semcache", *(rule.format(prefix=prefix) for rule in ACL)
+            )
     limited = uri.replace("redis://", "redis://semcache:secret@")
     store = RedisResponseStore(limited, prefix=prefix)
     e = entry()
@@ -242,8 +253,12 @@ async def test_semantic_cache_round_trip_on_cluster(cluster_uri):
     try:
         async with cache:
             for t in range(5):
-                await cache.store("how do I reset my password", f"a{t}".encode(),
-                                  partition=f"tenant-{t}", metadata={"status": 200})
+                await cache.store(
+                    "how do I reset my password",
+                    f"a{t}".encode(),
+                    partition=f"tenant-{t}",
+                    metadata={"status": 200},
+                )
             for t in range(5):
                 hit = await cache.lookup("How do I reset my password?", partition=f"tenant-{t}")
                 assert hit is not None and hit.payload == f"a{t}".encode()

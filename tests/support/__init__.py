@@ -1,0 +1,15 @@
+"""Helpers shared by the test folders; a test folder imports only from here, never from
+another test folder.
+
+- :mod:`.ports`: free loopback ports;
+- :mod:`.polling`: waiting without fixed sleeps (``wait_until``, ``until``, ``wait_stores``);
+- :mod:`.servers`: ASGI and WSGI apps on a loopback port, in a thread;
+- :mod:`.redis_servers`, :mod:`.pg_servers`: the shared Redis and PostgreSQL, and private
+  servers that fault tests may stop, pause and restart;
+- :mod:`.scenarios`: the HTTP scenarios every adapter runs, with their fake backend;
+- :mod:`.broken_caches`: caches that fail, for the adapters' failure tests.
+
+Fixtures several folders use (``shared_redis``, ``redis_prefix``) are in ``tests/conftest.py``.
+``tests`` is a package, so pytest puts the repository root on ``sys.path`` and
+``tests.support`` imports without any path setting.
+"""

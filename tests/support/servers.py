@@ -1,45 +1,74 @@
-"""Run ASGI apps under a real uvicorn server on a free loopback port, for tests."""
+"""Run an app on a loopback port, in a thread of the test process.
+
+:func:`serve_asgi` uses uvicorn, :func:`serve_wsgi` werkzeug's threaded server.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
 
-__all__ = ["free_port", "serve_in_thread"]
+__all__ = ["serve_asgi", "serve_wsgi"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@contextmanager
+def serve_asgi(app: Any, *, startup_timeout: float = 30.0, lifespan: str = "on") -> Iterator[str]:
+    """Serve ``app`` on ``127.0.0.1`` (a free port); yields the base URL.
 
-
-@contextlib.contextmanager
-def serve_in_thread(app: Any, *, lifespan: str = "on", timeout: float = 30.0) -> Iterator[str]:
-    """Serve ``app`` in a thread with its own event loop; yield its base URL.
-
-    Waits (polling) until uvicorn reports it has started, and stops it on exit.
+    The server runs its own event loop in a thread, so the test can be plain sync
+    code and share objects (backend, counters) with the app. ``lifespan="off"`` for
+    apps without the lifespan protocol (Django). The socket is bound here, before the
+    server starts, so no other process can take the port in between.
     """
-    port = free_port()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan
+        app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=2, access_log=False
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:  # poll readiness; no fixed sleep
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.002)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(10)
+        sock.close()
+
+
+@contextmanager
+def serve_wsgi(app: Any) -> Iterator[str]:
+    """Serve a WSGI ``app`` with werkzeug's threaded server on ``127.0.0.1``; yields the base URL.
+
+    One thread per request, as a WSGI server gives; the socket listens before this
+    yields, so the first request waits for no one.
+    """
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

@@ -8,6 +8,7 @@ building, configuring and starting things, and from calling an embedder directly
     ├── PluginNotFoundError (LookupError)    no installed plugin by that name
     ├── StoreSetupError (RuntimeError)       a backend cannot hold the cache yet
     ├── EmbedderNotReadyError (RuntimeError) the vector size is not known yet
+    ├── EvaluationError                      ``semcache eval`` input is malformed
     └── EmbeddingError                       an embedder could not embed
         ├── EmbeddingAPIError                the provider refused, failed or never answered
         │   └── EmbeddingAuthError           the API key was rejected or is missing
@@ -27,6 +28,7 @@ __all__ = [
     "EmbeddingAuthError",
     "EmbeddingError",
     "EmbeddingModelError",
+    "EvaluationError",
     "MissingAPIKeyError",
     "PluginNotFoundError",
     "SemcacheError",
@@ -55,6 +57,10 @@ class StoreSetupError(SemcacheError, RuntimeError):
 class EmbedderNotReadyError(SemcacheError, RuntimeError):
     """The embedder's vector size is not known yet: ``await embedder.probe_dimension()``
     learns it (the cache does so when it starts)."""
+
+
+class EvaluationError(SemcacheError):
+    """The evaluation input is malformed or the cache failed during a run."""
 
 
 class EmbeddingError(SemcacheError):

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from scenarios.backend import Backend
 from semcache import SemanticCache, Settings
 from semcache.testing import HashingTestEmbedder
+from tests.support.scenarios.backend import Backend
 
 __all__ = ["Harness", "Scenario", "build_cache", "loopback_client", "settings_for_tests"]
 

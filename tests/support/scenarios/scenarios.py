@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from scenarios.harness import Harness, Scenario
+from tests.support.scenarios.harness import Harness, Scenario
 
 __all__ = ["SCENARIOS"]
 

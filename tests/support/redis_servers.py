@@ -1,4 +1,4 @@
-"""Redis servers for the store tests: the shared one, private ones, a private cluster.
+"""Redis servers for the tests: the shared one, private ones, a private cluster.
 
 Private servers run on free loopback ports in a temporary folder, so stopping or
 pausing them never touches the shared Redis on 6379.
@@ -10,55 +10,28 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+
+from tests.support.polling import wait_until
+from tests.support.ports import free_port
 
 __all__ = [
     "SHARED_REDIS_URI",
     "RedisServer",
     "delete_prefix",
-    "free_port",
     "random_prefix",
     "redis_cluster",
     "require_shared_redis",
-    "wait_until",
 ]
 
 SHARED_REDIS_URI = os.environ.get("SEMCACHE_TEST_REDIS_URI", "redis://127.0.0.1:6379/0")
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
-
-
-def free_port(*, also: int | None = None) -> int:
-    """A free loopback port (and, with ``also``, whose port + ``also`` is free too)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if also is None:
-            return port
-        if port + also < 65536:
-            with socket.socket() as s, contextlib.suppress(OSError):
-                s.bind(("127.0.0.1", port + also))
-                return port
-
-
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
-    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} within {timeout:.0f}s")
-        time.sleep(0.02)
 
 
 def random_prefix() -> str:
@@ -109,20 +82,32 @@ class RedisServer:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [
-            REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-            "--protected-mode", "no",
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--protected-mode",
+            "no",
         ]
         if self.cluster:
             args += [
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", f"nodes-{self.port}.conf",
-                "--cluster-port", str(self.port + 10000),
-                "--cluster-node-timeout", "5000",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{self.port}.conf",
+                "--cluster-port",
+                str(self.port + 10000),
+                "--cluster-node-timeout",
+                "5000",
             ]
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self.ping, timeout=15, what=f"redis-server on port {self.port} answered")
 
     def ping(self) -> bool:
@@ -140,7 +125,9 @@ class RedisServer:
                 self.resume()
                 subprocess.run(
                     [REDIS_CLI, "-p", str(self.port), "shutdown", "nosave"],
-                    capture_output=True, timeout=10, check=False,
+                    capture_output=True,
+                    timeout=10,
+                    check=False,
                 )
             try:
                 self.process.wait(timeout=10)
@@ -167,10 +154,18 @@ def redis_cluster(workdir: Path, *, masters: int = 3) -> Iterator[list[RedisServ
         for node in nodes:
             node.start()
         subprocess.run(
-            [REDIS_CLI, "--cluster", "create",
-             *(f"127.0.0.1:{node.port}" for node in nodes),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True, timeout=60, check=True,
+            [
+                REDIS_CLI,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{node.port}" for node in nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=True,
         )
 
         def cluster_ok() -> bool:

@@ -13,7 +13,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.store_redis.servers import free_port, wait_until
+from tests.support.polling import wait_until
+from tests.support.ports import free_port
 
 __all__ = [
     "SHARED_PG_URI",
@@ -32,7 +33,10 @@ PSQL = shutil.which("psql") or str(PG_BINDIR / "psql")
 def psql(uri: str, sql: str, *, timeout: float = 60) -> str:
     done = subprocess.run(
         [PSQL, uri, "-v", "ON_ERROR_STOP=1", "-Atqc", sql],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if done.returncode:
         raise RuntimeError(f"psql failed: {done.stderr.strip()}")
@@ -84,9 +88,23 @@ class PgCluster:
         if os.geteuid() == 0:
             shutil.chown(self.workdir, "postgres", "postgres")
         subprocess.run(
-            _as_postgres([str(PG_BINDIR / "initdb"), "-D", str(self.datadir), "-U", "postgres",
-                          "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"]),
-            capture_output=True, timeout=120, check=True,
+            _as_postgres(
+                [
+                    str(PG_BINDIR / "initdb"),
+                    "-D",
+                    str(self.datadir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "--no-instructions",
+                ]
+            ),
+            capture_output=True,
+            timeout=120,
+            check=True,
         )
 
     def start(self) -> None:
@@ -96,20 +114,51 @@ class PgCluster:
             " -c shared_buffers=16MB -c max_connections=40"
         )
         subprocess.run(
-            _as_postgres([str(PG_BINDIR / "pg_ctl"), "-D", str(self.datadir), "-l",
-                          str(self.workdir / "log"), "-o", options, "-w", "-t", "60", "start"]),
-            capture_output=True, timeout=90, check=True,
+            _as_postgres(
+                [
+                    str(PG_BINDIR / "pg_ctl"),
+                    "-D",
+                    str(self.datadir),
+                    "-l",
+                    str(self.workdir / "log"),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            capture_output=True,
+            timeout=90,
+            check=True,
         )
-        wait_until(lambda: psql(self.uri, "SELECT 1", timeout=5) == "1", timeout=30,
-                   what=f"PostgreSQL on port {self.port} answered")
+        wait_until(
+            lambda: psql(self.uri, "SELECT 1", timeout=5) == "1",
+            timeout=30,
+            what=f"PostgreSQL on port {self.port} answered",
+        )
 
     def stop(self, mode: str = "immediate") -> None:
         """Stop the server (``immediate``: like a crash, no goodbye to clients)."""
         self.resume()
         subprocess.run(
-            _as_postgres([str(PG_BINDIR / "pg_ctl"), "-D", str(self.datadir), "-m", mode,
-                          "-w", "-t", "60", "stop"]),
-            capture_output=True, timeout=90, check=False,
+            _as_postgres(
+                [
+                    str(PG_BINDIR / "pg_ctl"),
+                    "-D",
+                    str(self.datadir),
+                    "-m",
+                    mode,
+                    "-w",
+                    "-t",
+                    "60",
+                    "stop",
+                ]
+            ),
+            capture_output=True,
+            timeout=90,
+            check=False,
         )
 
     def _processes(self) -> list[int]:

@@ -1,0 +1,205 @@
+"""A run: every pair through a real :class:`SemanticCache`, in a partition of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from semcache import plugins
+from semcache.cache import FROM_SETTINGS, SemanticCache
+from semcache.embedder import BaseEmbedder, resolve_dimension
+from semcache.errors import EvaluationError
+from semcache.evaluation._pairs import Pair
+from semcache.evaluation._report import Metrics, Report, SweepPoint, metrics
+from semcache.protocols import Embedder
+from semcache.settings import Settings
+from semcache.text import normalize_query
+from semcache.thresholds import default_threshold
+from semcache.types import Matrix
+
+__all__ = ["evaluate", "sweep_thresholds"]
+
+_BIG_BUDGET_MS = 10 * 60 * 1000  # a loaded machine must not turn slow calls into misses
+_CHUNK = 256
+
+
+def sweep_thresholds(spec: str) -> list[float]:
+    """``"0.70:0.99:0.01"`` (start:stop:step, inclusive) or ``"0.8,0.85,0.9"``."""
+    try:
+        if ":" in spec:
+            start, stop, step = (float(x) for x in spec.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            count = round((stop - start) / step) + 1
+            values = [round(start + i * step, 6) for i in range(count)]
+        else:
+            values = [float(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise EvaluationError(
+            f"bad sweep {spec!r}: use start:stop:step (0.7:0.99:0.01) or a list (0.8,0.9)"
+        ) from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise EvaluationError(f"bad sweep {spec!r}: thresholds lie between 0 and 1")
+    return sorted(set(values))
+
+
+class _SharedEmbedder(BaseEmbedder):
+    """Lends one embedder to several caches (closing a cache leaves it open) and, with
+    ``remember``, keeps vectors so a second pass over the same texts costs no model time."""
+
+    def __init__(self, inner: Embedder, *, remember: bool) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dimension = inner.dimension
+        self.remember = remember
+        self._memo: dict[str, np.ndarray[Any, Any]] = {}
+
+    async def embed(self, texts: Sequence[str]) -> Matrix:
+        if not self.remember:
+            return await self.inner.embed(texts)
+        todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if todo:
+            rows = np.asarray(await self.inner.embed(todo), dtype=np.float32)
+            for text, row in zip(todo, rows, strict=True):
+                self._memo[text] = row
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._memo[t] for t in texts])
+
+    async def aclose(self) -> None:
+        """The evaluation closes the real embedder once, after every pass."""
+
+
+async def evaluate(
+    pairs: Sequence[Pair],
+    settings: Settings | None = None,
+    *,
+    embedder: Embedder | None = None,
+    sweep: Sequence[float] = (),
+    source: str = "pairs",
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Run the pairs through a real :class:`SemanticCache` built from ``settings``.
+
+    Each pair: store ``a`` in a partition of its own, look up ``b``, delete the entry.
+    With a ``sweep``, one pass runs at the lowest threshold and a hit at threshold
+    ``t`` is a hit there whose similarity reaches ``t`` (with one entry per partition
+    that is exactly what a run at ``t`` gives, since the verifier does not depend on
+    the threshold); a second pass without the verifier gives the raw-similarity curve.
+    """
+    base = settings if settings is not None else Settings.from_env()
+    if not base.enabled:
+        raise EvaluationError(
+            "the cache is turned off (SEMANTIC_CACHE_ENABLED): nothing to measure"
+        )
+    run_settings = base.replace(
+        lookup_timeout_ms=_BIG_BUDGET_MS,
+        store_timeout_ms=_BIG_BUDGET_MS,
+        embedder_timeout_ms=_BIG_BUDGET_MS,
+        batch_max_size=max(base.batch_max_size, 64),
+        ttl=3600,  # entries left behind by a crashed run expire on their own
+    )
+    usable = [p for p in pairs if normalize_query(p.a.query) and normalize_query(p.b.query)]
+    skipped = len(pairs) - len(usable)
+    started = time.perf_counter()
+    own_embedder = embedder is None
+    inner = embedder
+    if inner is None:
+        inner = await asyncio.to_thread(plugins.create_embedder, run_settings)
+    await resolve_dimension(inner)  # an embedder passed in may not know its size yet
+    memo = _SharedEmbedder(inner, remember=bool(sweep))
+    try:
+        current = base.threshold
+        if current is None:  # as the cache does: the model's measured default
+            current = default_threshold(memo.model_id)
+        floor = min([current, *sweep])
+        verifier_name = base.verifier
+        verified = await _run_pass(run_settings, memo, usable, floor, FROM_SETTINGS, progress)
+        raw: list[float | None] = []
+        if sweep:
+            if progress:
+                progress("second pass without the verifier")
+            raw = await _run_pass(run_settings, memo, usable, floor, None, progress)
+    finally:
+        if own_embedder:
+            await inner.aclose()
+
+    labels = [p.same_answer for p in usable]
+
+    def hits_at(sims: list[float | None], t: float) -> list[bool]:
+        return [s is not None and s >= t - 1e-9 for s in sims]
+
+    now = hits_at(verified, current)
+    overall = metrics(labels, now)
+    by_category: dict[str, Metrics] = {}
+    categories = sorted({p.category for p in usable if p.category is not None})
+    for cat in categories:
+        idx = [i for i, p in enumerate(usable) if p.category == cat]
+        by_category[cat] = metrics([labels[i] for i in idx], [now[i] for i in idx])
+    points = [
+        SweepPoint(t, metrics(labels, hits_at(verified, t)), metrics(labels, hits_at(raw, t)))
+        for t in sweep
+    ]
+    return Report(
+        source=source,
+        model_id=memo.model_id,
+        threshold=current,
+        verifier=verifier_name,
+        context_mode=base.context_mode,
+        context_threshold=base.context_threshold,
+        overall=overall,
+        by_category=by_category,
+        sweep=points,
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+    )
+
+
+async def _run_pass(
+    settings: Settings,
+    embedder: Embedder,
+    pairs: Sequence[Pair],
+    threshold: float,
+    verifier: str | None,
+    progress: Callable[[str], None] | None,
+) -> list[float | None]:
+    """Similarity of each pair's hit, or ``None`` for a miss."""
+    run = uuid.uuid4().hex
+    mode = settings.context_mode
+    out: list[float | None] = []
+    cache = SemanticCache(settings, embedder=embedder, verifier=verifier, threshold=threshold)
+    async with cache:
+        for start in range(0, len(pairs), _CHUNK):
+            chunk = pairs[start : start + _CHUNK]
+            own = [f"semcache-eval\x00{run}\x00{start + i}\x00" for i in range(len(chunk))]
+            stored = [p.a.keys(mode) for p in chunk]
+            asked = [p.b.keys(mode) for p in chunk]
+            ids = await asyncio.gather(
+                *(
+                    cache.store(p.a.query, p.id.encode(), partition=o + part, context=context)
+                    for p, o, (part, context) in zip(chunk, own, stored, strict=True)
+                )
+            )
+            hits = await asyncio.gather(
+                *(
+                    cache.lookup(p.b.query, partition=o + part, context=context)
+                    for p, o, (part, context) in zip(chunk, own, asked, strict=True)
+                )
+            )
+            await asyncio.gather(*(cache.delete(i) for i in ids if i is not None))
+            if cache.counters["errors"] or cache.counters["store_failures"]:
+                raise EvaluationError(
+                    "the cache failed during the run (see the log); results would be wrong"
+                )
+            for p, hit in zip(chunk, hits, strict=True):
+                if hit is not None and hit.payload != p.id.encode():
+                    raise EvaluationError(f"pair {p.id}: served another pair's entry")
+                out.append(None if hit is None else float(hit.similarity))
+            if progress and (start // _CHUNK) % 20 == 19:
+                progress(f"{start + len(chunk)}/{len(pairs)} pairs")
+    return out
