@@ -261,7 +261,7 @@ class Settings:
     )
     single_flight_timeout: float = setting(
         env.SINGLE_FLIGHT_TIMEOUT,
-        300.0,
+        60.0,
         "Seconds a request waits for an identical one already asking the upstream "
         "(single flight) before asking itself.",
         low=0.0,

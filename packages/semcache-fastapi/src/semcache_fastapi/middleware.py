@@ -179,12 +179,13 @@ class SemanticCacheMiddleware:
                 await send(message)
             elif kind == "http.response.body":
                 more = bool(message.get("more_body", False))
+                forward.add(message.get("body", b""))  # a copy: costs the client nothing
                 if not more:
                     final_sent = True
-                await send(message)  # the client first: time to first byte is the app's
-                forward.add(message.get("body", b""))
-                if not more:
+                    # The answer is complete: store it and let the requests waiting on
+                    # this one in now, not after this client has read the last chunk.
                     forward.finish()
+                await send(message)
             else:
                 forward.discard(f"message {kind}")
                 await send(message)

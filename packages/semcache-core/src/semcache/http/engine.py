@@ -108,7 +108,9 @@ class HttpCacheEngine:
                 return replay
         if self.breaker.is_open():
             return self.rejection()
-        if not plan.lookup:  # a refresh is the client's explicit wish: never collapsed
+        if not plan.lookup or not plan.store:
+            # A refresh is the client's explicit wish: never collapsed. An answer that
+            # will not be stored (X-Semcache-TTL: 0) would only keep the others waiting.
             return Forward(self, plan, None)
         ticket = await self.join_flight(plan)
         if ticket.leader:
