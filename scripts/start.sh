@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up the project, then runs the main job: the semantic-cache reverse proxy on the
+# Sets up .venv, then runs the main job: the semantic-cache reverse proxy on the
 # embedded default store with the default embedder (all-MiniLM-L6-v2).
 #
 #   bash scripts/start.sh                      # proxy + a demo upstream, shows a miss then a hit
@@ -9,7 +9,8 @@
 # and runs until interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-dev.sh
+# Only what the proxy on the embedded default needs: no PostgreSQL, pgvector or Redis.
+bash scripts/setup-python.sh proxy
 
 host=${SEMANTIC_CACHE_PROXY_HOST:-127.0.0.1}
 port=${SEMANTIC_CACHE_PROXY_PORT:-8080}
@@ -35,7 +36,7 @@ if [ -z "${SEMANTIC_CACHE_PROXY_UPSTREAM:-}" ]; then
   demo=1
 fi
 
-.venv/bin/semcache-proxy --host "$host" --port "$port" --log-level warning &
+.venv/bin/python -m semcache_proxy.cli --host "$host" --port "$port" --log-level warning &
 pids+=($!)
 wait_for "http://$host:$port/readyz"
 

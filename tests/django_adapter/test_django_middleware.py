@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +26,15 @@ from tests.support.broken_caches import BrokenCache, GarbageCache
 from tests.support.polling import wait_stores
 from tests.support.scenarios.harness import build_cache, settings_for_tests
 
-README = Path(__file__).resolve().parents[2] / "packages" / "semcache-django" / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "packages" / "semcache-django" / "README.md"
+# The package README (PyPI) and the documentation page carry the same examples; both run.
+EXAMPLE_PAGES = [README, ROOT / "docs" / "adapters" / "django.md"]
+
+
+def page_id(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
 
 Q = {"query": "What is the capital of France?"}
 OTHER = {"query": "How do I bake sourdough bread?"}
@@ -104,6 +113,8 @@ def env_test_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEMANTIC_CACHE_VECTOR_STORE", "memory")
     monkeypatch.setenv("SEMANTIC_CACHE_RESPONSE_STORE", "memory")
     monkeypatch.setenv("SEMANTIC_CACHE_VERIFIER", "none")
+    # Shared caches are kept per settings: a prefix of its own gives each test an empty one.
+    monkeypatch.setenv("SEMANTIC_CACHE_PREFIX", f"test-{uuid.uuid4().hex[:12]}")
 
 
 # -- package and README -------------------------------------------------------------------
@@ -116,8 +127,9 @@ def test_exports() -> None:
     assert SemanticCacheMiddleware.sync_capable and SemanticCacheMiddleware.async_capable
 
 
-def test_readme_settings_example(env_test_cache: None) -> None:
-    code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+@pytest.mark.parametrize("page", EXAMPLE_PAGES, ids=page_id)
+def test_readme_settings_example(env_test_cache: None, page: Path) -> None:
+    code = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)[0]
     namespace: dict[str, Any] = {}
     exec(code, namespace)
     assert "semcache_django.SemanticCacheMiddleware" in namespace["MIDDLEWARE"]

@@ -26,7 +26,16 @@ from tests.support.scenarios.backend import Backend
 from tests.support.scenarios.harness import build_cache, settings_for_tests
 from tests.support.servers import serve_asgi
 
-README = Path(__file__).resolve().parents[2] / "packages" / "semcache-fastapi" / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "packages" / "semcache-fastapi" / "README.md"
+# The package README (PyPI) and the documentation page carry the same examples; both run.
+EXAMPLE_PAGES = [README, ROOT / "docs" / "adapters" / "asgi.md"]
+# The 30-second example of the repository README and of Getting started is the first one.
+FIRST_EXAMPLE_PAGES = [*EXAMPLE_PAGES, ROOT / "README.md", ROOT / "docs" / "getting-started.md"]
+
+
+def page_id(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
 
 
 def counting_app(**options: Any) -> tuple[FastAPI, Any, list[dict[str, Any]]]:
@@ -56,8 +65,8 @@ PARAPHRASE = {"query": "tell me what is the capital of France"}
 # -- the README ---------------------------------------------------------------------------
 
 
-def readme_snippets() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+def readme_snippets(page: Path = README) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
 
 
 @pytest.fixture
@@ -69,11 +78,12 @@ def env_test_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEMANTIC_CACHE_RESPONSE_STORE", "memory")
 
 
-def test_readme_example_over_http(env_test_cache: None) -> None:
-    code = readme_snippets()[0]
+@pytest.mark.parametrize("page", FIRST_EXAMPLE_PAGES, ids=page_id)
+def test_readme_example_over_http(env_test_cache: None, page: Path) -> None:
+    code = readme_snippets(page)[0]
     assert "app.add_middleware(SemanticCacheMiddleware, cache=cache)" in code
     namespace: dict[str, Any] = {}
-    exec(compile(code, str(README), "exec"), namespace)
+    exec(compile(code, str(page), "exec"), namespace)
     app: FastAPI = namespace["app"]
     cache = namespace["cache"]
     answers: list[str] = []
@@ -94,9 +104,10 @@ def test_readme_example_over_http(env_test_cache: None) -> None:
     assert answers == [Q["query"]]
 
 
-async def test_readme_custom_extract_query_example(env_test_cache: None) -> None:
+@pytest.mark.parametrize("page", EXAMPLE_PAGES, ids=page_id)
+async def test_readme_custom_extract_query_example(env_test_cache: None, page: Path) -> None:
     namespace: dict[str, Any] = {}
-    exec(compile(readme_snippets()[1], str(README), "exec"), namespace)
+    exec(compile(readme_snippets(page)[1], str(page), "exec"), namespace)
     app: FastAPI = namespace["app"]
 
     @app.post("/v1/ask")

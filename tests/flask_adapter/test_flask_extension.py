@@ -8,6 +8,7 @@ import json
 import os
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,15 @@ from tests.support.broken_caches import BrokenCache, GarbageCache
 from tests.support.polling import wait_stores
 from tests.support.scenarios.harness import build_cache, settings_for_tests
 
-README = Path(__file__).resolve().parents[2] / "packages" / "semcache-flask" / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "packages" / "semcache-flask" / "README.md"
+# The package README (PyPI) and the documentation page carry the same examples; both run.
+EXAMPLE_PAGES = [README, ROOT / "docs" / "adapters" / "flask.md"]
+
+
+def page_id(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
 
 Q = {"query": "What is the capital of France?"}
 
@@ -81,6 +90,8 @@ def env_test_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEMANTIC_CACHE_VECTOR_STORE", "memory")
     monkeypatch.setenv("SEMANTIC_CACHE_RESPONSE_STORE", "memory")
     monkeypatch.setenv("SEMANTIC_CACHE_VERIFIER", "none")
+    # Shared caches are kept per settings: a prefix of its own gives each test an empty one.
+    monkeypatch.setenv("SEMANTIC_CACHE_PREFIX", f"test-{uuid.uuid4().hex[:12]}")
 
 
 # -- package and README -------------------------------------------------------------------
@@ -94,13 +105,14 @@ def test_exports() -> None:
     assert semcache_flask.SemanticCache is not semcache.SemanticCache
 
 
-def readme_snippets() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+def readme_snippets(page: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
 
 
-def test_readme_example(env_test_cache: None) -> None:
+@pytest.mark.parametrize("page", EXAMPLE_PAGES, ids=page_id)
+def test_readme_example(env_test_cache: None, page: Path) -> None:
     namespace: dict[str, Any] = {"__name__": "readme"}
-    exec(readme_snippets()[0], namespace)
+    exec(readme_snippets(page)[0], namespace)
     app: Flask = namespace["app"]
     client = app.test_client()
     first = client.post("/v1/ask", json=Q)
@@ -113,12 +125,13 @@ def test_readme_example(env_test_cache: None) -> None:
     assert "x-semcache" not in client.post("/v2/ask", json=Q).headers
 
 
-def test_readme_factory_and_session_examples(env_test_cache: None) -> None:
+@pytest.mark.parametrize("page", EXAMPLE_PAGES, ids=page_id)
+def test_readme_factory_and_session_examples(env_test_cache: None, page: Path) -> None:
     namespace: dict[str, Any] = {"__name__": "readme"}
-    exec(readme_snippets()[1], namespace)
+    exec(readme_snippets(page)[1], namespace)
     app: Flask = namespace["create_app"]()
     assert app.extensions["semcache"].bridged.settings.threshold == 0.9
-    exec(readme_snippets()[2], namespace)
+    exec(readme_snippets(page)[2], namespace)
     app = namespace["app"]
 
     @app.post("/ask")
