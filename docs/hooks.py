@@ -26,13 +26,20 @@ MARKER = re.compile(
 def _render(group: str | None) -> str:
     """The Markdown settings table of ``group`` (``None``: every setting).
 
-    The one place that knows where settings are declared. Today every setting is a field
-    of ``semcache.Settings``, so each group gets the full table; once each adapter declares
-    its own settings, this picks that group's declarations.
+    The one place that knows where settings are declared: each plugin and adapter
+    declares its own group (``semcache.settings.settings_groups()``). The ASGI, Django
+    and Flask adapters have no group of their own: their knobs are the engine settings
+    that the HTTP rules read.
     """
+    from semcache.http.config import HTTP_SETTING_NAMES
     from semcache.settings import settings_table
 
-    return settings_table()
+    if group in _HTTP_ADAPTERS:
+        return settings_table("core", names=HTTP_SETTING_NAMES)
+    return settings_table(group)
+
+
+_HTTP_ADAPTERS = ("django", "flask", "fastapi")
 
 
 def render_markers(markdown: str, where: str = "page") -> str:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import pytest
 
-from semcache.settings import Settings
+from semcache.http.config import HTTP_SETTING_NAMES
+from semcache.settings import Settings, declared_fields, settings_groups
 
 from ._site import DOCS, hooks
 
-ENV_VARS = [f.metadata["env"] for f in dataclasses.fields(Settings)]
+
+def env_vars(group: type, names: tuple[str, ...] | None = None) -> list[str]:
+    return [
+        f.metadata["env"] for f in declared_fields(group) if names is None or f.name in names
+    ]
+
+
+ENV_VARS = [var for group in settings_groups().values() for var in env_vars(group)]
 
 
 def marker_groups() -> list[str | None]:
@@ -23,13 +30,27 @@ def marker_groups() -> list[str | None]:
     return found
 
 
-@pytest.mark.parametrize("group", [None, *hooks().GROUPS])
-def test_render_names_every_setting(group: str | None) -> None:
-    # Each group gets the full table for now; once adapters declare their own settings, the
-    # union over the groups still has to name every variable.
-    table = hooks()._render(group)
+def test_the_full_table_names_every_setting_of_every_group() -> None:
+    table = hooks()._render(None)
     for var in ENV_VARS:
-        assert f"`{var}`" in table, f"{var} missing from the {group or 'full'} table"
+        assert f"`{var}`" in table, f"{var} missing from the full table"
+
+
+@pytest.mark.parametrize("group", [g for g in hooks().GROUPS if g in settings_groups()])
+def test_a_group_table_names_its_own_settings_only(group: str) -> None:
+    table = hooks()._render(group)
+    own = set(env_vars(settings_groups()[group]))
+    for var in own:
+        assert f"`{var}`" in table, f"{var} missing from the {group} table"
+    listed = set(re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE))
+    assert listed == own
+
+
+@pytest.mark.parametrize("adapter", ["django", "flask", "fastapi"])
+def test_http_adapter_pages_show_the_settings_the_http_rules_read(adapter: str) -> None:
+    table = hooks()._render(adapter)
+    listed = set(re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE))
+    assert listed == set(env_vars(Settings, HTTP_SETTING_NAMES))
 
 
 def test_markers_are_replaced_with_the_table() -> None:

@@ -502,20 +502,22 @@ def _default_text(f: dataclasses.Field[Any]) -> str:
     return f"`{str(default).lower() if isinstance(default, bool) else default}`"
 
 
-def settings_table(group: str | None = None) -> str:
+def settings_table(group: str | None = None, names: Iterable[str] | None = None) -> str:
     """A Markdown table of one group's settings (``group``), or of every group's.
 
     Generated from the declarations: the docs and ``--help`` never list a setting
-    by hand. A variable declared by several groups (the HNSW knobs) is listed once.
+    by hand. ``names`` keeps only those fields. A variable declared by several groups
+    (the HNSW knobs) is listed once.
     """
     groups = settings_groups()
     chosen: Iterable[type[Any]] = groups.values() if group is None else [groups[group]]
+    wanted = None if names is None else set(names)
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
     seen: set[str] = set()
     for cls in chosen:
         for f in declared_fields(cls):
             var = f.metadata["env"]
-            if var in seen:
+            if var in seen or (wanted is not None and f.name not in wanted):
                 continue
             seen.add(var)
             rows.append(f"| `{var}` | {_default_text(f)} | {f.metadata['doc']} |")

@@ -16,7 +16,20 @@ from semcache.settings import Settings, SettingsError, declared_fields, settings
 if TYPE_CHECKING:
     from semcache.cache import SemanticCache
 
-__all__ = ["ADAPTER_OPTIONS", "is_cache", "parse_adapter_config"]
+__all__ = ["ADAPTER_OPTIONS", "HTTP_SETTING_NAMES", "is_cache", "parse_adapter_config"]
+
+HTTP_SETTING_NAMES = (
+    "enabled",
+    "max_body_bytes",
+    "max_ttl",
+    "auth_mode",
+    "tenant_header",
+    "upstream_429_threshold",
+    "upstream_429_cooldown",
+    "single_flight_timeout",
+    "lookup_timeout_ms",
+)
+"""The engine settings that the HTTP rules read (every HTTP adapter's own knobs)."""
 
 ADAPTER_OPTIONS = frozenset(
     {
