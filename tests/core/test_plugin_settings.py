@@ -116,6 +116,24 @@ def test_the_setting_is_in_the_generated_tables(plugin_path):
     assert "SEMANTIC_CACHE_TTL" not in own and "SEMANTIC_CACHE_TTL" in everything
 
 
+def test_the_setting_is_on_the_generated_settings_page(plugin_path):
+    hooks = Path(__file__).resolve().parents[2] / "docs" / "hooks.py"
+    result = python(
+        plugin_path,
+        f"""
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("hooks", {str(hooks)!r})
+        hooks = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(hooks)
+        print(hooks.render_markers("# Settings\\n\\n<!-- settings-table -->\\n"))
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "| `SEMANTIC_CACHE_ACME_LEVEL` | `2` | How hard the acme plugin tries. |" in result.stdout
+    )
+
+
 def test_without_the_plugin_its_name_is_unknown():
     from semcache import Settings, SettingsError
 
