@@ -23,6 +23,7 @@ from semcache import (
 from semcache.testing.contracts import EmbedderContract
 from semcache_embed_openai import OpenAIEmbedder
 from semcache_embed_openai._truncate import Truncator, encoding_name_for
+from tests.support.ports import free_port
 
 from .fake_openai import vector
 
@@ -360,11 +361,7 @@ async def test_an_unknown_model_is_a_model_error(fake, openai_embedder):
 
 
 async def test_an_unreachable_server_is_an_api_error_without_status(fake):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     e = OpenAIEmbedder(
         "text-embedding-3-small",
         api_key="k",

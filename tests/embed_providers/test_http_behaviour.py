@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import socket
 import time
 
 import numpy as np
@@ -24,6 +23,7 @@ from semcache import (
 from semcache_embed_http import RetryPolicy
 from tests.embed_providers._fake_servers import Scripted, reference_vectors
 from tests.embed_providers.conftest import Provider
+from tests.support.ports import free_port
 
 # -- batching ------------------------------------------------------------------------
 
@@ -141,9 +141,7 @@ async def test_timeout_is_retried_then_reported(provider: Provider) -> None:
 
 
 async def test_connection_refused_is_retried_then_reported(provider: Provider) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     e = provider.make(base_url=f"http://127.0.0.1:{port}")
     with pytest.raises(EmbeddingAPIError, match=f"127.0.0.1:{port} did not answer.*ConnectError"):
         await e.embed(["hello"])

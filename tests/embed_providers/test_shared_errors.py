@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 import semcache
@@ -17,6 +15,7 @@ from semcache import (
 from semcache_embed_http import RetryPolicy
 from tests.embed_providers._fake_servers import Scripted
 from tests.embed_providers.conftest import Provider
+from tests.support.ports import free_port
 
 
 async def test_a_rejected_key_is_an_auth_error_naming_its_variable(
@@ -44,9 +43,7 @@ async def test_a_provider_error_is_an_api_error_with_its_status(provider: Provid
 
 
 async def test_no_answer_is_an_api_error_without_status(provider: Provider) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     e = provider.make(base_url=f"http://127.0.0.1:{port}", retry=RetryPolicy(max_retries=0))
     with pytest.raises(EmbeddingAPIError) as info:
         await e.embed(["hello"])
