@@ -35,11 +35,26 @@ import numpy as np
 from semcache import Embedder, MicroBatchingEmbedder
 from semcache_embed_hf import HuggingFaceEmbedder
 
-_SUBJECTS = ["my password", "my subscription", "the invoice", "two-factor login", "my order",
-             "the mobile app", "a refund", "my email address", "the API key", "a team member"]
-_ASKS = ["How do I reset {}?", "What is the fastest way to change {}?",
-         "Why can't I find {} in the settings page?", "Can you explain how {} works?",
-         "Is there a limit on {} for free accounts?", "Who should I contact about {}?"]
+_SUBJECTS = [
+    "my password",
+    "my subscription",
+    "the invoice",
+    "two-factor login",
+    "my order",
+    "the mobile app",
+    "a refund",
+    "my email address",
+    "the API key",
+    "a team member",
+]
+_ASKS = [
+    "How do I reset {}?",
+    "What is the fastest way to change {}?",
+    "Why can't I find {} in the settings page?",
+    "Can you explain how {} works?",
+    "Is there a limit on {} for free accounts?",
+    "Who should I contact about {}?",
+]
 _DEFAULT_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "qqp_dev.jsonl"
 
 
@@ -88,15 +103,22 @@ async def speed(
                 for batched in (False, True):
                     target: Embedder = (
                         MicroBatchingEmbedder(embedder, max_batch=32, window_ms=2.0)
-                        if batched else embedder
+                        if batched
+                        else embedder
                     )
                     calls = embedder.calls
                     result: dict[str, Any] = await closed_loop(target, concurrency, duration)
                     result["model_calls"] = embedder.calls - calls
                     key = (backend, concurrency, batched)
-                    if key not in best or result["throughput_per_s"] > best[key]["throughput_per_s"]:
-                        best[key] = {"backend": backend, "concurrency": concurrency,
-                                     "micro_batching": batched} | result
+                    if (
+                        key not in best
+                        or result["throughput_per_s"] > best[key]["throughput_per_s"]
+                    ):
+                        best[key] = {
+                            "backend": backend,
+                            "concurrency": concurrency,
+                            "micro_batching": batched,
+                        } | result
     rows = list(best.values())
     by_key = best
     for r in rows:
@@ -120,8 +142,11 @@ def single_latency(embedder: HuggingFaceEmbedder, n: int) -> dict[str, float]:
         return times
 
     times = asyncio.run(run())
-    return {"p50_ms": statistics.median(times), "p90_ms": float(np.percentile(times, 90)),
-            "max_ms": max(times)}
+    return {
+        "p50_ms": statistics.median(times),
+        "p90_ms": float(np.percentile(times, 90)),
+        "max_ms": max(times),
+    }
 
 
 def threads_under_load(backends: list[str], n: int) -> list[dict[str, Any]]:
@@ -134,8 +159,10 @@ def threads_under_load(backends: list[str], n: int) -> list[dict[str, Any]]:
                 hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
             try:
                 for threads, embedder in pair.items():
-                    rows.append({"backend": backend, "threads": threads, "load": load}
-                                | single_latency(embedder, n))
+                    rows.append(
+                        {"backend": backend, "threads": threads, "load": load}
+                        | single_latency(embedder, n)
+                    )
             finally:
                 if hog is not None:
                     hog.terminate()
@@ -164,8 +191,12 @@ def quality(
     sims = {name: asyncio.run(similarities(e)) for name, e in embedders.items()}
     reference = "torch" if "torch" in sims else next(iter(sims))
     ref_sims, ref_rows = sims[reference]
-    out: dict[str, Any] = {"pairs": len(data), "positives": int(labels.sum()),
-                           "reference": reference, "backends": {}}
+    out: dict[str, Any] = {
+        "pairs": len(data),
+        "positives": int(labels.sum()),
+        "reference": reference,
+        "backends": {},
+    }
     for name, (s, rows) in sims.items():
         delta = np.abs(s - ref_sims)
         entry: dict[str, Any] = {
@@ -195,47 +226,75 @@ def quality(
 
 
 def print_tables(result: dict[str, Any]) -> None:
-    print("\nLoad time (s; libraries imported, ONNX files exported):",
-          ", ".join(f"{k} {v:.2f}" for k, v in result["load_seconds"].items()))
-    print(f"\n{'backend':<10} {'conc':>4} {'batching':>8} {'req/s':>8} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'calls':>6} {'x unbatched':>11} {'x torch':>8}")
+    print(
+        "\nLoad time (s; libraries imported, ONNX files exported):",
+        ", ".join(f"{k} {v:.2f}" for k, v in result["load_seconds"].items()),
+    )
+    print(
+        f"\n{'backend':<10} {'conc':>4} {'batching':>8} {'req/s':>8} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'calls':>6} {'x unbatched':>11} {'x torch':>8}"
+    )
     for r in result["speed"]:
-        print(f"{r['backend']:<10} {r['concurrency']:>4} {'on' if r['micro_batching'] else 'off':>8} "
-              f"{r['throughput_per_s']:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-              f"{r['model_calls']:>6} {r['throughput_vs_unbatched']:>11.2f} "
-              f"{r.get('throughput_vs_torch', float('nan')):>8.2f}")
+        print(
+            f"{r['backend']:<10} {r['concurrency']:>4} {'on' if r['micro_batching'] else 'off':>8} "
+            f"{r['throughput_per_s']:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{r['model_calls']:>6} {r['throughput_vs_unbatched']:>11.2f} "
+            f"{r.get('throughput_vs_torch', float('nan')):>8.2f}"
+        )
     if result["threads"]:
-        print(f"\n{'backend':<10} {'threads':>7} {'load':<16} {'p50 ms':>8} {'p90 ms':>8} {'max ms':>8}")
+        print(
+            f"\n{'backend':<10} {'threads':>7} {'load':<16} {'p50 ms':>8} {'p90 ms':>8} {'max ms':>8}"
+        )
         for r in result["threads"]:
-            print(f"{r['backend']:<10} {r['threads']:>7} {r['load']:<16} {r['p50_ms']:>8.2f} "
-                  f"{r['p90_ms']:>8.2f} {r['max_ms']:>8.2f}")
+            print(
+                f"{r['backend']:<10} {r['threads']:>7} {r['load']:<16} {r['p50_ms']:>8.2f} "
+                f"{r['p90_ms']:>8.2f} {r['max_ms']:>8.2f}"
+            )
     q = result["quality"]
     if q:
-        print(f"\nQuality on {q['pairs']} pairs ({q['positives']} duplicates), "
-              f"raw cosine, against {q['reference']}:")
-        print(f"{'backend':<10} {'|dsim| mean':>11} {'p99':>7} {'max':>7} {'thr':>5} "
-              f"{'recall':>7} {'precision':>9} {'false hits':>10} {'same call':>9} "
-              f"{'same-recall thr':>15} {'its precision':>13}")
+        print(
+            f"\nQuality on {q['pairs']} pairs ({q['positives']} duplicates), "
+            f"raw cosine, against {q['reference']}:"
+        )
+        print(
+            f"{'backend':<10} {'|dsim| mean':>11} {'p99':>7} {'max':>7} {'thr':>5} "
+            f"{'recall':>7} {'precision':>9} {'false hits':>10} {'same call':>9} "
+            f"{'same-recall thr':>15} {'its precision':>13}"
+        )
         for name, e in q["backends"].items():
             for threshold in ("0.85", "0.90"):
                 m = e[f"at_{threshold}"]
-                print(f"{name:<10} {e['similarity_delta_mean']:>11.4f} "
-                      f"{e['similarity_delta_p99']:>7.4f} {e['similarity_delta_max']:>7.4f} "
-                      f"{threshold:>5} {m['recall']:>7.3f} {m['precision']:>9.3f} "
-                      f"{m['false_hit_rate']:>10.3f} {m['same_decision_as_reference']:>9.3f} "
-                      f"{m['threshold_for_reference_recall']:>15.4f} "
-                      f"{m['precision_at_that_threshold']:>13.3f}")
+                print(
+                    f"{name:<10} {e['similarity_delta_mean']:>11.4f} "
+                    f"{e['similarity_delta_p99']:>7.4f} {e['similarity_delta_max']:>7.4f} "
+                    f"{threshold:>5} {m['recall']:>7.3f} {m['precision']:>9.3f} "
+                    f"{m['false_hit_rate']:>10.3f} {m['same_decision_as_reference']:>9.3f} "
+                    f"{m['threshold_for_reference_recall']:>15.4f} "
+                    f"{m['precision_at_that_threshold']:>13.3f}"
+                )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--backends", nargs="+", default=["torch", "onnx", "onnx-int8"],
-                        choices=["torch", "onnx", "onnx-int8"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=["torch", "onnx", "onnx-int8"],
+        choices=["torch", "onnx", "onnx-int8"],
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per speed cell")
-    parser.add_argument("--rounds", type=int, default=2, help="speed rounds; each cell keeps its best")
-    parser.add_argument("--threads-queries", type=int, default=60,
-                        help="queries per threads cell (0 skips the threads section)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="speed rounds; each cell keeps its best"
+    )
+    parser.add_argument(
+        "--threads-queries",
+        type=int,
+        default=60,
+        help="queries per threads cell (0 skips the threads section)",
+    )
     parser.add_argument("--eval-path", type=Path, default=_DEFAULT_EVAL)
     parser.add_argument("--eval-pairs", type=int, default=2000, help="0 skips the quality section")
     parser.add_argument("--json", type=Path, help="also write the JSON here")
@@ -252,8 +311,11 @@ def main() -> None:
     result: dict[str, Any] = {
         "load_seconds": load_seconds,
         "speed": asyncio.run(speed(embedders, args.concurrency, args.duration, args.rounds)),
-        "threads": threads_under_load([b for b in args.backends if b != "onnx-int8"],
-                                      args.threads_queries) if args.threads_queries else [],
+        "threads": threads_under_load(
+            [b for b in args.backends if b != "onnx-int8"], args.threads_queries
+        )
+        if args.threads_queries
+        else [],
         "quality": quality(embedders, args.eval_path, args.eval_pairs) if args.eval_pairs else None,
     }
     print_tables(result)

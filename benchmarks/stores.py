@@ -102,8 +102,11 @@ async def admin(uri: str, sql: str) -> None:
 
 
 async def load(
-    pg: PgVectorStore, responses: RedisResponseStore, db_uri: str,
-    data: np.ndarray, partitions: list[str],
+    pg: PgVectorStore,
+    responses: RedisResponseStore,
+    db_uri: str,
+    data: np.ndarray,
+    partitions: list[str],
 ) -> dict[str, float]:
     texts = [f"stored question {i}" for i in range(len(data))]
     parts = [partitions[i % len(partitions)] for i in range(len(data))]
@@ -113,8 +116,15 @@ async def load(
 
     async def put(i: int) -> None:
         async with sem:
-            entry = Entry(ids[i], parts[i], texts[i], b'{"answer": "%d"}' % i, {"status": 200},
-                          time.time(), None)
+            entry = Entry(
+                ids[i],
+                parts[i],
+                texts[i],
+                b'{"answer": "%d"}' % i,
+                {"status": 200},
+                time.time(),
+                None,
+            )
             await responses.set(entry, None)
 
     await asyncio.gather(*(put(i) for i in range(len(data))))
@@ -128,15 +138,23 @@ async def load(
     await pg.add_many(zip(ids, parts, data, [None] * len(data), strict=True))
     insert_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    await admin(db_uri, "SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 1;"
-                + pg._sql.create_indexes[-1] + f"; ANALYZE {pg.table}")
+    await admin(
+        db_uri,
+        "SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 1;"
+        + pg._sql.create_indexes[-1]
+        + f"; ANALYZE {pg.table}",
+    )
     build_s = time.perf_counter() - t0
-    return {"redis_load_s": round(redis_s, 1), "pg_insert_s": round(insert_s, 1),
-            "hnsw_build_s": round(build_s, 1)}
+    return {
+        "redis_load_s": round(redis_s, 1),
+        "pg_insert_s": round(insert_s, 1),
+        "hnsw_build_s": round(build_s, 1),
+    }
 
 
-async def measure(n: int, queries: int, n_partitions: int, pg_uri: str, redis_uri: str,
-                  ef_search: int) -> dict[str, Any]:
+async def measure(
+    n: int, queries: int, n_partitions: int, pg_uri: str, redis_uri: str, ef_search: int
+) -> dict[str, Any]:
     database = f"semcache_bench_{uuid.uuid4().hex[:8]}"
     db_uri = urlunsplit(urlsplit(pg_uri)._replace(path="/" + database))
     prefix = database
@@ -145,26 +163,36 @@ async def measure(n: int, queries: int, n_partitions: int, pg_uri: str, redis_ur
         data = clustered(n)
         partitions = [f"partition-{p}" for p in range(n_partitions)]
         hashed = [hash_text(p) for p in partitions]
-        loader = PgVectorStore(db_uri, DIM, model_id=MODEL_ID, prefix=prefix,
-                               command_timeout=600)
-        loader_responses = RedisResponseStore(redis_uri, model_id=MODEL_ID, dimension=DIM,
-                                              prefix=prefix)
+        loader = PgVectorStore(db_uri, DIM, model_id=MODEL_ID, prefix=prefix, command_timeout=600)
+        loader_responses = RedisResponseStore(
+            redis_uri, model_id=MODEL_ID, dimension=DIM, prefix=prefix
+        )
         timings = await load(loader, loader_responses, db_uri, data, hashed)
         await loader.aclose()
         await loader_responses.aclose()
 
         rng = np.random.default_rng(1)
         picks = rng.integers(0, n, queries)
-        noisy = normalize_rows(data[picks] + 0.02 * rng.normal(size=(queries, DIM)).astype(np.float32))
+        noisy = normalize_rows(
+            data[picks] + 0.02 * rng.normal(size=(queries, DIM)).astype(np.float32)
+        )
         # The direct search gets queries of its own: reusing the lookup's would find the
         # index pages the lookup just read already in memory.
         picks2 = rng.integers(0, n, queries)
-        noisy2 = normalize_rows(data[picks2] + 0.02 * rng.normal(size=(queries, DIM)).astype(np.float32))
+        noisy2 = normalize_rows(
+            data[picks2] + 0.02 * rng.normal(size=(queries, DIM)).astype(np.float32)
+        )
         table = {f"stored question {i}": data[i] for i in range(n)}
         table.update({f"asked question {k}": noisy[k] for k in range(queries)})
         settings = Settings.from_env(
-            {}, pg_uri=db_uri, redis_uri=redis_uri, prefix=prefix, threshold=0.9,
-            hnsw_ef_search=ef_search, store_timeout_ms=5000, lookup_timeout_ms=10_000,
+            {},
+            pg_uri=db_uri,
+            redis_uri=redis_uri,
+            prefix=prefix,
+            threshold=0.9,
+            hnsw_ef_search=ef_search,
+            store_timeout_ms=5000,
+            lookup_timeout_ms=10_000,
             batch_max_size=1,
         )
         cache = SemanticCache(settings, embedder=TableEmbedder(table), verifier=None)
@@ -176,17 +204,24 @@ async def measure(n: int, queries: int, n_partitions: int, pg_uri: str, redis_ur
         def part_of(i: int) -> str:
             return partitions[int(i) % n_partitions]
 
-        ids = [hash_text(hashed[int(i) % n_partitions] + "\x00" + f"stored question {i}")
-               for i in picks]
-        ids2 = [hash_text(hashed[int(i) % n_partitions] + "\x00" + f"stored question {i}")
-                for i in picks2]
+        ids = [
+            hash_text(hashed[int(i) % n_partitions] + "\x00" + f"stored question {i}")
+            for i in picks
+        ]
+        ids2 = [
+            hash_text(hashed[int(i) % n_partitions] + "\x00" + f"stored question {i}")
+            for i in picks2
+        ]
         operations: dict[str, Callable[[int], Awaitable[Any]]] = {
             "semantic_lookup": lambda k: cache.lookup(
-                f"asked question {k}", partition=part_of(picks[k])),
+                f"asked question {k}", partition=part_of(picks[k])
+            ),
             "exact_lookup": lambda k: cache.lookup(
-                f"stored question {picks[k]}", partition=part_of(picks[k])),
+                f"stored question {picks[k]}", partition=part_of(picks[k])
+            ),
             "pgvector_search": lambda k: pg.search(
-                hashed[int(picks2[k]) % n_partitions], noisy2[k], 4, 0.9),
+                hashed[int(picks2[k]) % n_partitions], noisy2[k], 4, 0.9
+            ),
             "redis_get_exact_miss": lambda k: responses.get_exact(hashed[0], f"never {k}"),
             "redis_get_many_1": lambda k: responses.get_many([ids[k]]),
         }
@@ -203,12 +238,14 @@ async def measure(n: int, queries: int, n_partitions: int, pg_uri: str, redis_ur
                 results[label].append(await op(k))
                 times[label].append((time.perf_counter() - start) * 1000)
         correct = sum(
-            1 for k, hit in enumerate(results["semantic_lookup"])
+            1
+            for k, hit in enumerate(results["semantic_lookup"])
             if hit is not None and hit.payload == b'{"answer": "%d"}' % picks[k]
         )
         exact_hits = sum(hit is not None for hit in results["exact_lookup"])
-        found = sum(bool(m) and m[0].entry_id == ids2[k]
-                    for k, m in enumerate(results["pgvector_search"]))
+        found = sum(
+            bool(m) and m[0].entry_id == ids2[k] for k, m in enumerate(results["pgvector_search"])
+        )
         await cache.close()
         sizes = await index_sizes(db_uri, pg.table)
         return {
@@ -234,8 +271,9 @@ async def measure(n: int, queries: int, n_partitions: int, pg_uri: str, redis_ur
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--partitions", type=int, default=20)
@@ -247,8 +285,9 @@ def main() -> None:
     async def run() -> tuple[list[dict[str, Any]], str]:
         buffers = await server_setting(args.pg_uri, "shared_buffers")
         results = [
-            await measure(n, args.queries, args.partitions, args.pg_uri, args.redis_uri,
-                          args.ef_search)
+            await measure(
+                n, args.queries, args.partitions, args.pg_uri, args.redis_uri, args.ef_search
+            )
             for n in args.sizes
         ]
         return results, buffers
@@ -266,7 +305,9 @@ def main() -> None:
         ]
         for label, s, rate in rows:
             shown = "" if rate is None else f"{rate:.3f}"
-            print(f"{r['entries']:>8} {label:>10} {s['p50_ms']:>7.2f} {s['p99_ms']:>7.2f}  {shown:>6}")
+            print(
+                f"{r['entries']:>8} {label:>10} {s['p50_ms']:>7.2f} {s['p99_ms']:>7.2f}  {shown:>6}"
+            )
     print(json.dumps({"shared_buffers": buffers, "results": results}, indent=2))
 
 

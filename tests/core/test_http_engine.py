@@ -21,7 +21,9 @@ async def test_store_then_lookup_round_trip():
         engine = HttpCacheEngine(cache)
         assert await engine.lookup(PLAN) is None
         assert await engine.store(PLAN, STORED)
-        found = await engine.lookup(CachePlan("tell me what is the capital of France", "partition-1"))
+        found = await engine.lookup(
+            CachePlan("tell me what is the capital of France", "partition-1")
+        )
         assert found is not None
         assert found.response.body == STORED.body and 0.8 <= found.similarity < 1
         assert await engine.lookup(CachePlan(PLAN.query, "partition-2")) is None

@@ -13,9 +13,7 @@ from ._site import DOCS, hooks
 
 
 def env_vars(group: type, names: tuple[str, ...] | None = None) -> list[str]:
-    return [
-        f.metadata["env"] for f in declared_fields(group) if names is None or f.name in names
-    ]
+    return [f.metadata["env"] for f in declared_fields(group) if names is None or f.name in names]
 
 
 ENV_VARS = [var for group in settings_groups().values() for var in env_vars(group)]

@@ -27,15 +27,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def settings(pg_uri: str, redis_uri: str, prefix: str, **overrides: Any) -> Settings:
     return Settings.from_env(
-        {}, pg_uri=pg_uri, redis_uri=redis_uri, prefix=prefix, threshold=0.8,
-        batch_max_size=1, **overrides,
+        {},
+        pg_uri=pg_uri,
+        redis_uri=redis_uri,
+        prefix=prefix,
+        threshold=0.8,
+        batch_max_size=1,
+        **overrides,
     )
 
 
 @pytest.fixture
 async def cache(pg_uri, shared_redis, redis_prefix) -> AsyncIterator[SemanticCache]:
-    c = SemanticCache(settings(pg_uri, shared_redis, redis_prefix),
-                      embedder=HashingTestEmbedder(), verifier=None)
+    c = SemanticCache(
+        settings(pg_uri, shared_redis, redis_prefix), embedder=HashingTestEmbedder(), verifier=None
+    )
     await c.start()
     yield c
     await c.close()
@@ -48,8 +54,12 @@ async def test_settings_select_both_stores(cache):
 
 
 async def test_round_trip(cache):
-    entry_id = await cache.store("How do I reset my password?", b"Settings > Reset",
-                                 partition="tenant-1", metadata={"status": 200})
+    entry_id = await cache.store(
+        "How do I reset my password?",
+        b"Settings > Reset",
+        partition="tenant-1",
+        metadata={"status": 200},
+    )
     assert entry_id
     exact = await cache.lookup("how do i reset my password", partition="tenant-1")
     assert exact is not None and exact.source == "exact" and exact.payload == b"Settings > Reset"
@@ -76,8 +86,9 @@ async def test_ttl_expires_payload_and_vector(cache):
 
 async def test_partitions_keep_their_own_answers(cache):
     for t in range(30):
-        await cache.store("what is the refund policy", f"policy {t}".encode(),
-                          partition=f"tenant-{t}")
+        await cache.store(
+            "what is the refund policy", f"policy {t}".encode(), partition=f"tenant-{t}"
+        )
     for t in range(30):
         hit = await cache.lookup("what's the refund policy", partition=f"tenant-{t}")
         assert hit is not None and hit.payload == f"policy {t}".encode()
@@ -113,15 +124,21 @@ async def test_vector_without_its_answer_is_a_miss_and_is_removed(cache, shared_
 
 async def test_concurrent_writers(pg_uri, shared_redis, redis_prefix):
     # Two caches (like two replicas) write 120 entries at once through their own pools.
-    s = settings(pg_uri, shared_redis, redis_prefix, store_timeout_ms=5000,
-                 lookup_timeout_ms=10_000)
+    s = settings(
+        pg_uri, shared_redis, redis_prefix, store_timeout_ms=5000, lookup_timeout_ms=10_000
+    )
     caches = [SemanticCache(s, embedder=HashingTestEmbedder(), verifier=None) for _ in range(2)]
     try:
-        ids = await asyncio.gather(*(
-            caches[i % 2].store(f"question number {i} about subject {i * 7}", f"a{i}".encode(),
-                                partition=f"p{i % 6}")
-            for i in range(120)
-        ))
+        ids = await asyncio.gather(
+            *(
+                caches[i % 2].store(
+                    f"question number {i} about subject {i * 7}",
+                    f"a{i}".encode(),
+                    partition=f"p{i % 6}",
+                )
+                for i in range(120)
+            )
+        )
         assert all(ids) and len(set(ids)) == 120
         for i in range(0, 120, 7):
             hit = await caches[(i + 1) % 2].lookup(
@@ -140,8 +157,12 @@ class Worker:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.store_pgvector.worker"], cwd=ROOT, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "tests.store_pgvector.worker"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
     def call(self, **cmd: str) -> Any:

@@ -99,7 +99,9 @@ def _progress(message: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semcache", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("settings", help="print the effective settings (or, with --table, every group's table)")
+    p = sub.add_parser(
+        "settings", help="print the effective settings (or, with --table, every group's table)"
+    )
     p.add_argument("--table", action="store_true", help="print every variable as a Markdown table")
     p.set_defaults(func=_cmd_settings)
     p = sub.add_parser("demo", help="store an answer and look up a paraphrase")
