@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,11 @@ class Journal:
     """Key -> (partition, blob, expires_at) rows in one SQLite table."""
 
     def __init__(self, path: Path, *, interval: float = 0.5) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The cached answers are the users': the folder we create is ours alone (0700),
+        # the files are created 0600 (SQLite gives its -wal and -shm files the same mode).
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(path, 0o600)
         self.path = path
         self.interval = interval
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
