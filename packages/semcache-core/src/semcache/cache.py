@@ -33,6 +33,8 @@ FROM_SETTINGS = "<from settings>"
 """Default of ``SemanticCache(verifier=...)``: the verifier the ``verifier`` setting names."""
 
 _JANITOR_INTERVAL = 60.0
+_START_BACKOFF_MAX = 60.0
+"""Longest wait before building a failed store again (1 s, 2 s, 4 s... up to this)."""
 _RECENT_VECTORS = 2048
 
 
@@ -103,6 +105,8 @@ class SemanticCache:
         self._start_lock = asyncio.Lock()
         self._started = False
         self._start_task: asyncio.Task[None] | None = None
+        self._start_failures = 0
+        self._start_retry_at = 0.0
         self._background: set[asyncio.Task[Any]] = set()
         self._janitor: asyncio.Task[None] | None = None
         self._closed = False
@@ -122,22 +126,30 @@ class SemanticCache:
             if self._started:
                 return
             s = self.settings
-            inner = self._given_embedder
+            inner = self.embedder or self._given_embedder
             if inner is None:
                 inner = await asyncio.to_thread(plugins.create_embedder, s)
             if not isinstance(inner, MicroBatchingEmbedder) and s.batch_max_size > 1:
                 inner = MicroBatchingEmbedder(
                     inner, max_batch=s.batch_max_size, window_ms=s.batch_window_ms
                 )
+            # Kept even if a store fails below: a retry must not load the model again.
             self.embedder = inner
             # Learn the size first (an HTTP model of unknown size asks its API once):
             # model_id may name it.
             dimension = await resolve_dimension(inner)
             model_id = inner.model_id
-            if self.vector_store is None:
-                self.vector_store = plugins.create_vector_store(s, model_id, dimension)
-            if self.response_store is None:
-                self.response_store = plugins.create_response_store(s, model_id, dimension)
+            try:
+                if self.vector_store is None:
+                    self.vector_store = plugins.create_vector_store(s, model_id, dimension)
+                if self.response_store is None:
+                    self.response_store = plugins.create_response_store(s, model_id, dimension)
+            except Exception:
+                self._start_failures += 1
+                backoff = min(_START_BACKOFF_MAX, 2.0 ** (self._start_failures - 1))
+                self._start_retry_at = time.monotonic() + backoff
+                log.exception("semcache: a store could not be built; retrying in %.0fs", backoff)
+                raise
             self._janitor = asyncio.get_running_loop().create_task(self._sweep_forever())
             self._started = True
 
@@ -148,6 +160,8 @@ class SemanticCache:
             return
         task = self._start_task
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            if time.monotonic() < self._start_retry_at:
+                raise _Skipped("start")  # backing off after a failed start: a miss
             task = self._start_task = asyncio.get_running_loop().create_task(self.start())
         await asyncio.shield(task)
 
@@ -384,7 +398,10 @@ class SemanticCache:
 
     async def ping(self) -> dict[str, bool]:
         """Reachability of each store (for readiness checks)."""
-        await self._ready()
+        try:
+            await self._ready()
+        except _Skipped:  # a failed start is backing off: nothing is reachable yet
+            return {"vector_store": False, "response_store": False}
         result = {}
         for name, store in (
             ("vector_store", self.vector_store),
