@@ -153,6 +153,22 @@ class SemanticCache:
             self._janitor = asyncio.get_running_loop().create_task(self._sweep_forever())
             self._started = True
 
+    async def ready(self, wait: float | None = None) -> bool:
+        """Start the cache if needed and wait until it is ready, at most ``wait`` seconds.
+
+        True when ready. The loading goes on after the wait (it runs in a task of its
+        own), and a start that failed is reported in the log, not raised.
+        """
+        try:
+            async with asyncio.timeout(wait):
+                await self._ready()
+        except (TimeoutError, _Skipped):
+            return False
+        except Exception:
+            log.exception("semcache: the cache could not start; requests pass through uncached")
+            return False
+        return True
+
     async def _ready(self) -> None:
         # Start once in a task of its own, so a caller whose budget runs out does not
         # cancel a model load that the next request will want.

@@ -266,6 +266,13 @@ class Settings:
         "(single flight) before asking itself.",
         low=0.0,
     )
+    start_timeout: float = setting(
+        env.START_TIMEOUT,
+        60.0,
+        "Seconds an app's start-up (ASGI lifespan) or its first requests (Django, Flask) wait "
+        "for the cache to be ready (model loaded, stores open); 0 loads it in the background.",
+        low=0.0,
+    )
     breaker_failures: int = setting(
         env.BREAKER_FAILURES, 3, "Consecutive failures that open a component's breaker.", low=1
     )

@@ -81,6 +81,9 @@ class SemanticCacheMiddleware:
             self.bridged = BridgedEngine.from_config(config)
         except SettingsError as exc:
             raise ImproperlyConfigured(f"{SETTING}: {exc}") from exc
+        # Django builds its middleware when the app starts: load the model now.
+        if self.bridged.policy.enabled:
+            self.bridged.warm_up()
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:

@@ -204,10 +204,21 @@ class SemanticCacheMiddleware:
         async def wrapped() -> Message:
             message = await receive()
             if message["type"] == "lifespan.startup" and self.policy.enabled:
-                # Load the embedder while the app starts, without delaying startup.
+                # Load the model and open the stores while the app starts: "startup
+                # complete" then means the first repeated question is a hit. Past
+                # start_timeout (or with 0) the loading goes on in the background.
                 task = asyncio.get_running_loop().create_task(self._warm_up())
                 self._warmups.add(task)
                 task.add_done_callback(self._warmups.discard)
+                wait = self.policy.settings.start_timeout
+                if wait > 0:
+                    _, pending = await asyncio.wait({task}, timeout=wait)
+                    if pending:
+                        log.warning(
+                            "semcache: the cache is not ready after %.0fs; the app starts "
+                            "and the cache keeps loading",
+                            wait,
+                        )
             elif message["type"] == "lifespan.shutdown":
                 await self.engine.drain(self.policy.settings.lookup_timeout_ms / 1000 + 1.0)
             return message

@@ -83,6 +83,8 @@ class FlaskSemanticCache:
             bridged = BridgedEngine.from_config(config, **self.options)
         except SettingsError as exc:
             raise ValueError(f"semcache configuration: {exc}") from exc
+        if bridged.policy.enabled:
+            bridged.warm_up()  # the model loads while the app finishes starting
         middleware = SemanticCacheWSGIMiddleware(app.wsgi_app, bridged, flask_app=app)
         app.wsgi_app = middleware  # type: ignore[method-assign]
         app.extensions[EXTENSION_KEY] = middleware

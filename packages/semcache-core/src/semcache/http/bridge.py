@@ -160,6 +160,30 @@ class BridgedEngine:
         """:meth:`HttpCachePolicy.plan` on the caller's own loop (extractors run there)."""
         return await self.policy.plan(request, native)
 
+    # -- start-up ------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Start loading the cache (model, stores) now, in the background.
+
+        Adapters call this when the app starts (Django builds its middleware, Flask's
+        ``init_app``), so the model is loading before the first request arrives.
+        """
+        try:
+            engine = self.engine
+            self.loop_thread.spawn(engine.cache.ready())
+        except Exception:
+            log.exception("semcache: the cache could not start; requests pass through uncached")
+
+    def _wait_ready(self, engine: HttpCacheEngine) -> None:
+        # A request that arrives while the model loads waits for it (start_timeout)
+        # rather than passing through uncached and unstored.
+        wait = self.settings.start_timeout
+        try:
+            if wait > 0 and not engine.cache.started:
+                self._call(engine.cache.ready(wait), wait + 1.0, False)
+        except Exception:
+            log.exception("semcache: the cache could not start; requests pass through uncached")
+
     # -- the decision, carried across ----------------------------------------------
 
     def begin(self, plan: CachePlan) -> Replay | Forward:
@@ -169,6 +193,7 @@ class BridgedEngine:
         except Exception:
             log.exception("semcache: cache unavailable; calling the app directly")
             return Forward(None, plan, None)
+        self._wait_ready(engine)
         outcome = self._call(engine.begin(plan), engine.begin_budget, None)
         return outcome if outcome is not None else Forward(engine, plan, None)
 
@@ -179,6 +204,12 @@ class BridgedEngine:
         except Exception:
             log.exception("semcache: cache unavailable; calling the app directly")
             return Forward(None, plan, None)
+        wait = self.settings.start_timeout
+        try:
+            if wait > 0 and not engine.cache.started:
+                await self.loop_thread.run_async(engine.cache.ready(wait))
+        except Exception:
+            log.exception("semcache: the cache could not start; requests pass through uncached")
         try:
             return await self.loop_thread.run_async(engine.begin(plan))
         except Exception:

@@ -27,6 +27,7 @@ HTTP_SETTING_NAMES = (
     "upstream_429_threshold",
     "upstream_429_cooldown",
     "single_flight_timeout",
+    "start_timeout",
     "lookup_timeout_ms",
 )
 """The engine settings that the HTTP rules read (every HTTP adapter's own knobs)."""
