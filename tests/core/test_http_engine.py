@@ -90,9 +90,9 @@ async def test_single_flight_leader_and_followers():
 async def test_breaker_comes_from_settings():
     async with make_cache(upstream_429_threshold=7, upstream_429_cooldown=3.0) as cache:
         engine = HttpCacheEngine(cache)
-        assert (engine.breaker.threshold, engine.breaker.cooldown) == (7, 3.0)
+        assert (engine.breakers.threshold, engine.breakers.cooldown) == (7, 3.0)
         other = Settings.from_env({}, upstream_429_threshold=2)
-        assert HttpCacheEngine(cache, settings=other).breaker.threshold == 2
+        assert HttpCacheEngine(cache, settings=other).breakers.threshold == 2
 
 
 async def test_semantic_context_reaches_the_cache():

@@ -37,6 +37,7 @@ _SETTINGS = {
     "max_body_bytes",
     "tenant_header",
     "upstream_429_threshold",
+    "upstream_429_cooldown",
 }
 
 

@@ -23,7 +23,9 @@ middleware and nothing else that changes requests or responses:
     ``backend.answer(...)``, plus a background task (the framework's own mechanism)
     calling ``backend.background_done(headers)`` after the response.
 ``/api/limited``
-    ``backend.limited(body, headers)``: 429 while :attr:`Backend.rate_limited`.
+    ``backend.limited(body, headers)``: 429 while :attr:`Backend.rate_limited` (only to
+    the ``Authorization`` in :attr:`Backend.limited_credential` when it is set), with
+    :attr:`Backend.retry_after` as ``Retry-After`` when it is set.
 
 Every response sets ``x-request-id`` and ``x-custom: kept`` so replays can be checked.
 """
@@ -70,6 +72,8 @@ class Backend:
 
     calls: int = 0
     rate_limited: bool = False
+    limited_credential: str | None = None
+    retry_after: str | None = None
     streams: dict[str, StreamState] = field(default_factory=dict)
     background: list[str] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
@@ -138,10 +142,17 @@ class Backend:
         return Reply(status, out, json.dumps(payload).encode())
 
     def limited(self, body: bytes, headers: Mapping[str, str]) -> Reply:
-        if self.rate_limited:
+        limited = self.rate_limited and self.limited_credential in (
+            None,
+            headers.get("authorization"),
+        )
+        if limited:
             self._count(body)
             err = json.dumps({"error": {"type": "rate_limit", "message": "slow down"}}).encode()
-            return Reply(429, [("content-type", "application/json"), ("retry-after", "1")], err)
+            out = [("content-type", "application/json")]
+            if self.retry_after is not None:
+                out.append(("retry-after", self.retry_after))
+            return Reply(429, out, err)
         return self.answer(body, headers)
 
     def background_done(self, headers: Mapping[str, str]) -> None:

@@ -433,16 +433,29 @@ def ttl_header_is_capped(h: Harness) -> None:
 
 @scenario(upstream_429_threshold=2, upstream_429_cooldown=60.0)
 def upstream_429_breaker(h: Harness) -> None:
-    miss_stored(h, "/api/limited", json={"query": "What is the speed of light?"})
+    a, b = {"authorization": "Bearer key-a"}, {"authorization": "Bearer key-b"}
+    miss_stored(h, "/api/limited", json={"query": "What is the speed of light?"}, headers=b)
     h.backend.rate_limited = True
+    h.backend.limited_credential = a["authorization"]
+    # A bypassed request reaches the app, but its 429 opens no breaker.
+    no_store = {**a, "cache-control": "no-store"}
+    for question in ("Name a prime number", "Name a primary colour", "Name a planet"):
+        expect(h.post("/api/limited", json={"query": question}, headers=no_store), "bypass", 429)
     for question in ("Who wrote War and Peace?", "How deep is the Pacific Ocean?"):
-        expect(h.post("/api/limited", json={"query": question}), "miss", 429)
+        calls = h.backend.calls
+        expect(h.post("/api/limited", json={"query": question}, headers=a), "miss", 429)
+        assert h.backend.calls == calls + 1  # the breaker was still closed
     calls = h.backend.calls
-    rejected = expect(h.post("/api/limited", json={"query": "Why do cats purr?"}), "miss", 503)
-    assert int(rejected.headers["retry-after"]) > 0
+    rejected = expect(
+        h.post("/api/limited", json={"query": "Why do cats purr?"}, headers=a), "miss", 503
+    )
+    assert 59 <= int(rejected.headers["retry-after"]) <= 60
     assert rejected.json()["error"]["type"] == "upstream_rate_limited"
     assert h.backend.calls == calls  # short-circuited: the app was not called
-    expect(h.post("/api/limited", json={"query": "what is the speed of light"}), "hit")
+    # Another credential's misses still reach the app, and its hits are served.
+    expect(h.post("/api/limited", json={"query": "Why is the sky blue?"}, headers=b), "miss")
+    assert h.backend.calls == calls + 1
+    expect(h.post("/api/limited", json={"query": "what is the speed of light"}, headers=b), "hit")
 
 
 # -- streaming -----------------------------------------------------------------------------------

@@ -158,7 +158,6 @@ class SemanticCacheMiddleware:
 
     def _bypassed(self, response: HttpResponseBase, why: Bypass) -> HttpResponseBase:
         log.debug("semcache: bypass (%s)", why.reason)
-        self.bridged.record_upstream(response.status_code)
         _mark(response, "bypass")
         return response
 

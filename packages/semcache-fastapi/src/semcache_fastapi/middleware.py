@@ -27,7 +27,6 @@ from semcache.http import (
     HttpCachePolicy,
     HttpRequest,
     Replay,
-    UpstreamBreaker,
     marked_headers,
 )
 
@@ -101,11 +100,6 @@ class SemanticCacheMiddleware:
         self.engine = HttpCacheEngine(cache, self.policy, settings=settings)
         self._warmups: set[asyncio.Task[None]] = set()
 
-    @property
-    def breaker(self) -> UpstreamBreaker:
-        """The upstream 429 breaker."""
-        return self.engine.breaker
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.app(scope, self._lifespan_receive(receive), send)
@@ -145,7 +139,6 @@ class SemanticCacheMiddleware:
 
         async def send_marked(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self.engine.record_upstream(message.get("status", 0))
                 message = _marked(message, "bypass")
             await send(message)
 

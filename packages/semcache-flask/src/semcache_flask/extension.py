@@ -156,7 +156,6 @@ class SemanticCacheWSGIMiddleware:
         log.debug("semcache: bypass %s (%s)", environ.get("PATH_INFO"), why.reason)
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            self.bridged.record_upstream(_status_code(status))
             return start_response(status, marked_headers(headers, "bypass"), exc_info)
 
         return self.wsgi_app(environ, start)

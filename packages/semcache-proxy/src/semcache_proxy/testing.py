@@ -32,6 +32,8 @@ class FakeLLM:
     - ``chunk_delay``: seconds between streamed chunks;
     - ``gzip``: compress responses when the client accepts gzip;
     - ``status``: answer every request with this status instead (e.g. 429, 500);
+    - ``rate_limited``: ``{authorization: retry_after}``: answer 429 to requests with
+      that ``Authorization`` header, with that ``Retry-After`` (``None``: none);
     - ``reset_mid_stream``: drop the connection after the first streamed chunk (or after
       half the body, not streamed);
     - ``calls``: requests answered, ``requests``: their parsed JSON bodies and headers.
@@ -44,6 +46,7 @@ class FakeLLM:
         self.chunk_delay = chunk_delay
         self.gzip = gzip
         self.status: int | None = None
+        self.rate_limited: dict[str, str | None] = {}
         self.reset_mid_stream = False
         self.extra_headers: dict[str, str] = {}
         self.calls = 0
@@ -80,6 +83,14 @@ class FakeLLM:
 
     async def _chat(self, request: Request) -> Response:
         self.calls += 1
+        credential = request.headers.get("authorization")
+        if credential is not None and credential in self.rate_limited:
+            wait = self.rate_limited[credential]
+            return JSONResponse(
+                {"error": {"message": "rate limited", "type": "rate_limit_exceeded"}},
+                status_code=429,
+                headers={"retry-after": wait} if wait is not None else None,
+            )
         try:
             body = await request.json()
         except ValueError:

@@ -6,7 +6,7 @@
   :class:`CachePlan` or a :class:`Bypass`.
 - :mod:`~semcache.http.responses`: which responses are stored, the stored format, replay.
 - :mod:`~semcache.http.headers`: the header names semcache reads and writes.
-- :mod:`~semcache.http.breaker`: the upstream 429 breaker.
+- :mod:`~semcache.http.breaker`: the upstream 429 breakers, one per requester.
 - :mod:`~semcache.http.engine`: the decision flow, once: ``await engine.begin(plan)``
   gives a :class:`Replay` or a :class:`Forward` (:mod:`~semcache.http.flow`).
 - :mod:`~semcache.http.bridge`: that engine driven from sync code and foreign event
@@ -14,7 +14,7 @@
 - :mod:`~semcache.http.config`: the configuration mapping of the Django and Flask adapters.
 """
 
-from semcache.http.breaker import UpstreamBreaker
+from semcache.http.breaker import UpstreamBreaker, UpstreamBreakers
 from semcache.http.bridge import BridgedEngine
 from semcache.http.config import ADAPTER_OPTIONS, parse_adapter_config
 from semcache.http.engine import CachedAnswer, FlightTicket, HttpCacheEngine
@@ -35,10 +35,12 @@ from semcache.http.headers import (
     marked_headers,
 )
 from semcache.http.partition import (
+    ANONYMOUS_REQUESTER,
     CREDENTIAL_HEADERS,
     DEFAULT_IGNORED_FIELDS,
     build_partition,
     credential_hash,
+    requester_key,
     wants_stream,
 )
 from semcache.http.policy import (
@@ -64,6 +66,7 @@ from semcache.http.responses import (
 
 __all__ = [
     "ADAPTER_OPTIONS",
+    "ANONYMOUS_REQUESTER",
     "CREDENTIAL_HEADERS",
     "DEFAULT_IGNORED_FIELDS",
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -91,6 +94,7 @@ __all__ = [
     "ResponseRecorder",
     "StoredResponse",
     "UpstreamBreaker",
+    "UpstreamBreakers",
     "accepts_encoding",
     "build_partition",
     "cache_directives",
@@ -102,6 +106,7 @@ __all__ = [
     "marked_headers",
     "parse_adapter_config",
     "recorded_async",
+    "requester_key",
     "response_not_cacheable",
     "split_sse_events",
     "storable_headers",

@@ -45,7 +45,7 @@ class BridgedEngine:
     once per process, so forked workers build their own; closed at exit), or ``None``
     for the process's shared cache for ``settings`` (:func:`semcache.sync.shared_cache`).
     An instance is used as it is in every process: pass a function when the app is
-    loaded before workers fork. ``settings`` (the request rules and the 429 breaker)
+    loaded before workers fork. ``settings`` (the request rules and the 429 breakers)
     default to the cache's when an instance is given, else to the ``SEMANTIC_CACHE_*``
     environment. The other options are those of :class:`HttpCachePolicy`.
 
@@ -215,13 +215,6 @@ class BridgedEngine:
         except Exception:
             log.exception("semcache: cache unavailable; calling the app directly")
             return Forward(engine, plan, None)
-
-    def record_upstream(self, status: int) -> None:
-        """Note the status of an answer the app gave a bypassed request (the 429 breaker)."""
-        try:
-            self.engine.record_upstream(status)
-        except Exception:
-            log.exception("semcache: 429 breaker failed")
 
     # -- helpers -----------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 One request: the adapter plans it (:meth:`HttpCachePolicy.plan`), then
 :meth:`~HttpCacheEngine.begin` decides, in this order: a stored answer
-(:class:`~semcache.http.flow.Replay`); the upstream breaker's 503 when it is open; a
+(:class:`~semcache.http.flow.Replay`); the 503 of the requester's upstream breaker
+when it is open; a
 refresh goes to the app uncollapsed; otherwise the single flight of the request's
 key: its leader, or a follower whose leader's answer was not stored, gets a
 :class:`~semcache.http.flow.Forward`, a follower whose leader's answer was stored gets
@@ -20,7 +21,7 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from semcache.http.breaker import UpstreamBreaker
+from semcache.http.breaker import UpstreamBreakers
 from semcache.http.flow import Forward, Replay
 from semcache.http.policy import CachePlan, HttpCachePolicy
 from semcache.http.responses import ResponseRecorder, StoredResponse
@@ -66,8 +67,8 @@ class HttpCacheEngine:
     """The HTTP decision flow: lookup, breaker, single flight, store; never raising for
     a cache problem.
 
-    ``policy`` holds the request rules; ``breaker`` the upstream 429 breaker, built
-    from ``settings`` (default: the cache's) when not given. The engine belongs to the
+    ``policy`` holds the request rules; ``breakers`` the upstream 429 breakers, one
+    per requester, built from ``settings`` (default: the cache's) when not given. The engine belongs to the
     event loop it is first used on; :class:`~semcache.http.flow.Forward` objects it
     hands out may be driven from other threads.
     """
@@ -78,13 +79,15 @@ class HttpCacheEngine:
         policy: HttpCachePolicy | None = None,
         *,
         settings: Settings | None = None,
-        breaker: UpstreamBreaker | None = None,
+        breakers: UpstreamBreakers | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         s = settings if settings is not None else (policy.settings if policy else cache.settings)
         self.cache = cache
         self.policy = policy if policy is not None else HttpCachePolicy(s)
-        self.breaker = breaker or UpstreamBreaker(s.upstream_429_threshold, s.upstream_429_cooldown)
+        self.breakers = breakers or UpstreamBreakers(
+            s.upstream_429_threshold, s.upstream_429_cooldown
+        )
         self.settings = s
         self._loop = loop
         # Strong references: a store outlives the request that scheduled it.
@@ -106,8 +109,8 @@ class HttpCacheEngine:
             replay = await self._replay(plan)
             if replay is not None:
                 return replay
-        if self.breaker.is_open():
-            return self.rejection()
+        if self.breakers.is_open(plan.requester):
+            return self.rejection(plan.requester)
         if not plan.lookup or not plan.store:
             # A refresh is the client's explicit wish: never collapsed. An answer that
             # will not be stored (X-Semcache-TTL: 0) would only keep the others waiting.
@@ -118,8 +121,8 @@ class HttpCacheEngine:
         replay = await self._replay(plan)
         if replay is not None:
             return replay
-        if self.breaker.is_open():
-            return self.rejection()
+        if self.breakers.is_open(plan.requester):
+            return self.rejection(plan.requester)
         return Forward(self, plan, None)  # the leader's answer was not stored: ask the app
 
     async def _replay(self, plan: CachePlan) -> Replay | None:
@@ -134,9 +137,9 @@ class HttpCacheEngine:
             log.exception("semcache: unusable cache entry; treating as a miss")
             return None
 
-    def rejection(self) -> Replay:
-        """The upstream breaker's answer while it is open."""
-        status, headers, body = self.breaker.rejection()
+    def rejection(self, requester: str) -> Replay:
+        """The answer to ``requester``'s miss while its upstream breaker is open."""
+        status, headers, body = self.breakers.rejection(requester)
         return Replay(status, headers, [body])
 
     @property
@@ -147,17 +150,20 @@ class HttpCacheEngine:
 
     # -- what a Forward causes, on the engine's loop ----------------------------------
 
-    def record_upstream(self, status: int) -> None:
-        """Note the status of an answer that came from the app (the 429 breaker).
+    def record_upstream(self, requester: str, status: int, retry_after: str | None = None) -> None:
+        """Note the status (and ``Retry-After``) of the app's answer to a miss of
+        ``requester``: its 429 breaker. Bypassed requests are not counted.
 
         From another thread it is handed to the engine's loop, so it is ordered with
-        the lookups that read the breaker.
+        the lookups that read the breakers.
         """
         try:
             if self._on_own_loop():
-                self.breaker.record(int(status))
+                self.breakers.record(requester, int(status), retry_after)
             else:
-                self._require_loop().call_soon_threadsafe(self.breaker.record, int(status))
+                self._require_loop().call_soon_threadsafe(
+                    self.breakers.record, requester, int(status), retry_after
+                )
         except Exception:
             log.exception("semcache: 429 breaker failed")
 

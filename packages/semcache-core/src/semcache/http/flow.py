@@ -84,12 +84,18 @@ class Forward:
 
     def start(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
         """The app's status and headers (names in any case)."""
+        try:
+            lowered = [(k.lower(), v) for k, v in headers]
+        except Exception:
+            log.exception("semcache: unreadable response headers; the response is not stored")
+            lowered, self._recorder = [], None
         if self._engine is not None:
-            self._engine.record_upstream(status)
+            retry_after = next((v for k, v in lowered if k == "retry-after"), None)
+            self._engine.record_upstream(self.plan.requester, status, retry_after)
         if self._recorder is None:
             return
         try:
-            self._recorder.start(int(status), [(k.lower(), v) for k, v in headers])
+            self._recorder.start(int(status), lowered)
         except Exception:
             log.exception("semcache: could not record the response; it will not be stored")
             self._recorder = None

@@ -15,11 +15,13 @@ from typing import Any
 from semcache.text import hash_text, partition_key
 
 __all__ = [
+    "ANONYMOUS_REQUESTER",
     "CREDENTIAL_HEADERS",
     "DEFAULT_IGNORED_FIELDS",
     "build_partition",
     "credential_hash",
     "header_value",
+    "requester_key",
     "wants_stream",
 ]
 
@@ -95,3 +97,21 @@ def build_partition(
         credential,
         rest,
     )
+
+
+def requester_key(
+    *,
+    tenant: str | None = None,
+    trusted_tenant: str | None = None,
+    credential: str | None = None,
+) -> str:
+    """Who asks, as a hash: the tenant values and the credential's hash of one request.
+
+    The upstream 429 breaker keeps one state per requester. Requests that carry none
+    of them share :data:`ANONYMOUS_REQUESTER`.
+    """
+    return partition_key("semcache-requester/1", tenant, trusted_tenant, credential)
+
+
+ANONYMOUS_REQUESTER = requester_key()
+"""The requester of every request without a credential or a tenant."""

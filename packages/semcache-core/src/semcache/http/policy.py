@@ -17,10 +17,12 @@ from typing import Any
 from semcache.http.extract import default_extract_model, extract, mask_text
 from semcache.http.headers import HEADER_TTL
 from semcache.http.partition import (
+    ANONYMOUS_REQUESTER,
     DEFAULT_IGNORED_FIELDS,
     build_partition,
     credential_hash,
     header_value,
+    requester_key,
     wants_stream,
 )
 from semcache.http.responses import DEFAULT_MAX_RESPONSE_BYTES, StoredResponse, accepts_encoding
@@ -70,6 +72,8 @@ class CachePlan:
     store the new answer); ``store`` is False for ``X-Semcache-TTL: 0``; ``ttl`` None
     means the cache's default. ``context`` holds the earlier turns when the
     ``context_mode`` setting is ``semantic`` (otherwise they are in the partition).
+    ``requester`` is a hash of who asks (credential and tenant), the key of the
+    upstream 429 breaker the request consults and feeds.
     """
 
     query: str
@@ -81,6 +85,7 @@ class CachePlan:
     stream: bool = False
     accept_encoding: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    requester: str = ANONYMOUS_REQUESTER
 
     @property
     def flight_key(self) -> str:
@@ -251,7 +256,8 @@ class HttpCachePolicy:
                 return found_tenant
             tenant = found_tenant
         trusted = header_value(headers, self.tenant_header) if self.tenant_header else None
-        credential = credential_hash(headers) if self.settings.auth_mode == "partition" else None
+        credential_id = credential_hash(headers)
+        credential = credential_id if self.settings.auth_mode == "partition" else None
         stream = wants_stream(body, headers)
 
         partition = build_partition(
@@ -286,6 +292,10 @@ class HttpCachePolicy:
             stream=stream,
             accept_encoding=header_value(headers, "accept-encoding"),
             metadata=metadata,
+            # The credential even when answers are shared: the upstream limits per key.
+            requester=requester_key(
+                tenant=tenant, trusted_tenant=trusted, credential=credential_id
+            ),
         )
 
     async def _user(self, name: str, fn: Extractor, native: Any, body: Any) -> str | Bypass | None:
