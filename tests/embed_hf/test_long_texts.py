@@ -68,4 +68,3 @@ async def test_the_cut_keeps_all_the_model_reads(hf_torch: HuggingFaceEmbedder):
         whole = model.encode([text], normalize_embeddings=True)
         ours = await hf_torch.embed([text])
         assert np.allclose(whole, ours, atol=1e-5)
-

@@ -38,9 +38,7 @@ class Recording:
 
 async def test_tiktoken_never_tokenises_more_than_the_bound(fake: FakeOpenAI):
     encoding = Recording()
-    e = OpenAIEmbedder(
-        "text-embedding-3-small", api_key="k", base_url=fake.url, encoding=encoding
-    )
+    e = OpenAIEmbedder("text-embedding-3-small", api_key="k", base_url=fake.url, encoding=encoding)
     try:
         await e.embed([_huge()])
         assert encoding.lengths == [8191 * CHARS_PER_TOKEN]
