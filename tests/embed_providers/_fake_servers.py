@@ -67,6 +67,8 @@ class FakeState:
 
     api_key: str | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
+    body_sizes: list[int] = field(default_factory=list)
+    """Bytes of each request body, as received."""
     headers: list[dict[str, str]] = field(default_factory=list)
     script: list[Scripted] = field(default_factory=list)
     delay: float = 0.0
@@ -120,8 +122,10 @@ class FakeServer:
 
     async def intake(self, request: Request) -> tuple[dict[str, Any], Response | None]:
         """Record the request; return a scripted or latency-delayed early response if due."""
-        body = json.loads(await request.body())
+        raw = await request.body()
+        body = json.loads(raw)
         self.state.requests.append(body)
+        self.state.body_sizes.append(len(raw))
         self.state.headers.append({k.lower(): v for k, v in request.headers.items()})
         if self.state.script:
             step = self.state.script.pop(0)

@@ -44,6 +44,16 @@ KNOWN_DIMENSIONS: dict[str, int] = {
 }
 """Native sizes, so no probe call is needed at start-up; other models are probed once."""
 
+INPUT_TOKENS: dict[str, int] = {
+    "embed-v4.0": 128_000,
+    "embed-english-v3.0": 512,
+    "embed-multilingual-v3.0": 512,
+    "embed-english-light-v3.0": 512,
+    "embed-multilingual-light-v3.0": 512,
+}
+"""Tokens of a text each model reads; texts are cut to ``CHARS_PER_TOKEN`` characters a
+token (of at most ``DEFAULT_MAX_INPUT_TOKENS``) before they are sent."""
+
 _OUTPUT_DIMENSIONS: dict[str, tuple[int, ...]] = {"embed-v4.0": (256, 512, 1024, 1536)}
 """Models that can shorten their vectors, and the sizes they accept."""
 
@@ -101,6 +111,7 @@ class CohereEmbedder(HTTPEmbedder):
         max_retries: int = 2,
         retry: RetryPolicy | None = None,
         max_concurrency: int = 4,
+        max_input_tokens: int | None = None,
     ) -> None:
         model = model.strip()
         if not model:
@@ -133,6 +144,8 @@ class CohereEmbedder(HTTPEmbedder):
             timeout=timeout,
             retry=retry or RetryPolicy(max_retries=max_retries),
             max_concurrency=max_concurrency,
+            max_input_tokens=max_input_tokens,
+            model_input_tokens=INPUT_TOKENS.get(model),
             key_source=source,
         )
 

@@ -17,14 +17,21 @@ from semcache.settings import Settings
 from semcache.types import Matrix
 from semcache_embed_hf._source import resolve_source, user_cache_dir
 
-__all__ = ["Backend", "HuggingFaceEmbedder"]
+__all__ = ["CHARS_PER_TOKEN", "Backend", "HuggingFaceEmbedder"]
 
 Backend = Literal["torch", "onnx", "onnx-int8"]
 Device = Literal["cpu", "cuda", "mps"]
 
+CHARS_PER_TOKEN = 8
+"""Characters of a text kept per token of the model's window, cut before tokenising. A
+WordPiece or BPE token covers at least one character and real text averages 3 to 5, so
+the cut text still fills the window (the vector is unchanged) while a 1 MiB text costs
+what a short one does. The same rule as ``semcache_embed_http.CHARS_PER_TOKEN``."""
+
 
 class _Runner(Protocol):
     dimension: int
+    max_tokens: int
 
     def __call__(self, texts: Sequence[str]) -> Matrix: ...
 
@@ -62,6 +69,9 @@ class HuggingFaceEmbedder(BaseEmbedder):
     torch, a second thread stalls every call whenever another process holds a core it
     needs (measured 10-25x slower on 2 cores). With torch the count applies to the
     worker thread only.
+    Each text is cut to ``max_input_chars`` (``CHARS_PER_TOKEN`` characters a token of
+    the model's window, ``max_tokens``) before it is tokenised: the model reads no more,
+    and tokenising a huge text whole would take seconds.
     ``dimensions`` truncates vectors (for Matryoshka-trained models) and renormalises.
 
     Loading blocks (seconds, the first ONNX export longer): from async code, build it
@@ -109,6 +119,10 @@ class HuggingFaceEmbedder(BaseEmbedder):
             self._executor.shutdown(wait=False)
             raise
         native = int(self._run.dimension)
+        self.max_tokens = int(self._run.max_tokens)
+        """Tokens of a text the model reads (its ``max_seq_length``)."""
+        self.max_input_chars = self.max_tokens * CHARS_PER_TOKEN
+        """Characters of each text kept; the rest is cut before tokenising."""
         if dimensions is not None and not 0 < dimensions <= native:
             self._executor.shutdown(wait=False)
             raise ValueError(f"dimensions must be between 1 and {native}: {dimensions}")
@@ -164,7 +178,8 @@ class HuggingFaceEmbedder(BaseEmbedder):
             raise RuntimeError("the embedder is closed")
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        batch = list(texts)
+        bound = self.max_input_chars
+        batch = [t if len(t) <= bound else t[:bound] for t in texts]
         self.calls += 1
         self.texts_embedded += len(batch)
         loop = asyncio.get_running_loop()

@@ -98,7 +98,11 @@ def _replace_into(target: Path, write: Any) -> None:
 def _export(folder: Path, target: Path) -> None:
     import torch
 
-    from semcache_embed_hf._torch import embedding_dimension, load_sentence_transformer
+    from semcache_embed_hf._torch import (
+        embedding_dimension,
+        load_sentence_transformer,
+        max_tokens,
+    )
 
     model = load_sentence_transformer(ModelSource(str(folder), folder.name, local=True), "cpu")
     tokenizer = model.tokenizer
@@ -114,7 +118,7 @@ def _export(folder: Path, target: Path) -> None:
         "format": _FORMAT,
         "inputs": names,
         "dimension": embedding_dimension(model),
-        "max_length": int(model.max_seq_length or tokenizer.model_max_length),
+        "max_length": max_tokens(model),
         "pad_id": int(tokenizer.pad_token_id or 0),
         "lowercase": bool(getattr(first, "do_lower_case", False)),
         "prompt": prompt,
@@ -228,6 +232,7 @@ class OnnxRunner:
         self.pad_id: int = meta["pad_id"]
         self.lowercase: bool = meta["lowercase"]
         self.prompt: str | None = meta["prompt"]
+        self.max_tokens: int = meta["max_length"]
         # int8 runs one text at a time: dynamic quantisation scales activations over the
         # whole input, so a row would depend on its batch-mates (cosine 0.985 measured).
         # It costs little: within 15% of chunks of 8 on CPU, measured.
@@ -237,7 +242,7 @@ class OnnxRunner:
         self.batch_size = min(batch_size, _CPU_CHUNK) if device == "cpu" else batch_size
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()  # padded per sorted chunk below
-        self.tokenizer.enable_truncation(meta["max_length"])
+        self.tokenizer.enable_truncation(self.max_tokens)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

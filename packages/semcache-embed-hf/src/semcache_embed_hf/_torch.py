@@ -10,7 +10,7 @@ import numpy as np
 from semcache.types import Matrix
 from semcache_embed_hf._source import ModelSource
 
-__all__ = ["TorchRunner", "load_sentence_transformer"]
+__all__ = ["TorchRunner", "load_sentence_transformer", "max_tokens"]
 
 
 def load_sentence_transformer(source: ModelSource, device: str) -> Any:
@@ -32,6 +32,11 @@ def embedding_dimension(model: Any) -> int:
     return int(dimension)
 
 
+def max_tokens(model: Any) -> int:
+    """Tokens of a text the model reads (its window); the tokenizer drops the rest."""
+    return int(model.max_seq_length or model.tokenizer.model_max_length)
+
+
 class TorchRunner:
     """Runs one sentence-transformers model; call it from one thread only."""
 
@@ -44,6 +49,7 @@ class TorchRunner:
         self._set_threads()
         self.model = load_sentence_transformer(source, device)
         self.dimension = embedding_dimension(self.model)
+        self.max_tokens = max_tokens(self.model)
 
     def _set_threads(self) -> None:
         # torch keeps its thread count per OS thread (OpenMP), so it is set here, in

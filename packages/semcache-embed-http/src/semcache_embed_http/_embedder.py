@@ -4,7 +4,8 @@ A provider package describes its request and response shapes; this class does th
 once for every provider: splitting batches at the provider's limits while keeping order,
 retries with exponential backoff on 429, 5xx and connection errors (honouring
 ``Retry-After``), the shared :mod:`semcache.errors` classes with messages that say what to
-fix, dimension discovery with one explicit probe call, and the float32 matrix.
+fix, dimension discovery with one explicit probe call, the float32 matrix, and each text
+cut to a character bound from the model's input limit before it is sent.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from semcache.errors import (
 )
 from semcache.types import Matrix
 from semcache_embed_http._batching import split_batches
+from semcache_embed_http._cut import char_limit, cut_texts, input_tokens
 from semcache_embed_http._errors import (
     auth_error,
     error_text,
@@ -86,6 +88,8 @@ class HTTPEmbedder(BaseEmbedder):
         max_batch: int | None = None,
         max_batch_bytes: int | None = None,
         batch_overhead_bytes: int = 0,
+        max_input_tokens: int | None = None,
+        model_input_tokens: int | None = None,
         timeout: float = 1.5,
         retry: RetryPolicy | None = None,
         max_concurrency: int = 4,
@@ -103,6 +107,13 @@ class HTTPEmbedder(BaseEmbedder):
         self.max_batch_bytes = max_batch_bytes
         self.batch_overhead_bytes = batch_overhead_bytes
         self.timeout = timeout
+        self.max_input_tokens = (
+            max_input_tokens if max_input_tokens is not None else input_tokens(model_input_tokens)
+        )
+        """Tokens of each text the model is taken to read: ``max_input_tokens`` when given,
+        else the model's own limit (``model_input_tokens``) up to ``DEFAULT_MAX_INPUT_TOKENS``."""
+        self.max_input_chars = char_limit(self.max_input_tokens)
+        """Characters of each text sent; the rest is cut before the request is built."""
         self.retry = retry or RetryPolicy()
         self.max_concurrency = max(1, max_concurrency)
         self.key_source = key_source
@@ -197,9 +208,10 @@ class HTTPEmbedder(BaseEmbedder):
             return pool.submit(asyncio.run, self.probe_dimension()).result()
 
     async def embed(self, texts: Sequence[str]) -> Matrix:
-        items = list(texts)
-        if not items:
+        if not texts:
             return np.zeros((0, self._dimension or 0), dtype=np.float32)
+        # Cut first: batching, JSON and the provider (and its bill) see the bounded text.
+        items = cut_texts(texts, self.max_input_chars)
         batches = split_batches(
             items, self.max_batch, self.max_batch_bytes, self.batch_overhead_bytes
         )

@@ -40,6 +40,16 @@ KNOWN_DIMENSIONS: dict[str, int] = {
 """Native sizes of common embedding models (full ``name:tag``), so no probe call is needed
 at start-up; any other model is probed once."""
 
+INPUT_TOKENS: dict[str, int] = {
+    "nomic-embed-text": 8192,
+    "mxbai-embed-large": 512,
+    "all-minilm": 512,
+    "bge-m3": 8192,
+    "embeddinggemma": 2048,
+}
+"""Tokens of a text each model family reads (by name, any tag); texts are cut to
+``CHARS_PER_TOKEN`` characters a token before they are sent. Others: the default bound."""
+
 
 def _package_version() -> str:
     try:
@@ -102,6 +112,7 @@ class OllamaEmbedder(HTTPEmbedder):
         max_retries: int = 2,
         retry: RetryPolicy | None = None,
         max_concurrency: int = 4,
+        max_input_tokens: int | None = None,
     ) -> None:
         model = model.strip()
         if not model:
@@ -121,6 +132,8 @@ class OllamaEmbedder(HTTPEmbedder):
             timeout=timeout,
             retry=retry or RetryPolicy(max_retries=max_retries),
             max_concurrency=max_concurrency,
+            max_input_tokens=max_input_tokens,
+            model_input_tokens=INPUT_TOKENS.get(full_model_name(model).rsplit(":", 1)[0]),
             key_source=source,
         )
 

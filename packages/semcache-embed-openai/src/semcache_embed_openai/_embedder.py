@@ -26,7 +26,10 @@ from semcache_embed_http import (
     PROBE_TEXT,
     PROBE_TIMEOUT,
     auth_error,
+    char_limit,
+    cut_texts,
     error_text,
+    input_tokens,
     key_variables_text,
     model_error,
     no_answer_error,
@@ -82,8 +85,11 @@ class OpenAIEmbedder(BaseEmbedder):
     Failures raise the shared :mod:`semcache.errors` classes, as every semcache
     embedder does (the client's own exception is the ``__cause__``).
 
-    Inputs longer than ``max_input_tokens`` (the model's limit when known) are cut,
-    with tiktoken in a worker thread, instead of being refused by the API; see
+    Each input is first cut to ``max_input_chars`` characters (8 a token of the limit,
+    or of 8,192 tokens for a model with no known limit), so a huge text costs no more
+    than the model reads. Inputs longer than ``max_input_tokens`` (the model's limit
+    when known) are then cut, with tiktoken in a worker thread, instead of being
+    refused by the API; see
     :class:`~semcache_embed_openai._truncate.Truncator` for what happens offline.
     ``model_id`` overrides the index name (default ``openai/MODEL`` plus ``:dim=N``
     when the API shortens vectors). Pass ``client`` to reuse a configured
@@ -134,6 +140,8 @@ class OpenAIEmbedder(BaseEmbedder):
             if max_input_tokens is not None
             else (info.max_tokens if info is not None else None)
         )
+        self.max_input_chars = char_limit(limit if limit is not None else input_tokens(None))
+        """Characters of each text kept before tiktoken or the API sees it."""
         self._truncator = (
             Truncator(limit, encoding if encoding is not None else encoding_name_for(model))
             if limit is not None
@@ -244,7 +252,9 @@ class OpenAIEmbedder(BaseEmbedder):
     async def embed(self, texts: Sequence[str]) -> Matrix:
         if not texts:
             return np.zeros((0, self._dimension or 0), dtype=np.float32)
-        batch = [t if t else " " for t in texts]  # the API refuses empty strings
+        # The API refuses empty strings. The character cut comes first, so tiktoken never
+        # tokenises (and the API never receives) more than the model could read.
+        batch = cut_texts([t if t else " " for t in texts], self.max_input_chars)
         if self._truncator is not None and self._truncator.needed(batch):
             batch = await asyncio.to_thread(self._truncator, batch)
         parts = [

@@ -86,6 +86,11 @@ _DEFAULT_TOKEN_LIMIT = 120_000
 _TEXT_OVERHEAD_BYTES = 32
 """Budget per text for the prompt Voyage prepends for an input type and special tokens."""
 
+INPUT_TOKENS: dict[str, int] = {"voyage-2": 4000, "voyage-large-2": 16_000, "voyage-code-2": 16_000}
+"""Tokens of a text each model reads where under 32K (the newer models' context); texts
+are cut to ``CHARS_PER_TOKEN`` characters a token (of at most ``DEFAULT_MAX_INPUT_TOKENS``)
+before they are sent."""
+
 
 def _package_version() -> str:
     try:
@@ -141,6 +146,7 @@ class VoyageEmbedder(HTTPEmbedder):
         max_retries: int = 2,
         retry: RetryPolicy | None = None,
         max_concurrency: int = 4,
+        max_input_tokens: int | None = None,
     ) -> None:
         model = model.strip()
         if not model:
@@ -172,6 +178,8 @@ class VoyageEmbedder(HTTPEmbedder):
             timeout=timeout,
             retry=retry or RetryPolicy(max_retries=max_retries),
             max_concurrency=max_concurrency,
+            max_input_tokens=max_input_tokens,
+            model_input_tokens=INPUT_TOKENS.get(model, 32_000),
             key_source=source,
         )
 
