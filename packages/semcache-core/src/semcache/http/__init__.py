@@ -39,6 +39,7 @@ from semcache.http.partition import (
     DEFAULT_IGNORED_FIELDS,
     build_partition,
     credential_hash,
+    raw_request_path,
     wants_stream,
 )
 from semcache.http.policy import (
@@ -101,6 +102,7 @@ __all__ = [
     "is_streaming_content_type",
     "marked_headers",
     "parse_adapter_config",
+    "raw_request_path",
     "recorded_async",
     "response_not_cacheable",
     "split_sse_events",
