@@ -29,6 +29,7 @@ from semcache.http import (
     Replay,
     UpstreamBreaker,
     marked_headers,
+    raw_request_path,
 )
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ class SemanticCacheMiddleware:
             return
         request = HttpRequest(
             method=scope["method"],
-            path=scope["path"],
+            path=raw_request_path(scope.get("raw_path"), scope["path"]),
             query_string=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
             body=body,
