@@ -365,3 +365,16 @@ def test_django_cookies_prevent_storing() -> None:
         assert second.headers["x-semcache"] == "miss" and second.json()["n"] == 2
         assert cache.counters["stores"] == 0
     close(cache)
+
+
+def test_the_partition_uses_the_path_as_sent() -> None:
+    # path_info is percent-decoded; the WSGI server's raw URI is what the client asked.
+    with configured(cache=build_cache()) as cache:
+        client = Client()
+        assert post(client, "/ask").headers["x-semcache"] == "miss"
+        wait_stores(cache, 1)
+        raw = client.post(
+            "/ask", data=json.dumps(Q), content_type="application/json", REQUEST_URI="/%61sk"
+        )
+        assert raw.headers["x-semcache"] == "miss"
+        assert post(client, "/ask").headers["x-semcache"] == "hit"

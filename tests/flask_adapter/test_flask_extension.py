@@ -381,3 +381,17 @@ def test_preloaded_app_serves_from_a_forked_worker(env_test_cache: None) -> None
         os.waitpid(pid, 0)
     assert status == bytes([0])
     assert post(app).headers["x-semcache"] == "hit"
+
+
+def test_the_partition_uses_the_path_as_sent() -> None:
+    # PATH_INFO is percent-decoded; the raw URI the WSGI server gives is what was asked.
+    cache = build_cache()
+    app, calls = echo_app(cache=cache)
+    assert post(app, "/v1/chat/ask").headers["x-semcache"] == "miss"
+    wait_stores(cache, 1)
+    assert post(app, "/v1/chat%2Fask").headers["x-semcache"] == "miss"
+    wait_stores(cache, 2)
+    assert post(app, "/v1/chat%2Fask").headers["x-semcache"] == "hit"
+    assert post(app, "/v1/chat/ask").headers["x-semcache"] == "hit"
+    assert len(calls) == 2
+    close(cache)

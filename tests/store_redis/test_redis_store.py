@@ -271,3 +271,37 @@ async def test_semantic_cache_round_trip_on_cluster(cluster_uri):
             assert await cache.lookup("how do I reset my password", partition="tenant-0") is None
     finally:
         delete_prefix(cluster_uri, prefix)
+
+
+async def test_partitions_where_on_redis(redis_store):
+    from semcache.tags import credential_tag
+
+    alice = {"model": "m1", "path": "/v1/chat", "credential": [credential_tag("sk-alice")]}
+    for question in ("one", "two", "three"):
+        await redis_store.set(entry("p1", question, metadata=alice), None)
+    soon = entry("p2", "four", metadata={"model": "m1"}, expires_at=time.time() + 1)
+    await redis_store.set(soon, 1)
+    assert await redis_store.partitions_where([("model", "m1")]) == ["p1", "p2"]
+    # One member per partition, not per entry; tenants' values never stored raw.
+    client = await redis_store._connect()
+    key = redis_store._tag_key(("credential", credential_tag("Bearer sk-alice")))
+    assert await client.zrange(key, 0, -1) == [b"p1"]
+    assert not [k for k in await keys_of(redis_store) if "alice" in k]
+    # The index forgets a partition when its newest entry expires.
+    deadline = time.monotonic() + 5
+    while await redis_store.partitions_where([("model", "m1")]) != ["p1"]:
+        assert time.monotonic() < deadline, "tag outlived its entries"
+        await asyncio.sleep(0.1)
+
+    embedder = HashingTestEmbedder()
+    cache = SemanticCache(
+        embedder=embedder,
+        vector_store=MemoryVectorStore(embedder.dimension),
+        response_store=redis_store,
+        verifier=None,
+    )
+    await cache.store("how tall is everest", b"8849 m", partition="a", metadata=alice)
+    await cache.store("how tall is everest", b"8849 m", partition="b", metadata={"model": "m2"})
+    assert await cache.flush_where(credential="sk-alice", model="m1") == 4
+    assert await cache.lookup("how tall is everest", partition="a") is None
+    assert await cache.lookup("how tall is everest", partition="b") is not None

@@ -20,8 +20,9 @@ from semcache.errors import (
     SemcacheError,
     SettingsError,
     StoreSetupError,
+    UnsupportedOperationError,
 )
-from semcache.protocols import Embedder, ResponseStore, VectorStore, Verifier
+from semcache.protocols import Embedder, PartitionIndex, ResponseStore, VectorStore, Verifier
 from semcache.settings import Settings
 from semcache.singleflight import Flight, SingleFlight
 from semcache.text import hash_text, normalize_query, partition_key
@@ -43,6 +44,7 @@ __all__ = [
     "Matrix",
     "MicroBatchingEmbedder",
     "MissingAPIKeyError",
+    "PartitionIndex",
     "PluginNotFoundError",
     "ResponseStore",
     "SemanticCache",
@@ -51,6 +53,7 @@ __all__ = [
     "SettingsError",
     "SingleFlight",
     "StoreSetupError",
+    "UnsupportedOperationError",
     "Vector",
     "VectorMatch",
     "VectorStore",

@@ -16,9 +16,11 @@ import numpy as np
 from semcache import plugins
 from semcache.breaker import CircuitBreaker
 from semcache.embedder import MicroBatchingEmbedder, normalize_rows, resolve_dimension
-from semcache.protocols import Embedder, ResponseStore, VectorStore, Verifier
+from semcache.errors import UnsupportedOperationError
+from semcache.protocols import Embedder, PartitionIndex, ResponseStore, VectorStore, Verifier
 from semcache.settings import Settings
 from semcache.singleflight import SingleFlight
+from semcache.tags import query_tags
 from semcache.text import MAX_SEMANTIC_CHARS, hash_text, normalize_query
 from semcache.thresholds import default_threshold
 from semcache.types import Entry, Hit, Matrix, Vector
@@ -409,6 +411,34 @@ class SemanticCache:
         part = None if partition is None else (partition if hashed else hash_text(partition))
         count = await responses.flush(part)
         await vectors.flush(part)
+        self._recent.clear()
+        return count
+
+    async def flush_where(self, **criteria: str) -> int:
+        """Remove the entries stored for a ``path``, ``model``, ``tenant`` and/or
+        ``credential`` (every one given must match); return how many.
+
+        Values are what an operator knows: the path as the client sent it, the model
+        name, a tenant value, a credential header value (``Bearer sk-...`` or the bare
+        key). Entries carry these as partition tags (:mod:`semcache.tags`; the HTTP
+        adapters record them), and the response store's
+        :class:`~semcache.protocols.PartitionIndex` names their partitions, which are
+        flushed whole. Raises :class:`ValueError` for bad criteria and
+        :class:`~semcache.errors.UnsupportedOperationError` when the response store
+        keeps no such index.
+        """
+        tags = query_tags(criteria)
+        await self._ready()
+        responses, vectors = self._stores()
+        if not isinstance(responses, PartitionIndex):
+            raise UnsupportedOperationError(
+                f"{type(responses).__name__} cannot find entries by path, model, tenant or "
+                "credential; flush one partition or everything instead"
+            )
+        count = 0
+        for part in await responses.partitions_where(tags):
+            count += await responses.flush(part)
+            await vectors.flush(part)
         self._recent.clear()
         return count
 

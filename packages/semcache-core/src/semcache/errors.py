@@ -8,6 +8,7 @@ building, configuring and starting things, and from calling an embedder directly
     ├── PluginNotFoundError (LookupError)    no installed plugin by that name
     ├── StoreSetupError (RuntimeError)       a backend cannot hold the cache yet
     ├── EmbedderNotReadyError (RuntimeError) the vector size is not known yet
+    ├── UnsupportedOperationError (NotImplementedError)  a store cannot do what was asked
     ├── EvaluationError                      ``semcache eval`` input is malformed
     └── EmbeddingError                       an embedder could not embed
         ├── EmbeddingAPIError                the provider refused, failed or never answered
@@ -34,6 +35,7 @@ __all__ = [
     "SemcacheError",
     "SettingsError",
     "StoreSetupError",
+    "UnsupportedOperationError",
 ]
 
 
@@ -57,6 +59,11 @@ class StoreSetupError(SemcacheError, RuntimeError):
 class EmbedderNotReadyError(SemcacheError, RuntimeError):
     """The embedder's vector size is not known yet: ``await embedder.probe_dimension()``
     learns it (the cache does so when it starts)."""
+
+
+class UnsupportedOperationError(SemcacheError, NotImplementedError):
+    """The configured store cannot do this (e.g. a response store without
+    :class:`~semcache.protocols.PartitionIndex` asked to flush by tags)."""
 
 
 class EvaluationError(SemcacheError):

@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from semcache.types import Entry, Matrix, Vector, VectorMatch
 
-__all__ = ["Embedder", "ResponseStore", "VectorStore", "Verifier"]
+__all__ = ["Embedder", "PartitionIndex", "ResponseStore", "VectorStore", "Verifier"]
 
 
 @runtime_checkable
@@ -105,6 +105,23 @@ class ResponseStore(Protocol):
     async def ping(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class PartitionIndex(Protocol):
+    """Optional for a :class:`ResponseStore`: the partitions whose entries carry given
+    partition tags (:mod:`semcache.tags`), so :meth:`SemanticCache.flush_where
+    <semcache.SemanticCache.flush_where>` can flush by path, model, tenant or credential.
+
+    A store without it still works; ``flush_where`` then raises
+    :class:`~semcache.errors.UnsupportedOperationError`.
+    """
+
+    async def partitions_where(self, tags: Sequence[tuple[str, str]]) -> list[str]:
+        """Partitions holding entries whose metadata carry every one of ``tags`` (stored
+        form, see :func:`semcache.tags.entry_tags`). May name partitions that have since
+        emptied; must name every partition holding such an entry."""
+        ...
 
 
 @runtime_checkable

@@ -28,6 +28,7 @@ from semcache.http import (
     Forward,
     RecordedBody,
     Replay,
+    raw_request_path,
     recorded_async,
 )
 from semcache.http import HttpRequest as CacheRequest
@@ -150,7 +151,7 @@ class SemanticCacheMiddleware:
             return Bypass("body unreadable")
         return CacheRequest(
             method=method,
-            path=path,
+            path=raw_request_path(_raw_path(request), path),
             query_string=request.META.get("QUERY_STRING", ""),
             headers=headers,
             body=body,
@@ -160,6 +161,17 @@ class SemanticCacheMiddleware:
         log.debug("semcache: bypass (%s)", why.reason)
         _mark(response, "bypass")
         return response
+
+
+def _raw_path(request: HttpRequest) -> bytes | str | None:
+    """The path as sent: ASGI ``raw_path``, else the WSGI server's ``RAW_URI`` or
+    ``REQUEST_URI`` (gunicorn, uWSGI, werkzeug); None when the server gives neither."""
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, dict) and scope.get("raw_path"):
+        raw: bytes = scope["raw_path"]
+        return raw
+    raw_uri = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
+    return str(raw_uri) if raw_uri else None
 
 
 def _mark(response: HttpResponseBase, status: str) -> None:

@@ -28,6 +28,7 @@ from semcache.http import (
     HttpRequest,
     Replay,
     marked_headers,
+    raw_request_path,
 )
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class SemanticCacheMiddleware:
             return
         request = HttpRequest(
             method=scope["method"],
-            path=scope["path"],
+            path=raw_request_path(scope.get("raw_path"), scope["path"]),
             query_string=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
             body=body,

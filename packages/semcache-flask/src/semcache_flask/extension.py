@@ -27,6 +27,7 @@ from semcache.http import (
     RecordedBody,
     Replay,
     marked_headers,
+    raw_request_path,
 )
 from semcache.http import HttpRequest as CacheRequest
 
@@ -135,9 +136,12 @@ class SemanticCacheWSGIMiddleware:
         body = _buffer_body(environ, policy.max_body_bytes)
         if body is None:
             return Bypass("body too large or incomplete")
+        # The partition keeps the path as sent (WSGI servers that give it: gunicorn,
+        # uWSGI, werkzeug); PATH_INFO is percent-decoded.
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
         cache_request = CacheRequest(
             method=method,
-            path=path,
+            path=raw_request_path(str(raw) if raw else None, path),
             query_string=str(environ.get("QUERY_STRING") or ""),
             headers=headers,
             body=body,

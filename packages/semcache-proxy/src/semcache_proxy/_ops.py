@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import time
 from typing import Any
 
@@ -11,11 +12,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from semcache import SemanticCache
+from semcache import SemanticCache, UnsupportedOperationError
+from semcache.tags import TAG_FIELDS
 from semcache_proxy._metrics import CONTENT_TYPE_LATEST, ProxyMetrics
 from semcache_proxy.settings import ProxySettings
 
 __all__ = ["OpsEndpoints"]
+
+log = logging.getLogger("semcache.proxy")
 
 READY_CACHE_SECONDS = 1.0
 """A readiness verdict is reused this long: a flood of probes never starves lookups."""
@@ -44,7 +48,15 @@ class OpsEndpoints:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        response = await self._respond(request)
+        try:
+            response = await self._respond(request)
+        except Exception as exc:
+            # A store down, a cache that cannot start, a bug: the operator gets a 503
+            # that says so, never a bare 500. Details go to the log (a message may hold
+            # a store's address), the type to the answer.
+            log.exception("semcache proxy: %s %s failed", request.method, request.url.path)
+            message = f"the cache or one of its stores failed ({type(exc).__name__})"
+            response = _error(503, "cache_unavailable", message)
         await response(scope, receive, send)
 
     async def _respond(self, request: Request) -> Response:
@@ -78,20 +90,54 @@ class OpsEndpoints:
         supplied = request.headers.get("authorization", "")
         expected = f"Bearer {self.admin_token}"
         if not hmac.compare_digest(supplied.encode(), expected.encode()):
-            return JSONResponse({"error": "admin token required"}, status_code=401)
-        if sub == "/stats" and request.method == "GET":
+            return _error(401, "unauthorized", "admin token required")
+        method = request.method
+        if sub == "/stats":
+            if method != "GET":
+                return _error(405, "method_not_allowed", "use GET")
             return JSONResponse(await self.cache.stats())
-        if sub.startswith("/entries/") and request.method == "DELETE":
+        if sub.startswith("/entries/"):
+            if method != "DELETE":
+                return _error(405, "method_not_allowed", "use DELETE")
             removed = await self.cache.delete(sub[len("/entries/") :])
             return JSONResponse({"deleted": removed}, status_code=200 if removed else 404)
-        if sub == "/flush" and request.method == "POST":
-            try:
-                body = await request.json() if await request.body() else {}
-            except ValueError:
-                return JSONResponse({"error": "body must be JSON"}, status_code=400)
-            partition = body.get("partition") if isinstance(body, dict) else None
-            if partition is not None and not isinstance(partition, str):
-                return JSONResponse({"error": "partition must be a string"}, status_code=400)
+        if sub == "/flush":
+            if method != "POST":
+                return _error(405, "method_not_allowed", "use POST")
+            return await self._flush(request)
+        return _error(404, "not_found", f"no admin endpoint {method} {sub or '/'}")
+
+    async def _flush(self, request: Request) -> Response:
+        """Everything, one ``partition``, or by ``path``/``model``/``tenant``/``credential``."""
+        try:
+            body = await request.json() if await request.body() else {}
+        except ValueError:
+            return _error(400, "bad_request", "body must be JSON")
+        if not isinstance(body, dict):
+            return _error(400, "bad_request", "body must be a JSON object")
+        unknown = sorted(set(body) - {"partition", *TAG_FIELDS})
+        if unknown:
+            # A typo must never widen a flush to everything.
+            return _error(400, "bad_request", f"unknown field(s) {', '.join(unknown)}")
+        partition = body.pop("partition", None)
+        if partition is not None and not isinstance(partition, str):
+            return _error(400, "bad_request", "partition must be a string")
+        if partition is not None and body:
+            return _error(400, "bad_request", "give a partition or tags, not both")
+        if not body:
             flushed = await self.cache.flush(partition)
             return JSONResponse({"flushed": flushed, "partition": partition})
-        return JSONResponse({"error": "not found"}, status_code=404)
+        for field, value in body.items():
+            if not isinstance(value, str) or not value.strip():
+                return _error(400, "bad_request", f"{field} must be a non-empty string")
+        try:
+            flushed = await self.cache.flush_where(**body)
+        except UnsupportedOperationError as exc:
+            return _error(501, "not_supported", str(exc))
+        # Tenants and credentials are echoed masked: a response may be logged.
+        where = {k: v if k in ("path", "model") else "<redacted>" for k, v in body.items()}
+        return JSONResponse({"flushed": flushed, "where": where})
+
+
+def _error(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)

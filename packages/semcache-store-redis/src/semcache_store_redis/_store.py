@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from semcache.tags import Tag, entry_tags
 from semcache.types import Entry, decode_entry, encode_entry
 
 __all__ = ["RedisResponseStore", "key_prefix"]
@@ -55,6 +56,25 @@ return 1
 _UNINDEX = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# Record that a partition carries one tag (model, path, tenant, credential), for
+# partitions_where. Members are partitions, scored by their latest entry's deadline.
+# KEYS: tag key; ARGV: partition, deadline ms ('' = none), now ms.
+_TAG = """
+if ARGV[2] == '' then
+  redis.call('ZADD', KEYS[1], 'inf', ARGV[1])
+  redis.call('PERSIST', KEYS[1])
+else
+  local fresh = redis.call('EXISTS', KEYS[1]) == 0
+  redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+  local left = redis.call('PTTL', KEYS[1])
+  if fresh or (left >= 0 and tonumber(ARGV[2]) - tonumber(ARGV[3]) > left) then
+    redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
 return 1
 """
 
@@ -116,7 +136,9 @@ class RedisResponseStore:
 
     - ``P:e:ID``: the entry (header + payload bytes), with the entry's expiry;
     - ``P:x:{TAG}:H``: the exact-match index, partition + normalised query -> entry id;
-    - ``P:m:{TAG}``: the partition's members (sorted by expiry), for ``flush(partition)``.
+    - ``P:m:{TAG}``: the partition's members (sorted by expiry), for ``flush(partition)``;
+    - ``P:t:FIELD:{H}``: the partitions carrying one partition tag (:mod:`semcache.tags`),
+      for ``partitions_where``: a small index, one member per partition, not per entry.
 
     ``TAG`` is the partition (hashed when long), so a partition's exact keys and its
     member list share a Redis Cluster slot and change together; entries spread over
@@ -176,6 +198,9 @@ class RedisResponseStore:
     def _members_key(self, partition: str) -> str:
         return f"{self.prefix}:m:{{{_tag(partition)}}}"
 
+    def _tag_key(self, tag: Tag) -> str:
+        return f"{self.prefix}:t:{tag[0]}:{{{_hash(*tag)}}}"
+
     # -- protocol ---------------------------------------------------------------
 
     async def get(self, entry_id: str) -> Entry | None:
@@ -204,11 +229,18 @@ class RedisResponseStore:
             deadline = None
         qhash = _hash(entry.partition, entry.query)
         blob = encode_entry(entry)
-        # Payload first: the exact key never names an entry that was not written.
+        # Payload (and the partition's tags) first: the exact key never names an entry
+        # that was not written, nor one that partitions_where could not find.
         if deadline is None:
-            old = await client.set(self._entry_key(entry.entry_id), blob, get=True)
+            write = client.set(self._entry_key(entry.entry_id), blob, get=True)
         else:
-            old = await client.set(self._entry_key(entry.entry_id), blob, pxat=deadline, get=True)
+            write = client.set(self._entry_key(entry.entry_id), blob, pxat=deadline, get=True)
+        tag_args = [entry.partition, "" if deadline is None else deadline, now_ms]
+        tagged = [
+            self._script("tag")(keys=[self._tag_key(tag)], args=tag_args)
+            for tag in entry_tags(entry.metadata)
+        ]
+        old, *_ = await asyncio.gather(write, *tagged)
         await self._script("index")(
             keys=[self._exact_key(entry.partition, qhash), self._members_key(entry.partition)],
             args=[
@@ -257,6 +289,20 @@ class RedisResponseStore:
             deleted += await client.unlink(*entry_keys)
         return deleted
 
+    async def partitions_where(self, tags: Sequence[Tag]) -> list[str]:
+        if not tags:
+            return []
+        client = await self._connect()
+        now = time.time() * 1000
+        found: set[str] | None = None
+        for tag in dict.fromkeys(tags):
+            members = await client.zrangebyscore(self._tag_key(tag), f"({now:.0f}", "+inf")
+            names = {m.decode() for m in members if isinstance(m, bytes)}
+            found = names if found is None else found & names
+            if not found:
+                return []
+        return sorted(found or ())
+
     async def count(self) -> int:
         client = await self._connect()
         pattern = _glob_escape(self.prefix) + ":e:*"
@@ -292,6 +338,7 @@ class RedisResponseStore:
                     "index": self._client.register_script(_INDEX),
                     "unindex": self._client.register_script(_UNINDEX),
                     "take": self._client.register_script(_TAKE_MEMBERS),
+                    "tag": self._client.register_script(_TAG),
                 }
             return self._client
 

@@ -40,6 +40,7 @@ from semcache.http.partition import (
     DEFAULT_IGNORED_FIELDS,
     build_partition,
     credential_hash,
+    raw_request_path,
     requester_key,
     wants_stream,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "is_streaming_content_type",
     "marked_headers",
     "parse_adapter_config",
+    "raw_request_path",
     "recorded_async",
     "requester_key",
     "response_not_cacheable",

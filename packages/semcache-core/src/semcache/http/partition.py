@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from semcache.tags import credential_tag, tenant_tag
 from semcache.text import hash_text, partition_key
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "build_partition",
     "credential_hash",
     "header_value",
+    "identity_tags",
+    "raw_request_path",
     "requester_key",
     "wants_stream",
 ]
@@ -53,6 +56,40 @@ def credential_hash(headers: Headers) -> str | None:
     if not found:
         return None
     return hash_text("\n".join(f"{name}:{value}" for name, value in sorted(found)))
+
+
+def raw_request_path(raw: bytes | str | None, decoded: str) -> str:
+    """The path for the partition: as the client sent it (ASGI ``raw_path``, WSGI
+    ``RAW_URI``/``REQUEST_URI``), query string cut off; ``decoded`` when that is absent.
+
+    ``/v1/chat%2Fcompletions`` and ``/v1/chat/completions`` decode alike but are two
+    requests to an upstream, so they must not share answers.
+    """
+    if isinstance(raw, bytes):
+        raw = raw.decode("latin-1")
+    if not raw:
+        return decoded
+    path = raw.split("?", 1)[0].split("#", 1)[0]
+    if "://" in path and not path.startswith("/"):  # absolute form: http://host/path
+        path = "/" + path.split("://", 1)[1].partition("/")[2]
+    return path if path.startswith("/") else decoded
+
+
+def identity_tags(
+    headers: Headers, *, tenants: Sequence[str | None], credential: bool
+) -> dict[str, list[str]]:
+    """Metadata naming who a partition belongs to, as hashes (:mod:`semcache.tags`):
+    the ``tenants`` values, and the credential header values when ``credential`` (the
+    credential is part of the partition). Lets an operator flush them later."""
+    tags: dict[str, list[str]] = {}
+    found = sorted({tenant_tag(t) for t in tenants if t})
+    if found:
+        tags["tenant"] = found
+    if credential:
+        values = sorted({credential_tag(v) for n, v in headers if n in CREDENTIAL_HEADERS and v})
+        if values:
+            tags["credential"] = values
+    return tags
 
 
 def wants_stream(body: Any, headers: Headers) -> bool:

@@ -22,6 +22,7 @@ from semcache.http.partition import (
     build_partition,
     credential_hash,
     header_value,
+    identity_tags,
     requester_key,
     wants_stream,
 )
@@ -48,7 +49,8 @@ Extractor = Callable[[Any, Any], "str | Awaitable[str | None] | None"]
 
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
-    """What the policy needs of a request. Header names lower case, values latin-1 strings."""
+    """What the policy needs of a request. Header names lower case, values latin-1 strings;
+    ``path`` as the client sent it (percent-encoding kept: it is what the upstream gets)."""
 
     method: str
     path: str
@@ -282,6 +284,9 @@ class HttpCachePolicy:
         }
         if model is not None:
             metadata["model"] = model
+        metadata.update(
+            identity_tags(headers, tenants=(tenant, trusted), credential=bool(credential))
+        )
         return CachePlan(
             query=query,
             partition=partition,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from semcache.stores._journal import Journal
+from semcache.tags import Tag, entry_tags
 from semcache.types import Entry, decode_entry, encode_entry
 
 __all__ = ["MemoryResponseStore"]
@@ -80,6 +81,14 @@ class MemoryResponseStore:
         for entry_id in doomed:
             self._drop(entry_id)
         return len(doomed)
+
+    async def partitions_where(self, tags: Sequence[Tag]) -> list[str]:
+        # In memory and bounded by max_entries: a scan is the index.
+        wanted = set(tags)
+        found = {
+            e.partition for e in self._entries.values() if wanted <= set(entry_tags(e.metadata))
+        }
+        return sorted(found)
 
     async def count(self) -> int:
         return len(self._entries)

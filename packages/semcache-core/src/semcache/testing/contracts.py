@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from semcache.embedder import normalize_rows
+from semcache.protocols import PartitionIndex
+from semcache.tags import credential_tag, tenant_tag
 from semcache.types import Entry
 
 __all__ = ["EmbedderContract", "ResponseStoreContract", "VectorStoreContract"]
@@ -192,6 +194,30 @@ class ResponseStoreContract:
         got = await response_store.get(e.entry_id)
         assert got is not None and got.payload == payload
         assert await response_store.get_exact("p", "x" * 20_000) == e.entry_id
+
+    async def test_partitions_where(self, response_store: Any) -> None:
+        indexed = isinstance(response_store, PartitionIndex)  # no narrowing: it is a store
+        if not indexed:
+            import pytest  # only ever run under pytest
+
+            pytest.skip("optional: the store keeps no partition index")
+        alice = credential_tag("Bearer sk-alice")
+        await response_store.set(
+            _entry("p1", metadata={"model": "m1", "path": "/a", "credential": [alice]}), None
+        )
+        await response_store.set(_entry("p1", metadata={"model": "m1", "path": "/a"}), None)
+        await response_store.set(_entry("p2", metadata={"model": "m1", "path": "/b"}), None)
+        tenant = {"model": "m2", "path": "/a", "tenant": [tenant_tag("acme")]}
+        await response_store.set(_entry("p3", metadata=tenant, expires_at=time.time() + 60), 60)
+        where = response_store.partitions_where
+        assert sorted(await where([("model", "m1")])) == ["p1", "p2"]
+        assert await where([("model", "m1"), ("path", "/a")]) == ["p1"]
+        assert await where([("credential", credential_tag("sk-alice"))]) == ["p1"]
+        assert await where([("tenant", tenant_tag("acme"))]) == ["p3"]
+        assert await where([("model", "m2"), ("path", "/b")]) == []
+        assert await where([("model", "m3")]) == []
+        await response_store.flush()
+        assert await where([("model", "m1")]) == []
 
     async def test_ping(self, response_store: Any) -> None:
         await response_store.ping()
