@@ -370,13 +370,15 @@ class Settings:
     upstream_429_threshold: int = setting(
         env.UPSTREAM_429_THRESHOLD,
         5,
-        "Consecutive upstream 429s that open the upstream breaker; 0 disables it.",
+        "Consecutive upstream 429s to one requester's misses that open that requester's "
+        "upstream breaker; 0 disables it.",
         low=0,
     )
     upstream_429_cooldown: float = setting(
         env.UPSTREAM_429_COOLDOWN,
         30.0,
-        "Seconds the upstream breaker answers misses with 503.",
+        "Seconds a requester's open upstream breaker answers its misses with 503, when the "
+        "429 carried no Retry-After.",
         low=0.0,
     )
 
