@@ -26,9 +26,6 @@ class SlowModelPlugin:
         return HashingTestEmbedder()
 
 
-plugins.register("embedder", "slow-load", SlowModelPlugin())
-
-
 class SlowStartCache:
     settings = Settings.from_env({})
 
@@ -84,6 +81,7 @@ async def test_asgi_startup_in_the_background_when_asked():
 
 
 def test_flask_first_requests_wait_for_the_model_and_the_repeat_is_a_hit():
+    plugins.register("embedder", "slow-load", SlowModelPlugin())
     app = flask.Flask(__name__)
     FlaskSemanticCache(
         app,
