@@ -472,6 +472,8 @@ class SemanticCache:
                 try:
                     async with asyncio.timeout(self.settings.store_timeout_ms / 1000):
                         out[name] = await store.count()  # type: ignore[union-attr]
+                    if callable(used := getattr(store, "bytes_used", None)):
+                        out[f"{name}_bytes"] = used()
                 except Exception:
                     out[name] = None
         return out
@@ -583,10 +585,14 @@ class SemanticCache:
             await self.sweep()
 
     async def sweep(self) -> int:
-        """Delete expired vectors now (runs every minute in the background)."""
-        _, vectors = self._stores()
+        """Delete expired vectors now (runs every minute in the background); return how
+        many. A response store with an ``expire`` method (the embedded one) sweeps too."""
+        responses, vectors = self._stores()
         try:
             async with asyncio.timeout(max(self.settings.store_timeout_ms / 1000, 5.0)):
+                sweep_responses = getattr(responses, "expire", None)
+                if sweep_responses is not None:
+                    await sweep_responses(time.time())
                 return await vectors.expire(time.time())
         except Exception as exc:
             log.debug("semcache: expiry sweep failed (%s)", exc)

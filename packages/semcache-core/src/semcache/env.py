@@ -32,6 +32,7 @@ __all__ = [
     "HNSW_M",
     "LOOKUP_TIMEOUT_MS",
     "MAX_BODY_BYTES",
+    "MAX_BYTES",
     "MAX_ENTRIES",
     "MAX_TTL",
     "PREFIX",
@@ -58,6 +59,7 @@ TTL = _P + "TTL"
 MAX_TTL = _P + "MAX_TTL"
 TOP_K = _P + "TOP_K"
 MAX_ENTRIES = _P + "MAX_ENTRIES"
+MAX_BYTES = _P + "MAX_BYTES"
 DATA_PATH = _P + "DATA_PATH"
 VERIFIER = _P + "VERIFIER"
 CONTEXT_MODE = _P + "CONTEXT_MODE"

@@ -11,19 +11,46 @@ from semcache.stores._journal import Journal
 from semcache.tags import Tag, entry_tags
 from semcache.types import Entry, decode_entry, encode_entry
 
-__all__ = ["MemoryResponseStore"]
+__all__ = ["ENTRY_OVERHEAD", "MemoryResponseStore", "entry_bytes"]
+
+# What an entry costs besides its payload and texts: the Entry object, its metadata and
+# the index slots that find it (an estimate, not a measure).
+ENTRY_OVERHEAD = 512
+
+
+def entry_bytes(entry: Entry) -> int:
+    """What an entry counts against ``max_bytes``: payload bytes, query and context
+    characters, the context vector and ``ENTRY_OVERHEAD``."""
+    vector = entry.context_vector
+    return (
+        len(entry.payload)
+        + len(entry.query)
+        + len(entry.context or "")
+        + (int(getattr(vector, "nbytes", 0)) if vector is not None else 0)
+        + ENTRY_OVERHEAD
+    )
 
 
 class MemoryResponseStore:
     """The embedded default :class:`~semcache.protocols.ResponseStore`.
 
-    Expired entries are never returned and are dropped when met; the least recently
-    used entry is evicted past ``max_entries``. With ``path`` set, a SQLite copy is
+    Expired entries are never returned, are dropped when met and are swept by
+    :meth:`expire`. The least recently used entry is evicted past ``max_entries`` or when
+    the entries would count more than ``max_bytes`` (see :func:`entry_bytes`); an entry
+    larger than the whole budget is not stored. With ``path`` set, a SQLite copy is
     reloaded at start-up.
     """
 
-    def __init__(self, *, max_entries: int = 100_000, path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_entries: int = 100_000,
+        max_bytes: int | None = None,
+        path: str | Path | None = None,
+    ) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._exact: dict[tuple[str, str], str] = {}
         self._journal = Journal(Path(path)) if path else None
@@ -33,7 +60,11 @@ class MemoryResponseStore:
                 if expires_at is not None and expires_at <= now:
                     self._journal.delete(entry_id)
                     continue
-                self._put(decode_entry(blob))
+                entry = decode_entry(blob)
+                if self._fits(entry):
+                    self._put(entry)
+                else:
+                    self._journal.delete(entry_id)
             self._evict()
 
     async def get(self, entry_id: str) -> Entry | None:
@@ -53,6 +84,8 @@ class MemoryResponseStore:
         old = self._entries.get(entry.entry_id)
         if old is not None:
             self._drop(old.entry_id)
+        if not self._fits(entry):
+            return
         self._put(entry)
         if self._journal is not None:
             self._journal.put(
@@ -93,6 +126,21 @@ class MemoryResponseStore:
     async def count(self) -> int:
         return len(self._entries)
 
+    def bytes_used(self) -> int:
+        """Bytes counted against ``max_bytes`` by the entries held now."""
+        return self._bytes
+
+    async def expire(self, now: float) -> int:
+        """Drop every entry expired at ``now``; return how many."""
+        doomed = [
+            entry_id
+            for entry_id, e in self._entries.items()
+            if e.expires_at is not None and e.expires_at <= now
+        ]
+        for entry_id in doomed:
+            self._drop(entry_id)
+        return len(doomed)
+
     async def ping(self) -> None:
         return None
 
@@ -101,12 +149,17 @@ class MemoryResponseStore:
             await self._journal.aclose()
             self._journal = None
 
+    def _fits(self, entry: Entry) -> bool:
+        return self.max_bytes is None or entry_bytes(entry) <= self.max_bytes
+
     def _put(self, entry: Entry) -> None:
         self._entries[entry.entry_id] = entry
+        self._bytes += entry_bytes(entry)
         self._exact[(entry.partition, entry.query)] = entry.entry_id
 
     def _drop(self, entry_id: str) -> None:
         entry = self._entries.pop(entry_id)
+        self._bytes -= entry_bytes(entry)
         key = (entry.partition, entry.query)
         if self._exact.get(key) == entry_id:
             del self._exact[key]
@@ -114,5 +167,7 @@ class MemoryResponseStore:
             self._journal.delete(entry_id)
 
     def _evict(self) -> None:
-        while len(self._entries) > self.max_entries:
+        while len(self._entries) > self.max_entries or (
+            self.max_bytes is not None and self._bytes > self.max_bytes
+        ):
             self._drop(next(iter(self._entries)))

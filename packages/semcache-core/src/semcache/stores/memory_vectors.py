@@ -22,16 +22,23 @@ log = logging.getLogger("semcache")
 
 _NO_EXPIRY = np.inf
 _CATCH_UP_ON_LOOP = 256
+# What an entry costs besides its float32 row, counted against ``max_bytes``: its expiry,
+# id, label and the dictionary slots that find it (an estimate, not a measure).
+ENTRY_OVERHEAD = 256
 
 
 class _Partition:
-    """Rows of one partition in a growable matrix; deletes swap the last row in."""
+    """Rows of one partition in a growable matrix; deletes swap the last row in.
+
+    Storage starts at one row and doubles when full (halves when a quarter full), so a
+    flood of one-entry partitions costs one row each, not a preallocated block.
+    """
 
     def __init__(self, dimension: int) -> None:
         self.ids: list[str] = []
         self.labels: list[int] = []
-        self.matrix = np.zeros((16, dimension), dtype=np.float32)
-        self.expires = np.full(16, _NO_EXPIRY, dtype=np.float64)
+        self.matrix = np.zeros((1, dimension), dtype=np.float32)
+        self.expires = np.full(1, _NO_EXPIRY, dtype=np.float64)
         self.row: dict[str, int] = {}
         self.ann: Any = None  # hnswlib Index once the partition is large
         self.ann_building = False
@@ -44,8 +51,7 @@ class _Partition:
     def add(self, entry_id: str, label: int, vector: Vector, expires_at: float | None) -> None:
         n = len(self.ids)
         if n == len(self.matrix):
-            self.matrix = np.resize(self.matrix, (2 * n, self.matrix.shape[1]))
-            self.expires = np.resize(self.expires, 2 * n)
+            self._resize(2 * n)
         self.matrix[n] = vector
         self.expires[n] = _NO_EXPIRY if expires_at is None else expires_at
         self.ids.append(entry_id)
@@ -65,7 +71,17 @@ class _Partition:
             self.row[self.ids[i]] = i
         self.ids.pop()
         self.labels.pop()
+        if 8 <= len(self.ids) * 4 <= len(self.matrix):
+            self._resize(len(self.matrix) // 2)
         return label
+
+    def _resize(self, rows: int) -> None:
+        n = len(self.ids)
+        matrix = np.zeros((rows, self.matrix.shape[1]), dtype=np.float32)
+        matrix[:n] = self.matrix[:n]
+        expires = np.full(rows, _NO_EXPIRY, dtype=np.float64)
+        expires[:n] = self.expires[:n]
+        self.matrix, self.expires = matrix, expires
 
 
 class MemoryVectorStore:
@@ -74,8 +90,10 @@ class MemoryVectorStore:
     Partitions below ``ann_threshold`` rows are searched exactly (one matrix-vector
     product, well under a millisecond at a few thousand rows). A partition that grows
     past it gets an HNSW index (hnswlib), built in a worker thread while exact search
-    keeps answering. Bounded by ``max_entries``: the least recently added or matched
-    entry is evicted first. With ``path`` set, a SQLite copy survives restarts.
+    keeps answering. Bounded by ``max_entries`` and by ``max_bytes``, each entry counted
+    as ``entry_bytes`` (its float32 row plus ``ENTRY_OVERHEAD``): the least recently added
+    or matched entry is evicted first. A partition's storage grows with its rows, so
+    memory follows what is stored. With ``path`` set, a SQLite copy survives restarts.
     """
 
     def __init__(
@@ -83,6 +101,7 @@ class MemoryVectorStore:
         dimension: int,
         *,
         max_entries: int = 100_000,
+        max_bytes: int | None = None,
         path: str | Path | None = None,
         ann_threshold: int = 20_000,
         hnsw_m: int = 16,
@@ -91,6 +110,11 @@ class MemoryVectorStore:
     ) -> None:
         self.dimension = dimension
         self.max_entries = max_entries
+        self.entry_bytes = 4 * dimension + ENTRY_OVERHEAD
+        # The byte budget as an entry count: every vector costs the same.
+        self._max_rows = max_entries
+        if max_bytes is not None:
+            self._max_rows = min(max_entries, max_bytes // self.entry_bytes)
         self.ann_threshold = ann_threshold
         self._hnsw = (hnsw_m, hnsw_ef_construction, hnsw_ef_search)
         self._parts: dict[str, _Partition] = {}
@@ -194,6 +218,10 @@ class MemoryVectorStore:
     async def count(self) -> int:
         return len(self._lru)
 
+    def bytes_used(self) -> int:
+        """Bytes counted against ``max_bytes`` (``entry_bytes`` per stored vector)."""
+        return len(self._lru) * self.entry_bytes
+
     async def ping(self) -> None:
         return None
 
@@ -240,7 +268,7 @@ class MemoryVectorStore:
 
     def _evict(self) -> list[str]:
         evicted = []
-        while len(self._lru) > self.max_entries:
+        while len(self._lru) > self._max_rows:
             entry_id = next(iter(self._lru))
             self._remove(entry_id)
             evicted.append(entry_id)

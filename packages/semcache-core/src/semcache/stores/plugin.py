@@ -30,6 +30,7 @@ def semcache_create_vector_store(
     return MemoryVectorStore(
         dimension,
         max_entries=own.max_entries,
+        max_bytes=own.max_bytes,
         path=_file(own, f"{settings.prefix}-vectors-{model_id}-{dimension}"),
         hnsw_m=own.hnsw_m,
         hnsw_ef_construction=own.hnsw_ef_construction,
@@ -46,5 +47,6 @@ def semcache_create_response_store(
     own = settings.group(EmbeddedStoreSettings)
     return MemoryResponseStore(
         max_entries=own.max_entries,
+        max_bytes=own.max_bytes,
         path=_file(own, f"{settings.prefix}-responses-{model_id}-{dimension}"),
     )

@@ -23,6 +23,13 @@ class EmbeddedStoreSettings:
         "Embedded stores: entries kept before the least recently used are evicted.",
         low=1,
     )
+    max_bytes: int = setting(
+        env.MAX_BYTES,
+        512 * 1024 * 1024,
+        "Embedded stores: bytes each store counts (payloads and texts; vectors at 4 bytes"
+        " a dimension) before the least recently used are evicted.",
+        low=1,
+    )
     data_path: str | None = setting(
         env.DATA_PATH,
         None,
