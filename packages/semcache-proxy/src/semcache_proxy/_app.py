@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from semcache import SemanticCache, Settings
 from semcache_fastapi import SemanticCacheMiddleware
-from semcache_proxy._forward import Forwarder
+from semcache_proxy._forward import Forwarder, conflicting_framing, framing_error
 from semcache_proxy._metrics import ProxyMetrics
 from semcache_proxy._ops import OpsEndpoints
 from semcache_proxy.settings import ProxySettings
@@ -52,6 +52,9 @@ class SemanticCacheProxy:
             await self.ops(scope, receive, send)
             return
         if scope["type"] != "http":
+            return
+        if conflicting_framing(scope):  # refused before the cache or the upstream sees it
+            await framing_error(self.metrics.wrap_send(send))
             return
         await self.cached_app(scope, receive, self.metrics.wrap_send(send))
 

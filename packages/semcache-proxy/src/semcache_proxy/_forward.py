@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["HOP_BY_HOP", "Forwarder"]
+__all__ = ["HOP_BY_HOP", "Forwarder", "conflicting_framing", "framing_error"]
 
 log = logging.getLogger("semcache.proxy")
 
@@ -35,6 +35,11 @@ HOP_BY_HOP = frozenset(
 _SERVER_SET = frozenset({b"date", b"server"})
 
 
+class _ClientGone(Exception):
+    """The client left before its request body was complete: raised inside the body
+    stream so httpx aborts the upstream request instead of finishing it."""
+
+
 class _UpstreamBodyError(Exception):
     """The upstream failed after the response had started: the client must see a broken
     response (the connection is dropped), never a complete-looking one."""
@@ -43,6 +48,10 @@ class _UpstreamBodyError(Exception):
 class Forwarder:
     """Forwards to ``upstream`` with a shared ``httpx.AsyncClient``.
 
+    The request body is streamed to the upstream as it arrives (memory stays bounded
+    by a chunk); a body that arrived whole in one message is sent with its length.
+    The client's own framing headers are dropped, so what the upstream is told always
+    matches what it gets. A client that leaves mid-body aborts the upstream request.
     The response is read as a stream and passed on chunk by chunk, compressed bytes as
     they came (``Content-Encoding`` kept), so what reaches the client, what a cache keeps
     and the headers all agree. Failures before the response starts become a JSON 502 or
@@ -91,7 +100,9 @@ class Forwarder:
         headers = [
             (name, value)
             for name, value in scope["headers"]
-            if name not in HOP_BY_HOP and name not in connection_tokens and name != b"host"
+            if name not in HOP_BY_HOP
+            and name not in connection_tokens
+            and name not in (b"host", b"content-length")
         ]
         headers.append((b"host", self.upstream.netloc))
         return headers
@@ -99,13 +110,28 @@ class Forwarder:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = await _read_body(receive)
+        first = await receive()
+        if first["type"] == "http.disconnect":
+            return
+        headers = self._request_headers(scope)
+        content: bytes | AsyncIterator[bytes]
+        if first.get("more_body", False):
+            content = _stream_body(first.get("body", b""), receive)  # httpx sends it chunked
+        else:
+            body: bytes = first.get("body", b"")
+            if body or _has_framing(scope):
+                headers.append((b"content-length", str(len(body)).encode()))
+            content = body
         request = self._client().build_request(
-            scope["method"], self._url(scope), headers=self._request_headers(scope), content=body
+            scope["method"], self._url(scope), headers=headers, content=content
         )
         started = time.perf_counter()
         try:
             response = await self._client().send(request, stream=True)
+        except _ClientGone:
+            # Nobody to answer; the upstream saw a broken request, never a complete one.
+            log.info("semcache proxy: the client left mid-body; upstream request aborted")
+            return
         except httpx.TimeoutException as exc:
             await _json_error(
                 send,
@@ -148,16 +174,38 @@ class Forwarder:
             await response.aclose()
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
+async def _stream_body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:
+    if first:
+        yield first
     while True:
         message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunks.append(message.get("body", b""))
+        if message["type"] != "http.request":
+            raise _ClientGone(message["type"])
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return
+
+
+def _has_framing(scope: Scope) -> bool:
+    return any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
+
+
+def conflicting_framing(scope: Scope) -> bool:
+    """Both ``Transfer-Encoding`` and ``Content-Length``: the length of the body is
+    ambiguous (RFC 9112 section 6.3, a request-smuggling vector), so it is refused."""
+    names = {name for name, _ in scope["headers"]}
+    return b"transfer-encoding" in names and b"content-length" in names
+
+
+async def framing_error(send: Send) -> None:
+    await _json_error(
+        send,
+        400,
+        "conflicting_framing",
+        "the request carries both Transfer-Encoding and Content-Length",
+    )
 
 
 async def _json_error(send: Send, status: int, code: str, message: str) -> None:
