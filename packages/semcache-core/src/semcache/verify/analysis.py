@@ -229,7 +229,7 @@ def _is_identifier(token: str) -> bool:
 _CACHED_LENGTH = 1000
 """Longer texts (conversation histories) are analysed afresh: they would crowd the cache."""
 
-MAX_ANALYSED_CHARS = 4000
+MAX_ANALYSED_CHARS = 2000
 """Only this much of a text is analysed, so an analysis costs a bounded time whatever
 the input (the cache sends longer questions down the exact-only path anyway)."""
 
