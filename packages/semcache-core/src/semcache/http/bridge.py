@@ -174,15 +174,13 @@ class BridgedEngine:
         except Exception:
             log.exception("semcache: the cache could not start; requests pass through uncached")
 
-    def _wait_ready(self, engine: HttpCacheEngine) -> None:
+    async def _begin_when_ready(self, engine: HttpCacheEngine, plan: CachePlan) -> Replay | Forward:
         # A request that arrives while the model loads waits for it (start_timeout)
         # rather than passing through uncached and unstored.
         wait = self.settings.start_timeout
-        try:
-            if wait > 0 and not engine.cache.started:
-                self._call(engine.cache.ready(wait), wait + 1.0, False)
-        except Exception:
-            log.exception("semcache: the cache could not start; requests pass through uncached")
+        if wait > 0 and not getattr(engine.cache, "started", True):
+            await engine.cache.ready(wait)  # never raises: a failed start is logged
+        return await engine.begin(plan)
 
     # -- the decision, carried across ----------------------------------------------
 
@@ -193,8 +191,8 @@ class BridgedEngine:
         except Exception:
             log.exception("semcache: cache unavailable; calling the app directly")
             return Forward(None, plan, None)
-        self._wait_ready(engine)
-        outcome = self._call(engine.begin(plan), engine.begin_budget, None)
+        budget = self.settings.start_timeout + engine.begin_budget
+        outcome = self._call(self._begin_when_ready(engine, plan), budget, None)
         return outcome if outcome is not None else Forward(engine, plan, None)
 
     async def abegin(self, plan: CachePlan) -> Replay | Forward:
@@ -204,14 +202,8 @@ class BridgedEngine:
         except Exception:
             log.exception("semcache: cache unavailable; calling the app directly")
             return Forward(None, plan, None)
-        wait = self.settings.start_timeout
         try:
-            if wait > 0 and not engine.cache.started:
-                await self.loop_thread.run_async(engine.cache.ready(wait))
-        except Exception:
-            log.exception("semcache: the cache could not start; requests pass through uncached")
-        try:
-            return await self.loop_thread.run_async(engine.begin(plan))
+            return await self.loop_thread.run_async(self._begin_when_ready(engine, plan))
         except Exception:
             log.exception("semcache: cache unavailable; calling the app directly")
             return Forward(engine, plan, None)
