@@ -8,7 +8,7 @@ import contextvars
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
@@ -236,10 +236,8 @@ class SemanticCache:
             return None
         self.counters["lookups"] += 1
         started = time.perf_counter()
-        budget = self.settings.lookup_timeout_ms / 1000
-        token = _deadline.set(time.monotonic() + budget)
         try:
-            async with asyncio.timeout(budget):
+            async with self._whole_budget():
                 hit = await self._lookup(query, partition, context)
         except _Skipped:
             hit = None
@@ -251,8 +249,6 @@ class SemanticCache:
             self.counters["errors"] += 1
             log.exception("semcache: lookup failed; treating as a miss")
             hit = None
-        finally:
-            _deadline.reset(token)
         if hit is None:
             self.counters["misses"] += 1
         else:
@@ -335,10 +331,8 @@ class SemanticCache:
         """
         if not self.settings.enabled or self._closed:
             return None
-        budget = self.settings.lookup_timeout_ms / 1000
-        token = _deadline.set(time.monotonic() + budget)
         try:
-            async with asyncio.timeout(budget):
+            async with self._whole_budget():
                 entry_id = await self._store(query, payload, partition, ttl, metadata, context)
         except _Skipped:
             entry_id = None
@@ -348,8 +342,6 @@ class SemanticCache:
         except Exception:
             log.exception("semcache: store failed; response not cached")
             entry_id = None
-        finally:
-            _deadline.reset(token)
         self.counters["stores" if entry_id else "store_failures"] += 1
         return entry_id
 
@@ -479,6 +471,18 @@ class SemanticCache:
         return out
 
     # -- internals --------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _whole_budget(self) -> AsyncIterator[None]:
+        """One lookup's or store's time budget; the component calls inside read what is
+        left of it (:meth:`_guard`)."""
+        budget = self.settings.lookup_timeout_ms / 1000
+        token = _deadline.set(time.monotonic() + budget)
+        try:
+            async with asyncio.timeout(budget):
+                yield
+        finally:
+            _deadline.reset(token)
 
     def _stores(self) -> tuple[ResponseStore, VectorStore]:
         assert self.response_store is not None and self.vector_store is not None
