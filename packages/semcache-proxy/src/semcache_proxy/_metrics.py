@@ -10,11 +10,16 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import Message, Send
 
+from semcache.http.headers import HEADER_SIMILARITY, HEADER_STATUS
+
 __all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _SIMILARITY_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 1.0)
 _MAX_PARSED_HIT = 1 << 20  # hits larger than this are not parsed for token usage
+
+_STATUS = HEADER_STATUS.encode()
+_SIMILARITY = HEADER_SIMILARITY.encode()
 
 
 class ProxyMetrics:
@@ -90,8 +95,8 @@ class ProxyMetrics:
         async def observed(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = {k.lower(): v for k, v in message.get("headers", [])}
-                state["result"] = headers.get(b"x-semcache", b"bypass").decode("latin-1")
-                similarity = headers.get(b"x-semcache-similarity")
+                state["result"] = headers.get(_STATUS, b"bypass").decode("latin-1")
+                similarity = headers.get(_SIMILARITY)
                 state["similarity"] = float(similarity) if similarity else None
                 state["plain_json"] = (
                     b"json" in headers.get(b"content-type", b"")

@@ -17,6 +17,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 
+from semcache.http.headers import HEADER_STATUS
+
 __all__ = [
     "MAX_REQUESTERS",
     "MAX_RETRY_AFTER",
@@ -130,7 +132,7 @@ class UpstreamBreaker:
             ("content-type", "application/json"),
             ("content-length", str(len(body))),
             ("retry-after", str(wait)),
-            ("x-semcache", "miss"),
+            (HEADER_STATUS, "miss"),
         ]
         return 503, headers, body
 
