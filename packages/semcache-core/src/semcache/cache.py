@@ -15,6 +15,7 @@ import numpy as np
 
 from semcache import plugins
 from semcache.breaker import CircuitBreaker
+from semcache.budget import CallBudget, LoopLagMonitor, bind_call
 from semcache.embedder import MicroBatchingEmbedder, normalize_rows, resolve_dimension
 from semcache.errors import UnsupportedOperationError
 from semcache.protocols import Embedder, PartitionIndex, ResponseStore, VectorStore, Verifier
@@ -38,6 +39,12 @@ _JANITOR_INTERVAL = 60.0
 _START_BACKOFF_MAX = 60.0
 """Longest wait before building a failed store again (1 s, 2 s, 4 s... up to this)."""
 _RECENT_VECTORS = 2048
+_SHED_SHARE = 0.75
+"""By default a lookup sheds its embedding when the vector is expected later than this
+share of what is left of its budget (the rest is for the search and the estimate's error)."""
+_LAG_SHARE = 0.25
+"""A call that ran out of time while the event loop lagged by this share of the call's
+budget or more is not held against its component: the delay was the process's own."""
 
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -102,7 +109,16 @@ class SemanticCache:
             "errors": 0,
             "stores": 0,
             "store_failures": 0,
+            "lookups_shed_to_exact": 0,
+            "stores_shed_to_exact": 0,
+            "queue_timeouts": 0,
+            "lag_timeouts": 0,
         }
+        """``*_shed_to_exact``: the model was too far behind (``batch_queue_max_ms``) and
+        the lookup or store took the exact path only. ``queue_timeouts`` and ``lag_timeouts``:
+        component calls whose time ran out while they waited for capacity of ours or the
+        event loop lagged; neither counts against the component's breaker."""
+        self.loop_lag = LoopLagMonitor()
         self._recent: OrderedDict[tuple[str, str, str], Matrix] = OrderedDict()
         self._start_lock = asyncio.Lock()
         self._started = False
@@ -153,6 +169,7 @@ class SemanticCache:
                 log.exception("semcache: a store could not be built; retrying in %.0fs", backoff)
                 raise
             self._janitor = asyncio.get_running_loop().create_task(self._sweep_forever())
+            self.loop_lag.start()
             self._started = True
 
     async def ready(self, wait: float | None = None) -> bool:
@@ -200,6 +217,7 @@ class SemanticCache:
             self._janitor.cancel()
             with contextlib.suppress(BaseException):
                 await self._janitor
+        await self.loop_lag.stop()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._start_task is not None and not self._start_task.done():
@@ -275,6 +293,9 @@ class SemanticCache:
                 return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
         if len(text) > MAX_SEMANTIC_CHARS:
             return None  # exact-only: never embedded nor analysed
+        if self._embedding_queue_full():
+            self.counters["lookups_shed_to_exact"] += 1
+            return None  # the exact index was asked above; the model is too far behind
 
         rows = await self._embed_many([text] if stored_ctx is None else [text, stored_ctx])
         self._remember((part, text, stored_ctx or ""), rows)
@@ -369,11 +390,15 @@ class SemanticCache:
         entry_id = hash_text(part + "\x00" + text)
         if stored_ctx is not None:
             entry_id = hash_text(part + "\x00" + text + "\x00" + stored_ctx)
-        if len(text) > MAX_SEMANTIC_CHARS:  # exact-only: the answer, no vector
+        rows = self._recent.pop((part, text, stored_ctx or ""), None)
+        exact_only = len(text) > MAX_SEMANTIC_CHARS
+        if rows is None and not exact_only and self._embedding_queue_full():
+            self.counters["stores_shed_to_exact"] += 1
+            exact_only = True
+        if exact_only:  # the answer, no vector: exact repeats still hit
             entry = Entry(entry_id, part, text, bytes(payload), meta, now, expires_at, stored_ctx)
             await self._guard("response store", responses.set(entry, ttl if ttl > 0 else None))
             return entry_id
-        rows = self._recent.pop((part, text, stored_ctx or ""), None)
         if rows is None:
             rows = await self._embed_many([text] if stored_ctx is None else [text, stored_ctx])
         vector = rows[0]
@@ -488,6 +513,24 @@ class SemanticCache:
         assert self.response_store is not None and self.vector_store is not None
         return self.response_store, self.vector_store
 
+    def _embedding_queue_full(self) -> bool:
+        """Would a new text's vector come too late (load shedding)? Past the bound the
+        lookup could not finish within its budget anyway: the exact path stays."""
+        expected: Callable[[], float] | None = getattr(self.embedder, "expected_latency", None)
+        if expected is None:
+            return False
+        if self.settings.batch_queue_max_ms is not None:
+            bound = self.settings.batch_queue_max_ms / 1000
+        else:
+            deadline = _deadline.get()
+            left = (
+                self.settings.lookup_timeout_ms / 1000
+                if deadline is None
+                else deadline - time.monotonic()
+            )
+            bound = _SHED_SHARE * left
+        return expected() > bound
+
     async def _embed_many(self, texts: list[str]) -> Matrix:
         # Query and context go to the model in one call.
         assert self.embedder is not None
@@ -555,14 +598,14 @@ class SemanticCache:
             if asyncio.iscoroutine(call):
                 call.close()
             raise _Skipped(component)
+        timeout = asyncio.timeout(min(budget, left))
+        measured = CallBudget(budget, deadline, timeout)
         try:
-            async with asyncio.timeout(min(budget, left)):
-                result = await call
+            async with timeout:
+                with bind_call(measured):
+                    result = await call
         except TimeoutError:
-            if left < budget:  # the caller's budget ran out, not the component's
-                breaker.record_cancelled()
-            else:
-                breaker.record_failure(f"no answer within {budget * 1000:.0f} ms")
+            self._timed_out(breaker, measured)
             raise _Skipped(component) from None
         except asyncio.CancelledError:
             breaker.record_cancelled()
@@ -572,6 +615,20 @@ class SemanticCache:
             raise _Skipped(component) from exc
         breaker.record_success()
         return result
+
+    def _timed_out(self, breaker: CircuitBreaker, call: CallBudget) -> None:
+        """A verdict on a call that ran out of time: the component's fault only when its
+        own work took its whole budget on a loop that kept up."""
+        if call.started_at is None:  # still waiting for a connection or the model
+            self.counters["queue_timeouts"] += 1
+            breaker.record_cancelled()
+        elif call.cut_by_caller:  # the caller's whole budget ran out first
+            breaker.record_cancelled()
+        elif self.loop_lag.worst_since(call.started_at) >= _LAG_SHARE * call.budget:
+            self.counters["lag_timeouts"] += 1
+            breaker.record_cancelled()
+        else:
+            breaker.record_failure(f"no answer within {call.budget * 1000:.0f} ms")
 
     def _in_background(self, call: Awaitable[Any]) -> None:
         async def run() -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
+from semcache.budget import CallBudget, current_call
 from semcache.protocols import Embedder
 from semcache.types import Matrix
 
@@ -69,11 +71,15 @@ class BaseEmbedder(ABC):
 
 
 class _Pending:
-    __slots__ = ("future", "texts")
+    __slots__ = ("call", "future", "texts")
 
-    def __init__(self, texts: Sequence[str], future: asyncio.Future[Matrix]) -> None:
+    def __init__(
+        self, texts: Sequence[str], future: asyncio.Future[Matrix], call: CallBudget | None
+    ) -> None:
         self.texts = texts
         self.future = future
+        self.call = call
+        """The caller's budget: its own time starts when its batch goes to the model."""
 
 
 class MicroBatchingEmbedder(BaseEmbedder):
@@ -83,7 +89,14 @@ class MicroBatchingEmbedder(BaseEmbedder):
     request never waits for company. Calls that arrive while a model call is running
     queue up; when it returns they are sent together (up to ``max_batch`` texts),
     after waiting at most ``window_ms`` for stragglers.
+
+    Time in the queue is not the model's: a caller's budget (:mod:`semcache.budget`)
+    starts when its batch goes to the model. :meth:`expected_latency` estimates when a new
+    text's vector would be ready, from the measured seconds per text, for load shedding.
     """
+
+    _EWMA = 0.2
+    """Weight of the newest model call in the seconds-per-text average."""
 
     def __init__(self, inner: Embedder, *, max_batch: int = 32, window_ms: float = 2.0) -> None:
         self.inner = inner
@@ -94,6 +107,9 @@ class MicroBatchingEmbedder(BaseEmbedder):
         self._task: asyncio.Task[None] | None = None
         self.model_calls = 0
         """How many times the wrapped model was called (for tests and metrics)."""
+        self.seconds_per_text = 0.0
+        """Moving average of the model's time per text (0.0 until the first call)."""
+        self._running_texts = 0
 
     @property
     def model_id(self) -> str:  # type: ignore[override]
@@ -110,7 +126,10 @@ class MicroBatchingEmbedder(BaseEmbedder):
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         future: asyncio.Future[Matrix] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(list(texts), future))
+        call = current_call()
+        if call is not None:
+            call.queued()
+        self._queue.append(_Pending(list(texts), future, call))
         if not self._busy:
             self._busy = True
             self._task = asyncio.get_running_loop().create_task(self._drain(first=True))
@@ -130,6 +149,11 @@ class MicroBatchingEmbedder(BaseEmbedder):
     def _queued_texts(self) -> int:
         return sum(len(p.texts) for p in self._queue)
 
+    def expected_latency(self) -> float:
+        """Seconds until the vector of a text sent now is ready: the texts queued and
+        running ahead of it, and itself, at the measured seconds per text."""
+        return (self._queued_texts() + self._running_texts + 1) * self.seconds_per_text
+
     def _take_batch(self) -> list[_Pending]:
         batch: list[_Pending] = []
         size = 0
@@ -145,6 +169,11 @@ class MicroBatchingEmbedder(BaseEmbedder):
             return
         texts = [t for p in live for t in p.texts]
         self.model_calls += 1
+        for p in live:
+            if p.call is not None:
+                p.call.started()
+        self._running_texts = len(texts)
+        started = time.perf_counter()
         try:
             matrix = await self.inner.embed(texts)
         except BaseException as exc:  # every waiter gets the failure, none hangs
@@ -154,6 +183,13 @@ class MicroBatchingEmbedder(BaseEmbedder):
             if not isinstance(exc, Exception):
                 raise
             return
+        finally:
+            self._running_texts = 0
+        per_text = (time.perf_counter() - started) / len(texts)
+        average = self.seconds_per_text
+        self.seconds_per_text = (
+            per_text if average == 0.0 else average + self._EWMA * (per_text - average)
+        )
         start = 0
         for p in live:
             end = start + len(p.texts)

@@ -335,6 +335,14 @@ class Settings:
         low=0.0,
         high=1000.0,
     )
+    batch_queue_max_ms: float | None = setting(
+        env.BATCH_QUEUE_MAX_MS,
+        None,
+        "Load shedding: when a text's vector is expected later than this (texts queued "
+        "for the model times its measured time per text), the lookup or store takes the "
+        "exact path only. Unset: three quarters of what is left of the lookup's budget.",
+        low=1.0,
+    )
 
     # Stores
     vector_store: str = setting(

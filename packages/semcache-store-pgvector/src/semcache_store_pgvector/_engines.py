@@ -17,8 +17,16 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
-__all__ = ["EngineConfig", "acquire_engine", "asyncpg_dsn", "release_engine", "shared_engines"]
+__all__ = [
+    "EngineConfig",
+    "acquire_engine",
+    "asyncpg_dsn",
+    "pool_exhausted",
+    "release_engine",
+    "shared_engines",
+]
 
 log = logging.getLogger("semcache")
 
@@ -94,6 +102,19 @@ def _create(config: EngineConfig) -> AsyncEngine:
         pool_timeout=max(config.connect_timeout, config.command_timeout),
         pool_recycle=1800,
     )
+
+
+def pool_exhausted(engine: AsyncEngine) -> bool:
+    """Is every connection the pool may hold checked out (a new caller must wait)?
+
+    Waiting for another caller's connection is the process's own backlog; opening a new
+    connection (room left) is PostgreSQL's time, and a dead server shows there.
+    """
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):
+        return False
+    most = pool.size() + max(0, pool._max_overflow)
+    return bool(pool.checkedout() >= most)
 
 
 def acquire_engine(config: EngineConfig) -> AsyncEngine:

@@ -20,12 +20,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import TextClause
 
+from semcache.budget import waiting_for_capacity
 from semcache.errors import StoreSetupError
 from semcache.types import Vector, VectorMatch
 from semcache_store_pgvector._engines import (
     EngineConfig,
     acquire_engine,
     asyncpg_dsn,
+    pool_exhausted,
     release_engine,
 )
 
@@ -492,8 +494,17 @@ class PgVectorStore:
         auto = self._pool(read=read)
         for attempt in (1, 2):
             try:
-                async with auto.connect() as conn:
+                # The wait for a pooled connection is the process's own backlog, not
+                # PostgreSQL's time: the cache's budget for this call starts after it.
+                if pool_exhausted(auto):
+                    with waiting_for_capacity():
+                        conn = await auto.connect().start()
+                else:
+                    conn = await auto.connect().start()
+                try:
                     return await conn.execute(statement, params)
+                finally:
+                    await asyncio.shield(conn.close())  # as ``async with`` closes it
             except DBAPIError as exc:
                 if attempt == 2:
                     raise

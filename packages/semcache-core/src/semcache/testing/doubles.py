@@ -9,7 +9,7 @@ from typing import Any
 from semcache.testing.embedders import HashingTestEmbedder
 from semcache.types import Matrix
 
-__all__ = ["FlakyStore", "StalledEmbedder"]
+__all__ = ["FlakyStore", "SlowEmbedder", "StalledEmbedder"]
 
 
 class StalledEmbedder(HashingTestEmbedder):
@@ -18,6 +18,21 @@ class StalledEmbedder(HashingTestEmbedder):
     async def embed(self, texts: Sequence[str]) -> Matrix:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
+
+
+class SlowEmbedder(HashingTestEmbedder):
+    """Takes :attr:`seconds_per_call` for every model call, however many texts: a
+    model on a busy machine. :attr:`calls` counts the calls."""
+
+    def __init__(self, seconds_per_call: float, dimension: int = 256) -> None:
+        super().__init__(dimension)
+        self.seconds_per_call = seconds_per_call
+        self.calls = 0
+
+    async def embed(self, texts: Sequence[str]) -> Matrix:
+        self.calls += 1
+        await asyncio.sleep(self.seconds_per_call)
+        return await super().embed(texts)
 
 
 class FlakyStore:
