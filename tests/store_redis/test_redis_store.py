@@ -305,3 +305,11 @@ async def test_partitions_where_on_redis(redis_store):
     assert await cache.flush_where(credential="sk-alice", model="m1") == 4
     assert await cache.lookup("how tall is everest", partition="a") is None
     assert await cache.lookup("how tall is everest", partition="b") is not None
+
+
+async def test_a_peak_of_concurrent_calls_gets_connections(redis_store):
+    """Hundreds of requests at once each get a connection: a peak of traffic is not a
+    Redis failure (the client's default pool of 100 raised "Too many connections")."""
+    await redis_store.set(Entry("e1", "p", "q", b"answer", {}, time.time(), None), None)
+    results = await asyncio.gather(*(redis_store.get("e1") for _ in range(300)))
+    assert all(r is not None and r.payload == b"answer" for r in results)

@@ -345,7 +345,7 @@ class RedisResponseStore:
     async def _open(self) -> Redis | RedisCluster:
         cluster = self._cluster_hint
         if cluster is None:
-            probe = Redis.from_url(self._uri, **self._options)
+            probe = self._single_server()
             try:
                 info = await probe.info("cluster")
                 cluster = bool(info.get("cluster_enabled"))
@@ -356,7 +356,7 @@ class RedisResponseStore:
                 raise
             await _close_quietly(probe)
         if not cluster:
-            return Redis.from_url(self._uri, **self._options)
+            return self._single_server()
         client = RedisCluster.from_url(
             self._uri, max_connections=self._max_connections, **self._options
         )
@@ -366,6 +366,11 @@ class RedisResponseStore:
             await _close_quietly(client)
             raise
         return client
+
+    def _single_server(self) -> Redis:
+        # A peak of concurrent requests opens connections up to this bound; the
+        # client's own default (100) would fail every call past it.
+        return Redis.from_url(self._uri, max_connections=self._max_connections, **self._options)
 
     def _script(self, name: str) -> Any:
         return self._scripts[name]
