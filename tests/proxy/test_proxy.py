@@ -217,6 +217,9 @@ def test_health_ready_and_metrics(proxy_url):
     assert "semcache_hit_similarity_count 1.0" in text
     assert "semcache_tokens_saved_total" in text and "semcache_tokens_saved_total 0.0" not in text
     assert "semcache_bytes_saved_total" in text
+    assert 'semcache_cache_events_total{event="lookups_shed_to_exact"} 0.0' in text
+    assert 'semcache_breaker_open{component="embedder"} 0.0' in text
+    assert "semcache_upstream_breakers_open 0.0" in text
 
 
 def test_admin_api(proxy_url):

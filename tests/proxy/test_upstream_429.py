@@ -41,10 +41,12 @@ def test_one_credentials_429s_open_only_its_own_breaker(upstream, fake):
             what="B's answer stored",
         )
         fake.rate_limited = {A["Authorization"]: None}
+        assert "semcache_upstream_breakers_open 0.0" in client.get("/metrics").text
         for i in range(THRESHOLD):
             limited = client.post(CHAT, json=chat(f"Question number {i} from A"), headers=A)
             assert (limited.status_code, limited.headers["x-semcache"]) == (429, "miss")
         calls = fake.calls
+        assert "semcache_upstream_breakers_open 1.0" in client.get("/metrics").text
         rejected = client.post(CHAT, json=chat("One more question from A"), headers=A)
         assert (rejected.status_code, rejected.headers["x-semcache"]) == (503, "miss")
         assert 29 <= int(rejected.headers["retry-after"]) <= 30

@@ -41,6 +41,7 @@ class SemanticCacheProxy:
         self.ops = OpsEndpoints(cache, metrics)
         cache.lookup_observers.append(metrics.observe_lookup)
         self.cached_app = SemanticCacheMiddleware(forwarder, cache=cache, **middleware_options)
+        metrics.watch(cache, self.cached_app.engine.breakers.open_count)
         self._owns_cache = owns_cache
         self._warmup: asyncio.Task[None] | None = None
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from starlette.types import Message, Send
 
+from semcache import SemanticCache
 from semcache.http.headers import HEADER_SIMILARITY, HEADER_STATUS
 
 __all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics"]
@@ -20,6 +24,47 @@ _MAX_PARSED_HIT = 1 << 20  # hits larger than this are not parsed for token usag
 
 _STATUS = HEADER_STATUS.encode()
 _SIMILARITY = HEADER_SIMILARITY.encode()
+
+
+_EVENTS = {
+    "lookups_shed_to_exact": "a lookup took the exact path only: the model was too far behind",
+    "stores_shed_to_exact": "an answer was stored for exact repeats only, for the same reason",
+    "queue_timeouts": "a component call ran out of time waiting for capacity of ours",
+    "lag_timeouts": "a component call ran out of time while the event loop lagged",
+    "errors": "a lookup failed or ran past its budget (a miss)",
+}
+
+
+class CacheStateCollector(Collector):
+    """Read at each scrape: the engine's load-shedding counters, which component
+    breakers are open, and how many requesters' upstream 429 breakers are open."""
+
+    def __init__(self, cache: SemanticCache, upstream_open: Callable[[], int]) -> None:
+        self.cache = cache
+        self.upstream_open = upstream_open
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        events = CounterMetricFamily(
+            "semcache_cache_events",
+            "Engine events under load: " + "; ".join(f"{k}: {v}" for k, v in _EVENTS.items()),
+            labels=["event"],
+        )
+        for name in _EVENTS:
+            events.add_metric([name], self.cache.counters.get(name, 0))
+        yield events
+        breakers = GaugeMetricFamily(
+            "semcache_breaker_open",
+            "1 while a component's breaker skips it (embedder, vector store, response store).",
+            labels=["component"],
+        )
+        for name, breaker in self.cache.breakers.items():
+            breakers.add_metric([name], 1.0 if breaker.state == "open" else 0.0)
+        yield breakers
+        yield GaugeMetricFamily(
+            "semcache_upstream_breakers_open",
+            "Requesters whose misses are answered 503 now (their upstream 429 breaker is open).",
+            value=self.upstream_open(),
+        )
 
 
 class ProxyMetrics:
@@ -70,6 +115,10 @@ class ProxyMetrics:
             "LLM tokens (usage.total_tokens) served from the cache.",
             registry=r,
         )
+
+    def watch(self, cache: SemanticCache, upstream_open: Callable[[], int]) -> None:
+        """Export the cache's load-shedding counters and breaker states as well."""
+        self.registry.register(CacheStateCollector(cache, upstream_open))
 
     def export(self) -> bytes:
         return generate_latest(self.registry)
