@@ -273,3 +273,52 @@ def test_a_model_that_cannot_load_is_a_model_error(tmp_path: Path, backend: str)
         HuggingFaceEmbedder(folder, backend=backend, cache_dir=tmp_path / "cache")  # type: ignore[arg-type]
     assert isinstance(info.value, EmbeddingError) and info.value.provider == "huggingface"
     assert info.value.status is None and info.value.__cause__ is not None
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "cpu:0", "CUDA"])
+def test_unknown_device_is_refused(device: str):
+    with pytest.raises(ValueError, match="device"):
+        HuggingFaceEmbedder(device=device)  # type: ignore[arg-type]
+
+
+def test_a_missing_gpu_is_named_as_the_device_not_the_model():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(EmbeddingModelError, match="sees no CUDA GPU") as info:
+        HuggingFaceEmbedder(device="cuda")
+    assert "SEMANTIC_CACHE_EMBEDDER_DEVICE=cpu" in str(info.value)
+    assert "check the name or folder" not in str(info.value)
+
+
+def test_onnx_asks_for_the_gpu_it_is_told(monkeypatch: pytest.MonkeyPatch):
+    import onnxruntime as ort
+
+    from semcache_embed_hf._onnx import _providers
+
+    cuda = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: cuda)
+    assert _providers("cpu") == ["CPUExecutionProvider"]
+    assert _providers("cuda") == cuda
+    assert _providers("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), cuda[1]]
+
+
+def test_onnx_without_cuda_warns_and_runs_like_cpu(
+    onnx_cache: Path, hf_onnx, caplog: pytest.LogCaptureFixture
+):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("onnxruntime has CUDA here")
+    with caplog.at_level("WARNING", logger="semcache.embed_hf"):
+        e = HuggingFaceEmbedder(backend="onnx", device="cuda:0", cache_dir=onnx_cache)
+    try:
+        assert "CUDAExecutionProvider is not available" in caplog.text
+        assert "semcache-embed-hf[gpu]" in caplog.text
+        runner = e._run
+        assert runner.providers == ["CPUExecutionProvider"]  # type: ignore[attr-defined]
+        # where it really runs decides the chunking: CPU chunks, not the GPU's batch
+        assert runner.batch_size == hf_onnx._run.batch_size == 8  # type: ignore[attr-defined]
+    finally:
+        e._executor.shutdown(wait=True)

@@ -16,6 +16,7 @@ from semcache.errors import EmbeddingModelError
 from semcache.settings import Settings
 from semcache.types import Matrix
 from semcache_embed_hf._source import resolve_source, user_cache_dir
+from semcache_embed_hf._torch import DeviceUnavailableError
 
 __all__ = ["CHARS_PER_TOKEN", "Backend", "HuggingFaceEmbedder"]
 
@@ -36,9 +37,20 @@ class _Runner(Protocol):
     def __call__(self, texts: Sequence[str]) -> Matrix: ...
 
 
+def _check_device(device: str) -> None:
+    kind, _, index = device.partition(":")
+    if kind not in get_args(Device) or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"device must be one of cpu, cuda, cuda:N, mps: {device!r}")
+
+
 def _load_error(name: str, backend: str, exc: Exception) -> EmbeddingModelError:
     """What went wrong loading a model, said the way every semcache embedder says it."""
-    if isinstance(exc, ImportError) and backend != "torch":
+    if isinstance(exc, DeviceUnavailableError):
+        hint = (
+            "set SEMANTIC_CACHE_EMBEDDER_DEVICE=cpu, or install a build of torch for that "
+            "device and check that the device is visible to this process"
+        )
+    elif isinstance(exc, ImportError) and backend != "torch":
         hint = "the ONNX backends need: pip install 'semcache-embed-hf[cpu]' (or [gpu])"
     elif isinstance(exc, ImportError):
         hint = "install torch and sentence-transformers"
@@ -72,6 +84,9 @@ class HuggingFaceEmbedder(BaseEmbedder):
     Each text is cut to ``max_input_chars`` (``CHARS_PER_TOKEN`` characters a token of
     the model's window, ``max_tokens``) before it is tokenised: the model reads no more,
     and tokenising a huge text whole would take seconds.
+    ``device`` is ``cpu``, ``cuda`` (or ``cuda:N``) or ``mps``; with torch, a device it
+    cannot use (a CPU-only build, no GPU visible) is an error naming the device. The ONNX
+    backends run on CPU, with a warning, when onnxruntime lacks the device's provider.
     ``dimensions`` truncates vectors (for Matryoshka-trained models) and renormalises.
 
     Loading blocks (seconds, the first ONNX export longer): from async code, build it
@@ -95,6 +110,7 @@ class HuggingFaceEmbedder(BaseEmbedder):
             raise ValueError(f"backend must be one of {', '.join(get_args(Backend))}: {backend!r}")
         if threads < 1 or batch_size < 1:
             raise ValueError("threads and batch_size must be at least 1")
+        _check_device(device)
         source = resolve_source(None if model is None else os.fspath(model))
         self.source = source
         self.backend: Backend = backend

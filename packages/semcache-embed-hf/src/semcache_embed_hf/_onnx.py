@@ -196,16 +196,28 @@ def _quantize(source: Path, target: Path) -> None:
     _replace_into(target, write)
 
 
-def _providers(device: str) -> list[str]:
+_WANTED = {"cuda": "CUDAExecutionProvider", "mps": "CoreMLExecutionProvider"}
+_INSTALL = {"cuda": "pip install 'semcache-embed-hf[gpu]' (onnxruntime-gpu)"}
+
+
+def _providers(device: str) -> list[Any]:
     import onnxruntime as ort
 
-    available = set(ort.get_available_providers())
-    wanted = {"cuda": "CUDAExecutionProvider", "mps": "CoreMLExecutionProvider"}.get(device)
+    kind, _, index = device.partition(":")
+    wanted = _WANTED.get(kind)
     if wanted is None:
         return ["CPUExecutionProvider"]
-    if wanted not in available:
-        log.warning("semcache: %s is not available to onnxruntime; running on CPU", wanted)
+    if wanted not in ort.get_available_providers():
+        hint = _INSTALL.get(kind)
+        log.warning(
+            "semcache: %s is not available to onnxruntime %s; running on CPU%s",
+            wanted,
+            ort.__version__,
+            f" (for {device}: {hint})" if hint else "",
+        )
         return ["CPUExecutionProvider"]
+    if index:
+        return [(wanted, {"device_id": int(index)}), "CPUExecutionProvider"]
     return [wanted, "CPUExecutionProvider"]
 
 
@@ -237,9 +249,6 @@ class OnnxRunner:
         # whole input, so a row would depend on its batch-mates (cosine 0.985 measured).
         # It costs little: within 15% of chunks of 8 on CPU, measured.
         self.one_by_one = quantized
-        # On CPU, length-sorted chunks of 8 measured faster than 1 or 32 (attention grows
-        # with the padded length squared, and wider matrix products gain little).
-        self.batch_size = min(batch_size, _CPU_CHUNK) if device == "cpu" else batch_size
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()  # padded per sorted chunk below
         self.tokenizer.enable_truncation(self.max_tokens)
@@ -250,7 +259,24 @@ class OnnxRunner:
         # Spinning workers would burn the core another process needs; see the README.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model_file = folder / ("model-int8.onnx" if quantized else "model.onnx")
-        self.session = ort.InferenceSession(str(model_file), options, providers=_providers(device))
+        providers = _providers(device)
+        self.session = ort.InferenceSession(str(model_file), options, providers=providers)
+        self.providers: list[str] = self.session.get_providers()
+        wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+        if wanted not in self.providers:
+            # onnxruntime itself drops a provider whose libraries fail to load (a CUDA
+            # build without its CUDA or cuDNN), with no error: say so.
+            log.warning(
+                "semcache: onnxruntime could not start %s for device %s; running on %s",
+                wanted,
+                device,
+                ", ".join(self.providers),
+            )
+        # On CPU, length-sorted chunks of 8 measured faster than 1 or 32 (attention grows
+        # with the padded length squared, and wider matrix products gain little). What
+        # counts is where the session runs, not the device asked for.
+        on_cpu = self.providers[0] == "CPUExecutionProvider"
+        self.batch_size = min(batch_size, _CPU_CHUNK) if on_cpu else batch_size
 
     def __call__(self, texts: Sequence[str]) -> Matrix:
         prepared = list(texts)

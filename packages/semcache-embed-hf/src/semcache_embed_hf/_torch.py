@@ -10,7 +10,35 @@ import numpy as np
 from semcache.types import Matrix
 from semcache_embed_hf._source import ModelSource
 
-__all__ = ["TorchRunner", "load_sentence_transformer", "max_tokens"]
+__all__ = ["DeviceUnavailableError", "TorchRunner", "load_sentence_transformer", "max_tokens"]
+
+
+class DeviceUnavailableError(RuntimeError):
+    """torch cannot run on the device asked for (a CPU-only build, no GPU visible)."""
+
+
+def check_torch_device(device: str) -> None:
+    """Fail early, naming the device, rather than deep inside the model's loading."""
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = (
+                f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            )
+            raise DeviceUnavailableError(
+                f"device {device!r} asked for, but torch {torch.__version__} ({build}) sees no CUDA GPU"
+            )
+        if index and int(index) >= count:
+            raise DeviceUnavailableError(
+                f"device {device!r} asked for, but torch sees {count} GPU(s)"
+            )
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise DeviceUnavailableError(
+            f"device {device!r} asked for, but torch has no MPS support here"
+        )
 
 
 def load_sentence_transformer(source: ModelSource, device: str) -> Any:
@@ -47,6 +75,7 @@ class TorchRunner:
         self.threads = threads
         self.batch_size = batch_size
         self._set_threads()
+        check_torch_device(device)
         self.model = load_sentence_transformer(source, device)
         self.dimension = embedding_dimension(self.model)
         self.max_tokens = max_tokens(self.model)
