@@ -158,3 +158,18 @@ async def test_loop_lag_monitor_sees_a_blocked_loop():
         assert monitor.worst_since(time.monotonic()) < 0.05
     finally:
         await monitor.stop()
+
+
+async def test_calls_queued_behind_a_stuck_model_give_up_with_it():
+    # The wait behind a model call that is past its own budget is the model's fault:
+    # queued lookups are misses at once, not after the whole lookup budget.
+    from semcache.testing import StalledEmbedder
+
+    cache = _cache(
+        StalledEmbedder(), embedder_timeout_ms=200, lookup_timeout_ms=5000, breaker_failures=100
+    )
+    async with cache:
+        started = time.perf_counter()
+        results = await asyncio.gather(*(cache.lookup(q) for q in QUESTIONS[:6]))
+        assert results == [None] * 6
+        assert time.perf_counter() - started < 1.5

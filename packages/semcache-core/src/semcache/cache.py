@@ -149,7 +149,10 @@ class SemanticCache:
                 inner = await asyncio.to_thread(plugins.create_embedder, s)
             if not isinstance(inner, MicroBatchingEmbedder) and s.batch_max_size > 1:
                 inner = MicroBatchingEmbedder(
-                    inner, max_batch=s.batch_max_size, window_ms=s.batch_window_ms
+                    inner,
+                    max_batch=s.batch_max_size,
+                    window_ms=s.batch_window_ms,
+                    stall_after=s.embedder_timeout_ms / 1000,
                 )
             # Kept even if a store fails below: a retry must not load the model again.
             self.embedder = inner

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import numpy as np
 
 from semcache.budget import CallBudget, current_call
+from semcache.errors import EmbeddingStalledError
 from semcache.protocols import Embedder
 from semcache.types import Matrix
 
@@ -98,8 +99,20 @@ class MicroBatchingEmbedder(BaseEmbedder):
     _EWMA = 0.2
     """Weight of the newest model call in the seconds-per-text average."""
 
-    def __init__(self, inner: Embedder, *, max_batch: int = 32, window_ms: float = 2.0) -> None:
+    def __init__(
+        self,
+        inner: Embedder,
+        *,
+        max_batch: int = 32,
+        window_ms: float = 2.0,
+        stall_after: float | None = None,
+    ) -> None:
         self.inner = inner
+        self.stall_after = stall_after
+        """Seconds after which a running model call counts as stalled: the queued calls
+        fail with :class:`~semcache.errors.EmbeddingStalledError`, and so do new ones
+        until it returns (their wait would be the stuck model's, not a backlog's)."""
+        self._stalled = False
         self.max_batch = max_batch
         self.window = window_ms / 1000.0
         self._queue: list[_Pending] = []
@@ -125,6 +138,8 @@ class MicroBatchingEmbedder(BaseEmbedder):
     async def embed(self, texts: Sequence[str]) -> Matrix:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._stalled:
+            raise EmbeddingStalledError("the model's current call is past its budget")
         future: asyncio.Future[Matrix] = asyncio.get_running_loop().create_future()
         call = current_call()
         if call is not None:
@@ -174,6 +189,8 @@ class MicroBatchingEmbedder(BaseEmbedder):
                 p.call.started()
         self._running_texts = len(texts)
         started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        watchdog = loop.call_later(self.stall_after, self._stall) if self.stall_after else None
         try:
             matrix = await self.inner.embed(texts)
         except BaseException as exc:  # every waiter gets the failure, none hangs
@@ -185,6 +202,9 @@ class MicroBatchingEmbedder(BaseEmbedder):
             return
         finally:
             self._running_texts = 0
+            self._stalled = False
+            if watchdog is not None:
+                watchdog.cancel()
         per_text = (time.perf_counter() - started) / len(texts)
         average = self.seconds_per_text
         self.seconds_per_text = (
@@ -196,6 +216,15 @@ class MicroBatchingEmbedder(BaseEmbedder):
             if not p.future.done():
                 p.future.set_result(matrix[start:end])
             start = end
+
+    def _stall(self) -> None:
+        self._stalled = True
+        queued, self._queue = self._queue, []
+        for pending in queued:
+            if not pending.future.done():
+                pending.future.set_exception(
+                    EmbeddingStalledError("queued behind a model call that is past its budget")
+                )
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -29,6 +29,7 @@ __all__ = [
     "EmbeddingAuthError",
     "EmbeddingError",
     "EmbeddingModelError",
+    "EmbeddingStalledError",
     "EvaluationError",
     "MissingAPIKeyError",
     "PluginNotFoundError",
@@ -101,3 +102,8 @@ class MissingAPIKeyError(EmbeddingAuthError, SettingsError):
 class EmbeddingModelError(EmbeddingError):
     """The model cannot be loaded (missing files, no such model, a runtime not installed)
     or the provider does not serve it as an embedding model."""
+
+
+class EmbeddingStalledError(EmbeddingError):
+    """The model's current call has run past its budget: the texts queued behind it are
+    failed at once rather than waiting on a model that may never answer."""
