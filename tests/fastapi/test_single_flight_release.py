@@ -57,7 +57,8 @@ def scope(headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
         "path": "/v1/chat/completions",
         "raw_path": b"/v1/chat/completions",
         "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), *(headers or [])],
+        # The Host the httpx client below sends too: it is part of the partition.
+        "headers": [(b"host", b"test"), (b"content-type", b"application/json"), *(headers or [])],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }

@@ -397,13 +397,24 @@ def request_no_store_neither_reads_nor_writes(h: Harness) -> None:
 @scenario()
 def request_no_cache_refreshes(h: Harness) -> None:
     body = {"query": "What is the latest stable Python version?"}
-    miss_stored(h, "/api/answer", json=body)
-    refreshed = h.post("/api/answer", json=body, headers={"cache-control": "no-cache"})
+    key = {"authorization": "Bearer refresher"}  # refreshing is for identified clients
+    miss_stored(h, "/api/answer", json=body, headers=key)
+    refreshed = h.post("/api/answer", json=body, headers={**key, "cache-control": "no-cache"})
     expect(refreshed, "miss")
     assert refreshed.json()["n"] == 2
     h.wait_stores(2)
-    hit = expect(h.post("/api/answer", json=body), "hit")
+    hit = expect(h.post("/api/answer", json=body, headers=key), "hit")
     assert hit.json()["n"] == 2  # the refreshed answer replaced the old one
+
+
+@scenario()
+def anonymous_clients_cannot_refresh_or_pin_shared_answers(h: Harness) -> None:
+    body = {"query": "What is the capital of Australia?"}
+    miss_stored(h, "/api/answer", json=body)
+    # An anonymous client shares its partition with every other: its no-cache would
+    # re-roll everyone's answer, so it is served the stored one.
+    rerolled = h.post("/api/answer", json=body, headers={"cache-control": "no-cache"})
+    assert expect(rerolled, "hit").json()["n"] == 1
 
 
 @scenario()
@@ -418,11 +429,12 @@ def ttl_header_zero_does_not_store(h: Harness) -> None:
 @scenario(max_ttl=1)
 def ttl_header_is_capped(h: Harness) -> None:
     body = {"query": "What is the current exchange rate?"}
-    miss_stored(h, "/api/answer", json=body, headers={"x-semcache-ttl": "86400"})
+    key = {"authorization": "Bearer pinner"}  # a TTL is for identified clients
+    miss_stored(h, "/api/answer", json=body, headers={**key, "x-semcache-ttl": "86400"})
     # Capped at max_ttl=1s, so the entry expires: poll until it does (never with a 1 day TTL).
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline:
-        if cache_status(h.post("/api/answer", json=body)) == "miss":
+        if cache_status(h.post("/api/answer", json=body, headers=key)) == "miss":
             return
         time.sleep(0.1)
     raise AssertionError("the entry outlived max_ttl")

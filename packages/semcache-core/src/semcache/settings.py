@@ -223,8 +223,12 @@ class Settings:
     ttl: int = setting(
         env.TTL, 86400, "Seconds an entry lives; 0 keeps entries until evicted.", low=0
     )
-    max_ttl: int = setting(
-        env.MAX_TTL, 7 * 86400, "Upper bound for a per-request TTL (X-Semcache-TTL).", low=0
+    max_ttl: int | None = setting(
+        env.MAX_TTL,
+        None,
+        "Upper bound for a per-request TTL (X-Semcache-TTL); unset: the `ttl` setting, so a "
+        "client cannot keep an answer longer than the operator chose.",
+        low=0,
     )
     top_k: int = setting(
         env.TOP_K, 4, "Candidates fetched from the vector search.", low=1, high=100
@@ -374,6 +378,20 @@ class Settings:
         env.TENANT_HEADER,
         None,
         "Header naming the tenant, trusted only when set (e.g. set by your gateway).",
+    )
+    identity_headers: str | None = setting(
+        env.IDENTITY_HEADERS,
+        None,
+        "Further request headers that say who asks (comma-separated, e.g. `X-Token`), "
+        "treated like Authorization, the providers' key headers and Cookie.",
+    )
+    client_cache_control: str = setting(
+        env.CLIENT_CACHE_CONTROL,
+        "identified",
+        "Who may refresh an entry (`Cache-Control: no-cache`) or set its TTL "
+        "(`X-Semcache-TTL`): `all`, `identified` (requests with a credential or tenant) "
+        "or `none`. `no-store` and a TTL of 0 are always honoured.",
+        choices=("all", "identified", "none"),
     )
     upstream_429_threshold: int = setting(
         env.UPSTREAM_429_THRESHOLD,

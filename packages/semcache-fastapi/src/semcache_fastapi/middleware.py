@@ -53,6 +53,10 @@ class SemanticCacheMiddleware:
             ``cache_settings.enabled``.
         methods: request methods looked at (default POST only); others are untouched.
         path_prefix: only paths under it are looked at (default ``/``: all).
+        paths: glob patterns a looked-at path must also match (``*`` matches ``/``);
+            default: every path under the prefix.
+        destination: where requests go, for the partition; default each request's
+            ``Host`` header (the proxy passes its upstream URL).
         extract_query: ``(request, body) -> str | None``, the text to embed; ``None``
             bypasses. Default :func:`semcache.http.default_extract_query`.
         extract_model: ``(request, body) -> str | None``, the model (partition);
@@ -83,6 +87,8 @@ class SemanticCacheMiddleware:
         cache_settings: Settings | None = None,
         ignored_fields: Collection[str] = DEFAULT_IGNORED_FIELDS,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        paths: Collection[str] | None = None,
+        destination: str | None = None,
     ) -> None:
         self.app = app
         self.cache = cache
@@ -97,6 +103,8 @@ class SemanticCacheMiddleware:
             extract_partition=extract_partition,
             ignored_fields=ignored_fields,
             max_response_bytes=max_response_bytes,
+            paths=paths,
+            destination=destination,
         )
         self.engine = HttpCacheEngine(cache, self.policy, settings=settings)
         self._warmups: set[asyncio.Task[None]] = set()

@@ -127,6 +127,12 @@ def create_semantic_cache_proxy_app(
         client.headers.clear()  # forward the client's headers only, add none of httpx's
         return client
 
+    # Generation endpoints only, unless told otherwise; two proxies for two upstreams
+    # sharing one store never share answers.
+    middleware_options.setdefault(
+        "paths", [p.strip() for p in s.proxy_paths.split(",") if p.strip()]
+    )
+    middleware_options.setdefault("destination", upstream.rstrip("/"))
     metrics = ProxyMetrics()
     forwarder = Forwarder(upstream, client_factory, on_upstream=metrics.observe_upstream)
     return SemanticCacheProxy(cache, forwarder, metrics, middleware_options, owns_cache=owns_cache)

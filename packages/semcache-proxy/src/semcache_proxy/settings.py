@@ -10,9 +10,11 @@ from semcache.settings import check_declared, setting
 __all__ = [
     "ADMIN_PATH",
     "ADMIN_TOKEN",
+    "GENERATION_PATHS",
     "HEALTH_PATH",
     "METRICS_PATH",
     "PROXY_HOST",
+    "PROXY_PATHS",
     "PROXY_PORT",
     "PROXY_TIMEOUT",
     "PROXY_UPSTREAM",
@@ -29,11 +31,27 @@ PROXY_PORT = _P + "PROXY_PORT"
 PROXY_WORKERS = _P + "PROXY_WORKERS"
 PROXY_TIMEOUT = _P + "PROXY_TIMEOUT"
 PROXY_VERIFY = _P + "PROXY_VERIFY"
+PROXY_PATHS = _P + "PROXY_PATHS"
 ADMIN_TOKEN = _P + "ADMIN_TOKEN"
 ADMIN_PATH = _P + "ADMIN_PATH"
 HEALTH_PATH = _P + "HEALTH_PATH"
 READY_PATH = _P + "READY_PATH"
 METRICS_PATH = _P + "METRICS_PATH"
+
+
+GENERATION_PATHS = (
+    "*/chat/completions",  # OpenAI-compatible chat (also Azure's deployments/NAME/...)
+    "*/completions",  # legacy completions
+    "*/responses",  # OpenAI Responses
+    "*/messages",  # Anthropic Messages (not count_tokens, not batches)
+    "*/api/generate",  # Ollama
+    "*/api/chat",  # Ollama
+    "*:generateContent",  # Gemini
+    "*:streamGenerateContent",  # Gemini, streamed
+)
+"""The generation endpoints of the OpenAI, Anthropic, Ollama and Gemini APIs: what the
+proxy caches by default. Embeddings, moderations, token counting and every endpoint that
+creates something pass through untouched."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +70,13 @@ class ProxySettings:
         PROXY_TIMEOUT, 300.0, "Seconds the proxy waits on the upstream.", low=0.001
     )
     proxy_verify: bool = setting(PROXY_VERIFY, True, "Verify the upstream's TLS certificate.")
+    proxy_paths: str = setting(
+        PROXY_PATHS,
+        ",".join(GENERATION_PATHS),
+        "Comma-separated glob patterns of the paths the proxy caches (`*` matches `/` too; "
+        "`*` alone: every POST); default the generation endpoints of the OpenAI, Anthropic, "
+        "Ollama and Gemini APIs. Other requests pass through untouched.",
+    )
     admin_token: str | None = setting(
         ADMIN_TOKEN, None, "Bearer token for the admin API; unset disables it.", secret=True
     )

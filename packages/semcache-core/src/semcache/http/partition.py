@@ -3,8 +3,11 @@
 The partition is an exact hash, never embedded. It covers the method, path and query
 string, the model, the request body with the question's text masked (so the system
 prompt, earlier turns, images, tools and every sampling parameter), whether the client
-asked for a stream, and the tenant: a value from the application (``extract_partition``),
-a trusted tenant header when one is configured, and the credential's hash.
+asked for a stream, the request headers that change an answer (:data:`ANSWER_HEADERS`),
+where the request goes (the ``Host`` in a middleware, the upstream in the proxy), and the
+tenant: a value from the application (``extract_partition``), a trusted tenant header
+when one is configured, and the hash of the identity headers (:data:`CREDENTIAL_HEADERS`
+and any the operator adds).
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from semcache.text import hash_text, partition_key
 
 __all__ = [
     "ANONYMOUS_REQUESTER",
+    "ANSWER_HEADERS",
     "CREDENTIAL_HEADERS",
     "DEFAULT_IGNORED_FIELDS",
+    "answer_headers",
     "build_partition",
     "credential_hash",
     "header_value",
     "identity_tags",
+    "is_stateful",
     "raw_request_path",
     "requester_key",
     "wants_stream",
@@ -30,16 +36,40 @@ __all__ = [
 
 Headers = Sequence[tuple[str, str]]
 
-CREDENTIAL_HEADERS = ("authorization", "api-key", "x-api-key")
-"""Request headers that carry a credential (OpenAI, Azure OpenAI, Anthropic styles)."""
+CREDENTIAL_HEADERS = (
+    "authorization",
+    "api-key",
+    "x-api-key",
+    "x-goog-api-key",
+    "ocp-apim-subscription-key",
+    "cookie",
+)
+"""Request headers that say who asks: the OpenAI, Azure OpenAI, Anthropic, Gemini and
+Azure API Management key headers, and ``Cookie`` (a browser session). The
+``identity_headers`` setting adds an application's own (``X-Token``...)."""
+
+ANSWER_HEADERS = (
+    "accept-language",
+    "anthropic-beta",
+    "anthropic-version",
+    "openai-beta",
+    "openai-organization",
+    "openai-project",
+)
+"""Request headers whose value can change the answer: they are part of the partition."""
 
 DEFAULT_IGNORED_FIELDS: frozenset[str] = frozenset(
-    {"user", "metadata", "store", "prompt_cache_key", "safety_identifier"}
+    {"user", "metadata", "prompt_cache_key", "safety_identifier"}
 )
 """Top-level body fields left out of the partition: they label or log a request
-without changing its answer (end-user ids, tags, storage and upstream-cache hints)."""
+without changing its answer (end-user ids, tags, upstream-cache hints). ``store`` is
+not among them: a stored Responses answer carries an id that grants its conversation."""
 
-_VERSION = "semcache-http/1"  # bump when the rule changes, so old entries are not reused
+_STATEFUL_SEGMENTS = frozenset(
+    {"assistants", "threads", "runs", "vector_stores", "files", "uploads", "batches"}
+)
+
+_VERSION = "semcache-http/2"  # bump when the rule changes, so old entries are not reused
 
 
 def header_value(headers: Headers, name: str) -> str | None:
@@ -50,12 +80,35 @@ def header_value(headers: Headers, name: str) -> str | None:
     return None
 
 
-def credential_hash(headers: Headers) -> str | None:
-    """Hash of the request's credentials, or ``None`` when it carries none."""
-    found = [(name, value) for name, value in headers if name in CREDENTIAL_HEADERS and value]
+def credential_hash(headers: Headers, extra: Collection[str] = ()) -> str | None:
+    """Hash of the request's identity headers (:data:`CREDENTIAL_HEADERS` and ``extra``,
+    lower case), or ``None`` when it carries none."""
+    names = set(CREDENTIAL_HEADERS).union(extra)
+    found = [(name, value) for name, value in headers if name in names and value]
     if not found:
         return None
     return hash_text("\n".join(f"{name}:{value}" for name, value in sorted(found)))
+
+
+def answer_headers(headers: Headers) -> tuple[tuple[str, str], ...]:
+    """The request's :data:`ANSWER_HEADERS`, as sorted ``(name, value)`` pairs."""
+    return tuple(sorted((n, v.strip()) for n, v in headers if n in ANSWER_HEADERS))
+
+
+def is_stateful(path: str, body: Any) -> bool:
+    """Does the answer carry an id that grants access to state kept by the upstream?
+
+    A Responses API answer stored upstream (``store`` omitted or true: its ``resp_...``
+    id continues the conversation), a background job, and the Assistants, threads, runs,
+    files, uploads, batches and vector-store endpoints. Such answers are kept per
+    credential whatever ``auth_mode`` says.
+    """
+    if isinstance(body, Mapping):
+        if body.get("background") is True:
+            return True
+        if path.rstrip("/").endswith("/responses") and body.get("store") is not False:
+            return True
+    return any(part in _STATEFUL_SEGMENTS for part in path.split("/"))
 
 
 def raw_request_path(raw: bytes | str | None, decoded: str) -> str:
@@ -76,7 +129,11 @@ def raw_request_path(raw: bytes | str | None, decoded: str) -> str:
 
 
 def identity_tags(
-    headers: Headers, *, tenants: Sequence[str | None], credential: bool
+    headers: Headers,
+    *,
+    tenants: Sequence[str | None],
+    credential: bool,
+    extra: Collection[str] = (),
 ) -> dict[str, list[str]]:
     """Metadata naming who a partition belongs to, as hashes (:mod:`semcache.tags`):
     the ``tenants`` values, and the credential header values when ``credential`` (the
@@ -86,7 +143,8 @@ def identity_tags(
     if found:
         tags["tenant"] = found
     if credential:
-        values = sorted({credential_tag(v) for n, v in headers if n in CREDENTIAL_HEADERS and v})
+        names = set(CREDENTIAL_HEADERS).union(extra)
+        values = sorted({credential_tag(v) for n, v in headers if n in names and v})
         if values:
             tags["credential"] = values
     return tags
@@ -112,13 +170,17 @@ def build_partition(
     trusted_tenant: str | None = None,
     credential: str | None = None,
     ignored_fields: Collection[str] = DEFAULT_IGNORED_FIELDS,
+    headers: Sequence[tuple[str, str]] = (),
+    destination: str | None = None,
 ) -> str:
     """The partition key of one request (a hash; equal keys may share answers).
 
     ``rest`` is the request body with the question masked; its top-level
     ``ignored_fields`` are dropped. ``tenant`` comes from the application,
     ``trusted_tenant`` from a configured header, ``credential`` from
-    :func:`credential_hash`.
+    :func:`credential_hash`. ``headers`` are the request's :func:`answer_headers`;
+    ``destination`` is where the request goes (a middleware's ``Host``, the proxy's
+    upstream).
     """
     if isinstance(rest, Mapping) and ignored_fields:
         rest = {k: v for k, v in rest.items() if k not in ignored_fields}
@@ -133,6 +195,8 @@ def build_partition(
         trusted_tenant,
         credential,
         rest,
+        [list(pair) for pair in headers],
+        destination,
     )
 
 

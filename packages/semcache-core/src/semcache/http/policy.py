@@ -7,6 +7,7 @@ I/O themselves. The same rules then hold in every adapter.
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 import json
 import logging
@@ -19,10 +20,12 @@ from semcache.http.headers import HEADER_TTL
 from semcache.http.partition import (
     ANONYMOUS_REQUESTER,
     DEFAULT_IGNORED_FIELDS,
+    answer_headers,
     build_partition,
     credential_hash,
     header_value,
     identity_tags,
+    is_stateful,
     requester_key,
     wants_stream,
 )
@@ -129,11 +132,15 @@ async def _call(fn: Extractor, request: Any, body: Any) -> str | None:
 class HttpCachePolicy:
     """The cache rules for HTTP requests, shared by every adapter.
 
-    ``settings`` supplies ``enabled``, ``max_body_bytes``, ``max_ttl``, ``auth_mode``
-    and ``tenant_header``. ``methods`` and ``path_prefix`` choose the requests the
-    cache looks at at all; others are not touched. The extractors are called as
-    ``fn(request, body)`` with the adapter's own request object and the parsed JSON
-    body, may be sync or async, and when one raises the request is bypassed.
+    ``settings`` supplies ``enabled``, ``max_body_bytes``, ``max_ttl``, ``auth_mode``,
+    ``tenant_header``, ``identity_headers`` and ``client_cache_control``. ``methods``,
+    ``path_prefix`` and ``paths`` (glob patterns the whole path must match, ``*``
+    matching ``/`` too; ``None``: every path under the prefix) choose the requests the
+    cache looks at at all; others are not touched. ``destination`` names where requests
+    go, for the partition: ``None`` means each request's ``Host`` header (a middleware);
+    the proxy passes its upstream. The extractors are called as ``fn(request, body)``
+    with the adapter's own request object and the parsed JSON body, may be sync or
+    async, and when one raises the request is bypassed.
     """
 
     def __init__(
@@ -148,11 +155,20 @@ class HttpCachePolicy:
         extract_partition: Extractor | None = None,
         ignored_fields: Collection[str] = DEFAULT_IGNORED_FIELDS,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        paths: Collection[str] | None = None,
+        destination: str | None = None,
     ) -> None:
         self.settings = settings
         self.enabled = settings.enabled if enabled is None else enabled
         self.methods = frozenset(m.upper() for m in methods)
         self.path_prefix = path_prefix or "/"
+        self.paths = None if paths is None else tuple(paths)
+        self.destination = destination
+        self.identity_headers = frozenset(
+            name.strip().lower()
+            for name in (settings.identity_headers or "").split(",")
+            if name.strip()
+        )
         self.extract_query = extract_query
         self.extract_model = extract_model or default_extract_model
         self.extract_partition = extract_partition
@@ -169,6 +185,10 @@ class HttpCachePolicy:
     def in_scope(self, method: str, path: str) -> bool:
         """Does the cache look at this request at all? (Others are not touched, no header.)"""
         if not self.enabled or method.upper() not in self.methods:
+            return False
+        if self.paths is not None and not any(
+            fnmatch.fnmatchcase(path, pattern) for pattern in self.paths
+        ):
             return False
         prefix = self.path_prefix
         if prefix == "/" or path == prefix or prefix.endswith("/"):
@@ -190,7 +210,10 @@ class HttpCachePolicy:
         encoding = (header_value(headers, "content-encoding") or "identity").strip().lower()
         if encoding != "identity":
             return Bypass("compressed body")
-        if self.settings.auth_mode == "bypass" and credential_hash(headers) is not None:
+        if (
+            self.settings.auth_mode == "bypass"
+            and credential_hash(headers, self.identity_headers) is not None
+        ):
             return Bypass("credentials")
         return None
 
@@ -258,9 +281,17 @@ class HttpCachePolicy:
                 return found_tenant
             tenant = found_tenant
         trusted = header_value(headers, self.tenant_header) if self.tenant_header else None
-        credential_id = credential_hash(headers)
-        credential = credential_id if self.settings.auth_mode == "partition" else None
+        credential_id = credential_hash(headers, self.identity_headers)
+        # An answer that grants access to upstream state is never shared across
+        # credentials, whatever auth_mode says.
+        per_credential = self.settings.auth_mode == "partition" or is_stateful(request.path, body)
+        credential = credential_id if per_credential else None
         stream = wants_stream(body, headers)
+        destination = (
+            self.destination
+            if self.destination is not None
+            else (header_value(headers, "host") or "").strip().lower()
+        )
 
         partition = build_partition(
             method=request.method,
@@ -273,10 +304,15 @@ class HttpCachePolicy:
             trusted_tenant=trusted,
             credential=credential,
             ignored_fields=self.ignored_fields,
+            headers=answer_headers(headers),
+            destination=destination,
         )
         directives = cache_directives(headers)
         refresh = "no-cache" in directives or directives.get("max-age") == "0"
         ttl, store = self._ttl(header_value(headers, HEADER_TTL))
+        if not self._may_steer(identified=bool(credential_id or tenant or trusted)):
+            # Refreshing or pinning an entry would change what others get: ignored.
+            refresh, ttl = False, None
         metadata: dict[str, Any] = {
             "method": request.method.upper(),
             "path": request.path,
@@ -285,7 +321,12 @@ class HttpCachePolicy:
         if model is not None:
             metadata["model"] = model
         metadata.update(
-            identity_tags(headers, tenants=(tenant, trusted), credential=bool(credential))
+            identity_tags(
+                headers,
+                tenants=(tenant, trusted),
+                credential=bool(credential),
+                extra=self.identity_headers,
+            )
         )
         return CachePlan(
             query=query,
@@ -310,8 +351,14 @@ class HttpCachePolicy:
             log.exception("semcache: %s raised; passing the request through", name)
             return Bypass(f"{name} failed")
 
+    def _may_steer(self, *, identified: bool) -> bool:
+        """May this request refresh an entry or set its TTL (``client_cache_control``)?"""
+        mode = self.settings.client_cache_control
+        return mode == "all" or (mode == "identified" and identified)
+
     def _ttl(self, raw: str | None) -> tuple[int | None, bool]:
-        """(ttl, store) from ``X-Semcache-TTL``: capped at ``max_ttl``; 0 means do not store."""
+        """(ttl, store) from ``X-Semcache-TTL``: capped at ``max_ttl`` (default: the
+        ``ttl`` setting); 0 means do not store."""
         if raw is None:
             return None, True
         raw = raw.strip()
@@ -321,6 +368,9 @@ class HttpCachePolicy:
         seconds = int(raw)
         if seconds == 0:
             return None, False
-        if self.settings.max_ttl <= 0:
+        cap = self.settings.max_ttl if self.settings.max_ttl is not None else self.settings.ttl
+        if self.settings.max_ttl == 0:
             return None, True  # per-request TTLs are switched off
-        return min(seconds, self.settings.max_ttl), True
+        if cap <= 0:  # ttl 0 (no expiry) and no cap of its own: as asked
+            return seconds, True
+        return min(seconds, cap), True
