@@ -8,6 +8,7 @@ Django's real middleware stack (``SessionMiddleware``, ``CsrfViewMiddleware``,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -248,8 +249,6 @@ async def test_an_async_view_answer_for_one_user_never_reaches_another() -> None
 
 
 async def _stored(cache: SemanticCache, count: int) -> None:
-    import asyncio
-
     for _ in range(2000):
         if cache.counters["stores"] >= count:
             return
