@@ -6,7 +6,9 @@ if not settings.configured:
         DEBUG=False,
         SECRET_KEY="semcache-tests",
         ALLOWED_HOSTS=["*"],
-        INSTALLED_APPS=[],
+        # contrib.auth for request.user; sessions in signed cookies: no database needed.
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
+        SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
         DATABASES={},
         MIDDLEWARE=["semcache_django.SemanticCacheMiddleware"],
         ROOT_URLCONF="tests.django_adapter.django_test_app.SyncRoutes",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import threading
 import uuid
@@ -19,6 +20,7 @@ from django.test import AsyncClient, Client, override_settings
 from django.urls import re_path
 
 import semcache_django
+import semcache_django.ordering
 from semcache import SemanticCache, Settings, sync
 from semcache.testing import StalledEmbedder
 from semcache_django import SemanticCacheMiddleware
@@ -128,12 +130,19 @@ def test_exports() -> None:
 
 
 @pytest.mark.parametrize("page", EXAMPLE_PAGES, ids=page_id)
-def test_readme_settings_example(env_test_cache: None, page: Path) -> None:
+def test_readme_settings_example(
+    env_test_cache: None, page: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     code = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)[0]
     namespace: dict[str, Any] = {}
     exec(code, namespace)
     assert "semcache_django.SemanticCacheMiddleware" in namespace["MIDDLEWARE"]
-    with configured(**namespace["SEMCACHE"]):
+    semcache_django.ordering.forget_warnings()
+    caplog.set_level(logging.WARNING, logger="semcache")
+    with (
+        configured(**namespace["SEMCACHE"]),
+        override_settings(MIDDLEWARE=namespace["MIDDLEWARE"]),
+    ):
         client = Client()
         assert post(client, "/v1/ask").headers["x-semcache"] == "miss"
         assert "x-semcache" not in post(client, "/v2/ask").headers  # outside path_prefix
@@ -143,6 +152,7 @@ def test_readme_settings_example(env_test_cache: None, page: Path) -> None:
         assert hit.headers["x-semcache"] == "hit" and hit.json()["n"] == 1
         assert hit.headers["x-semcache-similarity"] == "1.0000"
         assert hit.headers["x-semcache-entry"]
+    assert not [r for r in caplog.records if "MIDDLEWARE" in r.getMessage()]  # well placed
 
 
 # -- configuration --------------------------------------------------------------------------

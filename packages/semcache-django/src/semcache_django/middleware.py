@@ -32,6 +32,7 @@ from semcache.http import (
     recorded_async,
 )
 from semcache.http import HttpRequest as CacheRequest
+from semcache_django.ordering import private_reason, warn_once
 
 __all__ = ["SETTING", "SemanticCacheMiddleware"]
 
@@ -47,7 +48,11 @@ AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 class SemanticCacheMiddleware:
     """Semantic cache for a Django project, configured by the ``SEMCACHE`` setting.
 
-    Add ``"semcache_django.SemanticCacheMiddleware"`` to ``MIDDLEWARE``. Every JSON
+    Add ``"semcache_django.SemanticCacheMiddleware"`` to ``MIDDLEWARE``, above
+    ``SessionMiddleware``, ``CsrfViewMiddleware``, ``AuthenticationMiddleware``,
+    ``MessageMiddleware`` and ``LocaleMiddleware`` (a misplacement is logged once,
+    when Django builds its middleware). An answer that read the session, handed out
+    a CSRF token, used messages or says ``Vary: Cookie`` is never stored. Every JSON
     POST whose body carries a question (``query``, ``prompt``, ``input``, chat or
     Anthropic ``messages``...) is looked up; answers carry ``X-Semcache:
     hit|miss|bypass`` and hits ``X-Semcache-Similarity``. Works with sync and async
@@ -72,6 +77,7 @@ class SemanticCacheMiddleware:
 
     def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
         self.get_response = get_response
+        warn_once(getattr(django_settings, "MIDDLEWARE", ()), type(self))
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
@@ -106,7 +112,7 @@ class SemanticCacheMiddleware:
         except BaseException:
             outcome.abort()
             raise
-        return _forwarded(response, outcome)
+        return _forwarded(request, response, outcome)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         get_response = cast(AsyncGetResponse, self.get_response)
@@ -129,7 +135,7 @@ class SemanticCacheMiddleware:
         except BaseException:
             outcome.abort()
             raise
-        return _forwarded(response, outcome)
+        return _forwarded(request, response, outcome)
 
     # -- steps ---------------------------------------------------------------------
 
@@ -188,11 +194,18 @@ def _wire_headers(response: HttpResponseBase) -> list[tuple[str, str]]:
     return headers
 
 
-def _forwarded(response: HttpResponseBase, forward: Forward) -> HttpResponseBase:
-    """Mark the app's answer a miss and keep a copy of it while it is sent."""
+def _forwarded(
+    request: HttpRequest, response: HttpResponseBase, forward: Forward
+) -> HttpResponseBase:
+    """Mark the app's answer a miss and keep a copy of it while it is sent (stored
+    unless it belongs to this visitor only: see :func:`private_reason`)."""
     try:
         _mark(response, "miss")
         forward.start(response.status_code, _wire_headers(response))
+        private = private_reason(request, response)
+        if private is not None:
+            log.debug("semcache: not stored (%s)", private)
+            forward.discard(private)
         if isinstance(response, StreamingHttpResponse):
             if response.is_async:
                 response.streaming_content = recorded_async(response.streaming_content, forward)
