@@ -18,8 +18,10 @@ SSE = [("content-type", "text/event-stream; charset=utf-8")]
     ("status", "headers", "reason"),
     [
         (200, JSON, None),
-        (201, JSON, None),
-        (204, [], None),
+        (203, JSON, None),
+        (201, JSON, "status 201"),
+        (202, JSON, "status 202"),
+        (204, [], "status 204"),
         (206, JSON, "status 206"),
         (301, JSON, "status 301"),
         (404, JSON, "status 404"),
@@ -28,10 +30,15 @@ SSE = [("content-type", "text/event-stream; charset=utf-8")]
         (200, [*JSON, ("set-cookie", "a=b")], "set-cookie"),
         (200, [("cache-control", "private, max-age=60")], "cache-control"),
         (200, [("cache-control", "No-Store")], "cache-control"),
-        (200, [("cache-control", "no-cache")], None),  # SSE servers send it; still storable
-        (200, [("cache-control", "public, max-age=60")], None),
+        (200, [*SSE, ("cache-control", "no-cache")], None),  # SSE servers send it; storable
+        (200, [*JSON, ("cache-control", "public, max-age=60")], None),
         (200, [("vary", "*")], "vary"),
-        (200, [("vary", "accept")], None),
+        (200, [*JSON, ("vary", "accept")], "vary"),
+        (200, [*JSON, ("vary", "Accept-Encoding")], None),
+        (200, [*JSON, ("vary", "accept-encoding"), ("vary", "cookie")], "vary"),
+        (200, [*JSON, ("vary", "Origin, Accept-Encoding")], "vary"),
+        (200, [("content-type", "text/html; charset=utf-8")], "content-type"),
+        (200, [], "content-type"),
         (200, [("trailer", "x-checksum")], "trailers"),
     ],
 )
@@ -39,7 +46,7 @@ def test_response_cacheability(status, headers, reason):
     assert response_not_cacheable(status, headers) == reason
 
 
-def test_storable_headers_drop_hop_by_hop_and_per_response():
+def test_storable_headers_are_an_allowlist():
     headers = [
         ("content-type", "application/json"),
         ("content-length", "12"),
@@ -56,15 +63,36 @@ def test_storable_headers_drop_hop_by_hop_and_per_response():
         ("anthropic-ratelimit-tokens-limit", "1"),
         ("x-semcache", "miss"),
         ("content-encoding", "gzip"),
-        ("x-custom", "kept"),
-        ("x-custom", "twice"),
+        ("x-custom", "dropped"),
+        ("openai-organization", "org-123"),
+        ("openai-project", "proj_1"),
+        ("openai-version", "2020-10-01"),
+        ("anthropic-organization-id", "a1"),
+        ("traceparent", "00-1-2-01"),
+        ("access-control-allow-origin", "https://a.example"),
+        ("vary", "accept-encoding"),
+        ("cache-control", "no-cache"),
+        ("content-language", "fr"),
     ]
     assert storable_headers(headers) == [
         ("content-type", "application/json"),
         ("content-encoding", "gzip"),
-        ("x-custom", "kept"),
-        ("x-custom", "twice"),
+        ("openai-version", "2020-10-01"),
+        ("cache-control", "no-cache"),
+        ("content-language", "fr"),
     ]
+
+
+def test_replay_drops_headers_outside_the_allowlist_of_older_entries():
+    old = StoredResponse(
+        200,
+        (("content-type", "application/json"), ("openai-organization", "org-a"), ("x-a", "1")),
+        b"{}",
+        False,
+        100.0,
+    )
+    names = [k for k, _ in old.replay_headers(now=100.0)]
+    assert names == ["content-type", "content-length", "age", "x-semcache"]
 
 
 def test_stored_response_round_trip():
@@ -208,3 +236,15 @@ def test_recorder_refuses():
 )
 def test_accepts_encoding(header, coding, ok):
     assert accepts_encoding(header, coding) is ok
+
+
+def test_vary_on_a_partitioned_request_header_is_satisfied():
+    headers = [*JSON, ("vary", "Origin"), ("vary", "X-Origin, Referer")]
+    assert response_not_cacheable(200, headers) == "vary"
+    partitioned = {"origin", "x-origin", "referer"}
+    assert response_not_cacheable(200, headers, vary_partitioned=partitioned) is None
+    assert response_not_cacheable(200, [*headers, ("vary", "cookie")], vary_partitioned=partitioned)
+    recorder = ResponseRecorder(vary_partitioned=["Origin", "X-Origin", "Referer"])
+    recorder.start(200, headers)
+    recorder.add(b'{"a": 1}')
+    assert recorder.finish() is not None

@@ -6,8 +6,10 @@ middleware and nothing else that changes requests or responses:
 ``/api/answer``
     ``backend.answer(body, headers)`` -> :class:`Reply` (JSON). Control headers:
     ``x-test-status`` (status code), ``x-test-set-cookie`` (adds a cookie),
-    ``x-test-cache-control`` (response Cache-Control), ``x-test-gate`` (wait for
-    :meth:`Backend.release` before answering).
+    ``x-test-cache-control`` (response Cache-Control), ``x-test-vary`` (response Vary),
+    ``x-test-body`` (``error``: a JSON ``{"error": ...}`` body; ``html``: an HTML page;
+    ``empty``: no body), ``x-test-gate`` (wait for :meth:`Backend.release` before
+    answering).
 ``/v1/chat/completions``
     Same as ``/api/answer`` for a non-streaming body; with ``"stream": true`` an SSE
     stream: ``backend.stream(headers)`` / ``backend.astream(headers)``.
@@ -27,7 +29,8 @@ middleware and nothing else that changes requests or responses:
     the ``Authorization`` in :attr:`Backend.limited_credential` when it is set), with
     :attr:`Backend.retry_after` as ``Retry-After`` when it is set.
 
-Every response sets ``x-request-id`` and ``x-custom: kept`` so replays can be checked.
+Every response sets ``x-request-id`` and ``x-custom`` so replays can be checked (neither
+is replayed).
 """
 
 from __future__ import annotations
@@ -138,7 +141,17 @@ class Backend:
             out.append(("set-cookie", "session=abc; Path=/"))
         if headers.get("x-test-cache-control"):
             out.append(("cache-control", headers["x-test-cache-control"]))
+        if headers.get("x-test-vary"):
+            out.append(("vary", headers["x-test-vary"]))
         status = int(headers.get("x-test-status", "200"))
+        kind = headers.get("x-test-body")
+        if kind == "error":
+            payload = {"error": {"message": f"overloaded #{n}", "type": "server_error"}}
+        elif kind == "html":
+            out[0] = ("content-type", "text/html; charset=utf-8")
+            return Reply(status, out, f"<html><body>Bad gateway #{n}</body></html>".encode())
+        elif kind == "empty":
+            return Reply(status, out, b"")
         return Reply(status, out, json.dumps(payload).encode())
 
     def limited(self, body: bytes, headers: Mapping[str, str]) -> Reply:

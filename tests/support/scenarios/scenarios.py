@@ -94,18 +94,19 @@ def hit_replays_status_and_headers(h: Harness) -> None:
     first = miss_stored(
         h,
         "/api/answer",
-        201,
+        203,
         json={"query": "List three prime numbers"},
-        headers={"x-test-status": "201"},
+        headers={"x-test-status": "203"},
     )
     assert first.headers["x-request-id"] == "req-1"
+    assert first.headers["x-custom"] == "kept"
 
-    hit = expect(h.ask("List three prime numbers"), "hit", 201)
+    hit = expect(h.ask("List three prime numbers"), "hit", 203)
     assert hit.content == first.content
     assert hit.headers["content-type"] == "application/json"
-    assert hit.headers["x-custom"] == "kept"
     assert int(hit.headers["content-length"]) == len(hit.content)
     assert "x-request-id" not in hit.headers  # per-response ids are not replayed
+    assert "x-custom" not in hit.headers  # only an allowlist of headers is replayed
     assert "set-cookie" not in hit.headers
     assert int(hit.headers["age"]) >= 0
     for name in ("date", "server", "x-semcache", "content-length"):
@@ -368,6 +369,13 @@ def uncacheable_responses_are_not_stored(h: Harness) -> None:
         ({"x-test-set-cookie": "1"}, 200, "Can you remember my session?"),
         ({"x-test-cache-control": "private"}, 200, "What is in my private account?"),
         ({"x-test-cache-control": "no-store"}, 200, "Tell me a one-off secret"),
+        # Only 200 and 203 are stored.
+        ({"x-test-status": "201"}, 201, "Create a haiku about spring"),
+        ({"x-test-status": "202"}, 202, "Queue a summary of the news"),
+        # A Vary on a request header other than Accept-Encoding.
+        ({"x-test-vary": "Accept-Language"}, 200, "Greet me in my own language"),
+        # An error sent with a 200.
+        ({"x-test-body": "error"}, 200, "Why is the model overloaded?"),
     ]
     for headers, code, question in cases:
         first = expect(
@@ -375,10 +383,28 @@ def uncacheable_responses_are_not_stored(h: Harness) -> None:
         )
         if "x-test-set-cookie" in headers:
             assert first.headers.get("set-cookie")  # passed on, just not stored
+        if "x-test-body" in headers:
+            assert first.json()["error"]["type"] == "server_error"  # passed on as it came
         second = expect(h.post("/api/answer", json={"query": question}), "miss")
-        assert second.json()["n"] == first.json()["n"] + 1
+        assert second.json()["n"] == h.backend.calls
     h.wait_stores(len(cases))
     assert h.stores() == len(cases)  # only each second, plain answer
+
+
+@scenario()
+def html_and_empty_answers_are_passed_on_not_stored(h: Harness) -> None:
+    question = "What does the gateway say?"
+    for kind, content_type in (("html", "text/html"), ("empty", "application/json")):
+        first = expect(
+            h.post("/api/answer", json={"query": question}, headers={"x-test-body": kind}),
+            "miss",
+        )
+        assert first.headers["content-type"].startswith(content_type)
+        assert (b"Bad gateway" in first.content) if kind == "html" else first.content == b""
+    second = expect(h.post("/api/answer", json={"query": question}), "miss")
+    assert second.json()["n"] == 3
+    h.wait_stores(1)
+    assert h.stores() == 1
 
 
 # -- per-request control --------------------------------------------------------------------
@@ -510,7 +536,7 @@ def sse_replayed_on_hit(h: Harness) -> None:
     with h.stream("POST", "/api/stream", json=body) as response:
         assert cache_status(response) == "hit"
         assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["x-custom"] == "kept"
+        assert "x-custom" not in response.headers  # only an allowlist is replayed
         assert "content-length" not in response.headers  # chunked, like the original
         chunks = list(response.iter_raw())
     replay = b"".join(chunks)

@@ -14,6 +14,7 @@
 - :mod:`~semcache.http.config`: the configuration mapping of the Django and Flask adapters.
 """
 
+from semcache.http.bodies import body_not_storable, content_type_not_storable
 from semcache.http.breaker import UpstreamBreaker, UpstreamBreakers
 from semcache.http.bridge import BridgedEngine
 from semcache.http.config import ADAPTER_OPTIONS, parse_adapter_config
@@ -56,6 +57,7 @@ from semcache.http.responses import (
     DEFAULT_MAX_RESPONSE_BYTES,
     HOP_BY_HOP_HEADERS,
     PER_RESPONSE_HEADERS,
+    REPLAYED_HEADERS,
     ResponseRecorder,
     StoredResponse,
     accepts_encoding,
@@ -79,6 +81,7 @@ __all__ = [
     "OWN_HEADERS",
     "PER_RESPONSE_HEADERS",
     "QUERY_PLACEHOLDER",
+    "REPLAYED_HEADERS",
     "BridgedEngine",
     "Bypass",
     "CachePlan",
@@ -97,8 +100,10 @@ __all__ = [
     "UpstreamBreaker",
     "UpstreamBreakers",
     "accepts_encoding",
+    "body_not_storable",
     "build_partition",
     "cache_directives",
+    "content_type_not_storable",
     "credential_hash",
     "default_extract_model",
     "default_extract_query",

@@ -120,6 +120,9 @@ class Forward:
                 stored = self._recorder.finish()
             except Exception:
                 log.exception("semcache: could not record the response; it will not be stored")
+            else:
+                if stored is None:
+                    log.debug("semcache: response not stored: %s", self._recorder.reason)
         self._recorder = None
         self._settle(stored)
 

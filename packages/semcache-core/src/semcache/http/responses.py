@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
+from semcache.http.bodies import body_not_storable, content_type_not_storable
 from semcache.http.headers import HEADER_ENTRY, HEADER_SIMILARITY, HEADER_STATUS, OWN_HEADERS
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "HOP_BY_HOP_HEADERS",
     "PER_RESPONSE_HEADERS",
+    "REPLAYED_HEADERS",
     "ResponseRecorder",
     "StoredResponse",
     "accepts_encoding",
@@ -62,8 +64,35 @@ PER_RESPONSE_HEADERS = frozenset(
         "retry-after",
     }
 )
+"""Never replayed (all outside :data:`REPLAYED_HEADERS`); for callers that filter headers."""
 
-_PER_RESPONSE_PREFIXES = ("x-ratelimit-", "ratelimit-", "anthropic-ratelimit-")
+REPLAYED_HEADERS = frozenset(
+    {
+        # What the body is: a client needs these to read it.
+        "content-type",
+        "content-encoding",
+        "content-language",
+        # How intermediaries may keep and pass it on (no identity in them).
+        "cache-control",
+        "x-accel-buffering",
+        # The version of the wire format of the body (OpenAI: "2020-10-01").
+        "openai-version",
+    }
+)
+"""The only headers of a stored answer that are sent again on a hit (an allowlist).
+
+Not replayed, among others: organisation and project ids (``openai-organization``,
+``openai-project``, ``anthropic-organization-id``), request and trace ids
+(``x-request-id``, ``request-id``, ``cf-ray``, ``traceparent``, ``apim-request-id``),
+timings (``openai-processing-ms``), rate-limit state (``x-ratelimit-*``,
+``anthropic-ratelimit-*``, ``retry-after``), cookies, CORS and ``Vary`` headers, and any
+custom header of the app: they describe the original call and its caller, not the
+answer. The SDKs of OpenAI, Anthropic, Gemini and Ollama read none of them to parse an
+answer. OpenAI's and Anthropic's clients expose the request id when there is one and
+accept its absence.
+"""
+
+_STORED_STATUSES = frozenset({200, 203})
 
 _STREAMING_TYPES = frozenset(
     {"text/event-stream", "application/x-ndjson", "application/ndjson", "application/jsonl"}
@@ -94,44 +123,43 @@ def is_streaming_content_type(content_type: str | None) -> bool:
     return content_type.split(";", 1)[0].strip().lower() in _STREAMING_TYPES
 
 
-def response_not_cacheable(status: int, headers: Headers) -> str | None:
-    """Why a response must not be stored, or ``None`` when it may be.
+def response_not_cacheable(
+    status: int, headers: Headers, *, vary_partitioned: Collection[str] = ()
+) -> str | None:
+    """Why a response must not be stored, judged on its head, or ``None`` when it may be.
 
-    Stored: 2xx (not 206) without ``Set-Cookie``, ``Cache-Control: private`` or
-    ``no-store``, ``Vary: *``, or trailers.
+    Stored: status 200 or 203 (not 201, 202, 204 or any other), a content type the cache
+    can judge (see :mod:`semcache.http.bodies`), without ``Set-Cookie``,
+    ``Cache-Control: private`` or ``no-store``, trailers, or a ``Vary`` naming anything
+    but ``Accept-Encoding``: an answer that depends on another request header is not
+    stored at all, unless it is named in ``vary_partitioned``: the (lower-case) request
+    headers whose values are already part of the partition the answer is stored in. The
+    body is judged afterwards, by :func:`semcache.http.bodies.body_not_storable`.
     """
-    if not 200 <= status < 300 or status == 206:
+    if status not in _STORED_STATUSES:
         return f"status {status}"
     names = {name for name, _ in headers}
     if "set-cookie" in names or "set-cookie2" in names:
         return "set-cookie"
     directives: set[str] = set()
+    varies: set[str] = set()
     for name, value in headers:
         if name == "cache-control":
             directives |= _tokens(value)
+        elif name == "vary":
+            varies |= _tokens(value)
     if "private" in directives or "no-store" in directives:
         return "cache-control"
-    if "*" in _tokens(_header(headers, "vary")):
+    if varies - {"accept-encoding", *vary_partitioned}:
         return "vary"
     if "trailer" in names:
         return "trailers"
-    return None
+    return content_type_not_storable(headers)
 
 
 def storable_headers(headers: Headers) -> list[tuple[str, str]]:
-    """``headers`` minus hop-by-hop, ``Connection``-listed and per-response ones."""
-    listed = set()
-    for name, value in headers:
-        if name == "connection":
-            listed |= _tokens(value)
-    kept = []
-    for name, value in headers:
-        if name in HOP_BY_HOP_HEADERS or name in PER_RESPONSE_HEADERS or name in listed:
-            continue
-        if name.startswith(_PER_RESPONSE_PREFIXES):
-            continue
-        kept.append((name, value))
-    return kept
+    """The headers of ``headers`` that are kept and replayed: :data:`REPLAYED_HEADERS` only."""
+    return [(name, value) for name, value in headers if name in REPLAYED_HEADERS]
 
 
 def accepts_encoding(accept_encoding: str | None, coding: str) -> bool:
@@ -234,7 +262,8 @@ class StoredResponse:
 
         ``X-Semcache-Entry`` names the entry served, so an operator can delete it.
         """
-        headers = [(k, v) for k, v in self.headers if k not in ("content-length", "age")]
+        # Filtered again: entries stored before the allowlist may hold more.
+        headers = storable_headers(self.headers)
         if not self.streamed:
             headers.append(("content-length", str(len(self.body))))
         age = max(0, int((time.time() if now is None else now) - self.created_at))
@@ -263,12 +292,16 @@ class ResponseRecorder:
 
     Call :meth:`start` with the status and headers, :meth:`add` per body chunk, then
     :meth:`finish` once the last chunk was sent successfully. Anything unexpected
-    (a reason from :func:`response_not_cacheable`, an oversize body, :meth:`abort`)
-    makes :meth:`finish` return ``None``.
+    (a reason from :func:`response_not_cacheable` or from
+    :func:`~semcache.http.bodies.body_not_storable`, an oversize body, :meth:`abort`)
+    makes :meth:`finish` return ``None`` and leaves the reason in :attr:`reason`.
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+    def __init__(
+        self, max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, vary_partitioned: Collection[str] = ()
+    ) -> None:
         self.max_bytes = max_bytes
+        self.vary_partitioned = frozenset(name.lower() for name in vary_partitioned)
         self.status = 0
         self.headers: list[tuple[str, str]] = []
         self.reason: str | None = "not started"
@@ -279,7 +312,9 @@ class ResponseRecorder:
     def start(self, status: int, headers: Headers) -> None:
         self.status = status
         self.headers = list(headers)
-        self.reason = response_not_cacheable(status, self.headers)
+        self.reason = response_not_cacheable(
+            status, self.headers, vary_partitioned=self.vary_partitioned
+        )
 
     def add(self, chunk: bytes) -> None:
         if self.reason is not None:
@@ -305,4 +340,7 @@ class ResponseRecorder:
         )
         body = b"".join(self._chunks)
         self._chunks.clear()
+        self.reason = body_not_storable(self.headers, body, self.max_bytes)
+        if self.reason is not None:
+            return None
         return StoredResponse(self.status, tuple(storable_headers(self.headers)), body, streamed)
