@@ -372,8 +372,8 @@ def uncacheable_responses_are_not_stored(h: Harness) -> None:
         # Only 200 and 203 are stored.
         ({"x-test-status": "201"}, 201, "Create a haiku about spring"),
         ({"x-test-status": "202"}, 202, "Queue a summary of the news"),
-        # A Vary on a request header other than Accept-Encoding.
-        ({"x-test-vary": "Accept-Language"}, 200, "Greet me in my own language"),
+        # A Vary on a request header that is not part of the partition.
+        ({"x-test-vary": "User-Agent"}, 200, "Greet me in my own language"),
         # An error sent with a 200.
         ({"x-test-body": "error"}, 200, "Why is the model overloaded?"),
     ]
@@ -389,6 +389,19 @@ def uncacheable_responses_are_not_stored(h: Harness) -> None:
         assert second.json()["n"] == h.backend.calls
     h.wait_stores(len(cases))
     assert h.stores() == len(cases)  # only each second, plain answer
+
+
+@scenario()
+def vary_on_a_partitioned_header_is_stored_per_value(h: Harness) -> None:
+    question = {"query": "Say good morning"}
+    vary = {"x-test-vary": "Accept-Language, Accept-Encoding"}
+    french = {**vary, "accept-language": "fr"}
+    miss_stored(h, "/api/answer", json=question, headers=french)
+    expect(h.post("/api/answer", json=question, headers=french), "hit")
+    german = expect(
+        h.post("/api/answer", json=question, headers={**vary, "accept-language": "de"}), "miss"
+    )
+    assert german.json()["n"] == 2
 
 
 @scenario()

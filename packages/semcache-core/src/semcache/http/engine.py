@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from semcache.http.breaker import UpstreamBreakers
 from semcache.http.flow import Forward, Replay
+from semcache.http.partition import ANSWER_HEADERS
 from semcache.http.policy import CachePlan, HttpCachePolicy
 from semcache.http.responses import ResponseRecorder, StoredResponse
 
@@ -221,7 +222,8 @@ class HttpCacheEngine:
     # -- the cache calls, with the failure rules ----------------------------------------
 
     def recorder(self) -> ResponseRecorder:
-        return ResponseRecorder(self.policy.max_response_bytes)
+        # A Vary on a header whose value is in every partition is already honoured.
+        return ResponseRecorder(self.policy.max_response_bytes, vary_partitioned=ANSWER_HEADERS)
 
     async def lookup(self, plan: CachePlan) -> CachedAnswer | None:
         """The stored answer this request may be given, or ``None``."""
