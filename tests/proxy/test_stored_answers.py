@@ -60,6 +60,18 @@ BODIES = {
     # Good answers, stored.
     "ok_json": ("application/json", [b'{"choices": [{"message": {"content": "Hello"}}]}']),
     "ok_stream": ("text/event-stream", _sse(OPENAI_CHUNK, "data: [DONE]")),
+    "ok_anthropic": (
+        "text/event-stream",
+        _sse(
+            'event: message_start\ndata: {"type": "message_start", "message": {}}',
+            'event: content_block_delta\ndata: {"type": "content_block_delta"}',
+            'event: message_stop\ndata: {"type": "message_stop"}',
+        ),
+    ),
+    "ok_ollama": (
+        "application/x-ndjson",
+        [b'{"message": {"content": "Hel"}, "done": false}\n', b'{"done": true}\n'],
+    ),
 }
 
 
@@ -139,6 +151,26 @@ def test_error_in_a_200_is_passed_on_but_never_replayed(stack, mode, path):
     assert json.loads(hit.content)["choices"][0]["message"]["content"] == "Hello"
     assert upstream.calls == 3
     assert cache.counters["stores"] == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "path"),
+    [
+        ("ok_stream", "/v1/chat/completions"),
+        ("ok_anthropic", "/v1/messages"),
+        ("ok_ollama", "/api/chat"),
+    ],
+)
+def test_finished_streams_are_stored_and_replayed(stack, mode, path):
+    upstream, cache, client = stack
+    upstream.mode = mode
+    miss = _ask(client, path, "Stream me a greeting")
+    assert miss.headers["x-semcache"] == "miss"
+    assert _wait_stores(cache, 1) == 1
+    hit = _ask(client, path, "Stream me a greeting")
+    assert hit.headers["x-semcache"] == "hit"
+    assert hit.content == miss.content == b"".join(BODIES[mode][1])
+    assert upstream.calls == 1
 
 
 @pytest.mark.parametrize("mode", ["ok_json", "ok_stream"])
