@@ -55,8 +55,13 @@ ANSWER_HEADERS = (
     "openai-beta",
     "openai-organization",
     "openai-project",
+    "origin",
+    "x-origin",
+    "referer",
 )
-"""Request headers whose value can change the answer: they are part of the partition."""
+"""Request headers whose value can change the answer: they are part of the partition.
+``origin``, ``x-origin`` and ``referer`` are there because Gemini's answers say
+``Vary`` on them: an answer that varies on a header outside the partition is not stored."""
 
 DEFAULT_IGNORED_FIELDS: frozenset[str] = frozenset(
     {"user", "metadata", "prompt_cache_key", "safety_identifier"}
