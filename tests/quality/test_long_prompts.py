@@ -115,11 +115,11 @@ def test_the_topic_rule_bar_stays_above_the_threshold() -> None:
     verifier.use_threshold(0.85)
     # Many differing words: the bar used to fall to 0.845, then lower still.
     for edits in (4, 6, 10, 40):
-        assert verifier.needed(edits) == pytest.approx(0.87)
+        assert verifier.needed(edits) == pytest.approx(0.86)
     a = "best budget laptop for students who study engineering and play games"
     b = "cheap notebook computer for pupils doing science courses and gaming online"
-    assert not verifier.check(a, b, 0.86).accepted
-    assert verifier.check(a, b, 0.88).accepted or verifier.check(a, b, 0.88).rule != "topic"
+    assert not verifier.check(a, b, 0.855).accepted
+    assert verifier.check(a, b, 0.87).accepted or verifier.check(a, b, 0.87).rule != "topic"
 
 
 def test_differing_words_that_are_the_whole_instruction_are_not_a_paraphrase() -> None:

@@ -70,7 +70,7 @@ class DefaultVerifier:
         detail_weight: float = 1.0,
         topic_rule: bool = True,
         threshold: float = 0.85,
-        margin: float = 0.02,
+        margin: float = 0.01,
     ) -> None:
         self.threshold = threshold
         self.margin = margin
