@@ -15,9 +15,12 @@ async def test_miss_then_exact_hit_without_embedding(cache, embedder):
     assert await cache.lookup(Q) is None
     entry_id = await cache.store(Q, b"answer", metadata={"status": 200})
     calls = embedder.calls
-    hit = await cache.lookup("  How do I RESET my password on the website?  ")
+    hit = await cache.lookup(f"  {Q}\n")
     assert hit == Hit(b"answer", {"status": 200}, 1.0, entry_id, "exact")
     assert embedder.calls == calls  # the fast path needs no embedding
+    # The exact key is the text as sent: case and punctuation make a semantic hit.
+    folded = await cache.lookup("How do I RESET my password on the website?")
+    assert folded is not None and folded.source == "semantic" and folded.entry_id == entry_id
 
 
 async def test_semantic_hit(cache):

@@ -16,13 +16,18 @@ import numpy as np
 from semcache import plugins
 from semcache.breaker import CircuitBreaker
 from semcache.budget import CallBudget, LoopLagMonitor, bind_call
-from semcache.embedder import MicroBatchingEmbedder, normalize_rows, resolve_dimension
+from semcache.embedder import (
+    MicroBatchingEmbedder,
+    embedder_fits,
+    normalize_rows,
+    resolve_dimension,
+)
 from semcache.errors import UnsupportedOperationError
 from semcache.protocols import Embedder, PartitionIndex, ResponseStore, VectorStore, Verifier
 from semcache.settings import Settings
 from semcache.singleflight import SingleFlight
 from semcache.tags import query_tags
-from semcache.text import MAX_SEMANTIC_CHARS, hash_text, normalize_query
+from semcache.text import MAX_SEMANTIC_CHARS, exact_text, fold_layout, hash_text, normalize_query
 from semcache.thresholds import default_threshold
 from semcache.types import Entry, Hit, Matrix, Vector
 
@@ -171,6 +176,12 @@ class SemanticCache:
                 self._start_retry_at = time.monotonic() + backoff
                 log.exception("semcache: a store could not be built; retrying in %.0fs", backoff)
                 raise
+            # A verifier whose bar depends on the threshold learns it (optional method).
+            use_threshold: Callable[[float], None] | None = getattr(
+                self.verifier, "use_threshold", None
+            )
+            if use_threshold is not None:
+                use_threshold(self.threshold)
             self._janitor = asyncio.get_running_loop().create_task(self._sweep_forever())
             self.loop_lag.start()
             self._started = True
@@ -280,7 +291,8 @@ class SemanticCache:
         return hit
 
     async def _lookup(self, query: str, partition: str, context: str | None) -> Hit | None:
-        text = normalize_query(query)
+        raw = exact_text(query)
+        text = normalize_query(raw)
         if not text:
             return None
         await self._ready()
@@ -288,19 +300,19 @@ class SemanticCache:
         part = self._partition(partition, ctx)
         responses, vectors = self._stores()
 
-        entry_id = await self._guard("response store", responses.get_exact(part, text))
+        entry_id = await self._guard("response store", responses.get_exact(part, raw))
         if entry_id is not None:
             entry = await self._guard("response store", responses.get(entry_id))
             # The exact index holds one entry per text; another context is no exact hit.
             if entry is not None and entry.partition == part and entry.context == stored_ctx:
                 return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
-        if len(text) > MAX_SEMANTIC_CHARS:
-            return None  # exact-only: never embedded nor analysed
+        if self._exact_only(text, stored_ctx):
+            return None  # never embedded nor analysed: see _exact_only
         if self._embedding_queue_full():
             self.counters["lookups_shed_to_exact"] += 1
             return None  # the exact index was asked above; the model is too far behind
 
-        rows = await self._embed_many([text] if stored_ctx is None else [text, stored_ctx])
+        rows = await self._embed_many(self._embedded(text, stored_ctx))
         self._remember((part, text, stored_ctx or ""), rows)
         vector = rows[0]
         context_vector = rows[1] if stored_ctx is not None else None
@@ -320,11 +332,17 @@ class SemanticCache:
                 continue
             if entry.partition != part:  # a store bug must never leak across partitions
                 continue
+            candidate = normalize_query(entry.query)
+            if candidate == text and fold_layout(entry.query) != fold_layout(raw):
+                # Equal once normalised, yet not the same text: the difference (x² vs
+                # x2, indentation) is one neither the model nor the verifier can see.
+                self.counters["rejected_by_verifier"] += 1
+                continue
             if not await self._context_matches(stored_ctx, context_vector, entry):
                 self.counters["rejected_by_context"] += 1
                 continue
             if self.verifier is not None and not await self.verifier.verify(
-                text, entry.query, match.similarity
+                text, candidate, match.similarity
             ):
                 self.counters["rejected_by_verifier"] += 1
                 continue
@@ -378,7 +396,8 @@ class SemanticCache:
         metadata: Mapping[str, Any] | None,
         context: str | None,
     ) -> str | None:
-        text = normalize_query(query)
+        raw = exact_text(query)
+        text = normalize_query(raw)
         if not text:
             return None
         await self._ready()
@@ -390,24 +409,24 @@ class SemanticCache:
         expires_at = now + ttl if ttl > 0 else None
         meta = dict(metadata or {})
         # Same question, same partition (and context) -> same id: a refresh replaces it.
-        entry_id = hash_text(part + "\x00" + text)
+        entry_id = hash_text(part + "\x00" + raw)
         if stored_ctx is not None:
-            entry_id = hash_text(part + "\x00" + text + "\x00" + stored_ctx)
+            entry_id = hash_text(part + "\x00" + raw + "\x00" + stored_ctx)
         rows = self._recent.pop((part, text, stored_ctx or ""), None)
-        exact_only = len(text) > MAX_SEMANTIC_CHARS
+        exact_only = self._exact_only(text, stored_ctx)
         if rows is None and not exact_only and self._embedding_queue_full():
             self.counters["stores_shed_to_exact"] += 1
             exact_only = True
         if exact_only:  # the answer, no vector: exact repeats still hit
-            entry = Entry(entry_id, part, text, bytes(payload), meta, now, expires_at, stored_ctx)
+            entry = Entry(entry_id, part, raw, bytes(payload), meta, now, expires_at, stored_ctx)
             await self._guard("response store", responses.set(entry, ttl if ttl > 0 else None))
             return entry_id
         if rows is None:
-            rows = await self._embed_many([text] if stored_ctx is None else [text, stored_ctx])
+            rows = await self._embed_many(self._embedded(text, stored_ctx))
         vector = rows[0]
         context_vector = rows[1] if stored_ctx is not None else None
         entry = Entry(
-            entry_id, part, text, bytes(payload), meta, now, expires_at, stored_ctx, context_vector
+            entry_id, part, raw, bytes(payload), meta, now, expires_at, stored_ctx, context_vector
         )
         # Payload first, vector second: a reader never finds a vector without its payload.
         await self._guard("response store", responses.set(entry, ttl if ttl > 0 else None))
@@ -540,10 +559,30 @@ class SemanticCache:
         matrix = await self._guard("embedder", self.embedder.embed(texts))
         return normalize_rows(np.asarray(matrix))
 
+    def _exact_only(self, text: str, context: str | None) -> bool:
+        """Is this question matched exactly only, never embedded nor analysed?
+
+        Over :data:`MAX_SEMANTIC_CHARS`, and when the model would not read all of the
+        question or of the earlier turns (its input window): two texts that differ only
+        in the part it cuts off would embed alike, so only the same text is served.
+        """
+        if len(text) > MAX_SEMANTIC_CHARS:
+            return True
+        # An embedder that does not tell its window is taken to have none.
+        if not embedder_fits(self.embedder, text):
+            return True
+        return context is not None and not embedder_fits(self.embedder, normalize_query(context))
+
+    @staticmethod
+    def _embedded(text: str, context: str | None) -> list[str]:
+        """What goes to the model: the normalised question (and earlier turns)."""
+        return [text] if context is None else [text, normalize_query(context)]
+
     def _context(self, context: str | None) -> tuple[str, str | None]:
-        """The normalised context ("" for none), and what an entry keeps of it: the
-        text in semantic mode, nothing in exact mode (the partition holds it)."""
-        ctx = normalize_query(context) if context else ""
+        """The context as sent ("" for none; only its ends stripped), and what an entry
+        keeps of it: the text in semantic mode, nothing in exact mode (the partition
+        holds it)."""
+        ctx = exact_text(context) if context else ""
         if context and not ctx:
             # Earlier turns that are not valid text: caching would risk matching the
             # question as if it opened the conversation, so the request goes uncached.
@@ -572,7 +611,10 @@ class SemanticCache:
             return False
         # The same checks as for the question: a context that differs in a number, a
         # negation or a name is a different conversation.
-        return self.verifier is None or await self.verifier.verify(ctx, stored, similarity)
+        ours, theirs = normalize_query(ctx), normalize_query(stored)
+        if ours == theirs and fold_layout(ctx) != fold_layout(stored):
+            return False  # a difference the model cannot see (see _lookup)
+        return self.verifier is None or await self.verifier.verify(ours, theirs, similarity)
 
     def _remember(self, key: tuple[str, str, str], rows: Matrix) -> None:
         # A miss is usually followed by a store of the same text: keep its vectors so

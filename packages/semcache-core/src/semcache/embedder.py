@@ -14,7 +14,23 @@ from semcache.errors import EmbeddingStalledError
 from semcache.protocols import Embedder
 from semcache.types import Matrix
 
-__all__ = ["BaseEmbedder", "MicroBatchingEmbedder", "normalize_rows", "resolve_dimension"]
+__all__ = [
+    "BaseEmbedder",
+    "MicroBatchingEmbedder",
+    "embedder_fits",
+    "normalize_rows",
+    "resolve_dimension",
+]
+
+
+def embedder_fits(embedder: object, text: str) -> bool:
+    """Does ``embedder`` read all of ``text``, within its input window?
+
+    An embedder that knows its window defines ``fits(text) -> bool`` (optional, like
+    ``probe_dimension``); one that does not is taken to read everything.
+    """
+    fits = getattr(embedder, "fits", None)
+    return True if fits is None else bool(fits(text))
 
 
 def normalize_rows(matrix: Matrix) -> Matrix:
@@ -134,6 +150,10 @@ class MicroBatchingEmbedder(BaseEmbedder):
 
     async def probe_dimension(self) -> int:
         return await resolve_dimension(self.inner)
+
+    def fits(self, text: str) -> bool:
+        """Does the wrapped model read all of ``text``? (True when it does not say.)"""
+        return embedder_fits(self.inner, text)
 
     async def embed(self, texts: Sequence[str]) -> Matrix:
         if not texts:

@@ -17,6 +17,7 @@ from semcache.settings import Settings
 from semcache.types import Matrix
 from semcache_embed_hf._source import resolve_source, user_cache_dir
 from semcache_embed_hf._torch import DeviceUnavailableError
+from semcache_embed_hf._window import Window
 
 __all__ = ["CHARS_PER_TOKEN", "Backend", "HuggingFaceEmbedder"]
 
@@ -35,6 +36,8 @@ class _Runner(Protocol):
     max_tokens: int
 
     def __call__(self, texts: Sequence[str]) -> Matrix: ...
+
+    def window(self, max_chars: int) -> Window: ...
 
 
 def _check_device(device: str) -> None:
@@ -139,6 +142,7 @@ class HuggingFaceEmbedder(BaseEmbedder):
         """Tokens of a text the model reads (its ``max_seq_length``)."""
         self.max_input_chars = self.max_tokens * CHARS_PER_TOKEN
         """Characters of each text kept; the rest is cut before tokenising."""
+        self._window = self._run.window(self.max_input_chars)
         if dimensions is not None and not 0 < dimensions <= native:
             self._executor.shutdown(wait=False)
             raise ValueError(f"dimensions must be between 1 and {native}: {dimensions}")
@@ -182,6 +186,16 @@ class HuggingFaceEmbedder(BaseEmbedder):
             threads=settings.embedder_threads,
             dimensions=settings.embedder_dimensions,
         )
+
+    def fits(self, text: str) -> bool:
+        """Does the model read all of ``text`` (``max_tokens`` tokens at most)?
+
+        The cache serves a text that does not fit only to an exact repeat: two texts
+        that differ past the window would embed alike. Counting tokenises at most
+        ``max_input_chars`` characters (microseconds to a millisecond), on the caller's
+        thread with a tokenizer of its own; short texts need no tokenising at all.
+        """
+        return self._window.fits(text)
 
     def _compute(self, texts: list[str]) -> Matrix:
         matrix = self._run(texts)

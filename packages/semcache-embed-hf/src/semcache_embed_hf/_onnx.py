@@ -23,6 +23,7 @@ import numpy as np
 
 from semcache.types import Matrix
 from semcache_embed_hf._source import ModelSource, fingerprint
+from semcache_embed_hf._window import Window, counting_tokenizer
 
 __all__ = ["OnnxRunner", "exported_files"]
 
@@ -277,6 +278,16 @@ class OnnxRunner:
         # counts is where the session runs, not the device asked for.
         on_cpu = self.providers[0] == "CPUExecutionProvider"
         self.batch_size = min(batch_size, _CPU_CHUNK) if on_cpu else batch_size
+
+    def window(self, max_chars: int) -> Window:
+        """The model's input window, counted with a copy of its tokenizer."""
+        return Window(
+            counting_tokenizer(self.tokenizer),
+            self.max_tokens,
+            max_chars=max_chars,
+            prompt=self.prompt,
+            lowercase=self.lowercase,
+        )
 
     def __call__(self, texts: Sequence[str]) -> Matrix:
         prepared = list(texts)

@@ -9,6 +9,7 @@ import numpy as np
 
 from semcache.types import Matrix
 from semcache_embed_hf._source import ModelSource
+from semcache_embed_hf._window import Window, counting_tokenizer
 
 __all__ = ["DeviceUnavailableError", "TorchRunner", "load_sentence_transformer", "max_tokens"]
 
@@ -85,6 +86,17 @@ class TorchRunner:
         # the thread that runs the model, not in whichever thread built the embedder.
         if self._torch.get_num_threads() != self.threads:
             self._torch.set_num_threads(self.threads)
+
+    def window(self, max_chars: int) -> Window:
+        """The model's input window, counted with a copy of its tokenizer."""
+        prompt = getattr(self.model, "default_prompt_name", None)
+        prompts = getattr(self.model, "prompts", None) or {}
+        return Window(
+            counting_tokenizer(self.model.tokenizer),
+            self.max_tokens,
+            max_chars=max_chars,
+            prompt=prompts.get(prompt) if prompt else None,
+        )
 
     def __call__(self, texts: Sequence[str]) -> Matrix:
         self._set_threads()

@@ -134,7 +134,9 @@ def _plain_text(value: Any) -> tuple[str, Any] | None:
     if isinstance(value, str):
         return value, QUERY_PLACEHOLDER
     if isinstance(value, list) and _all_strings(value):
-        return "\n".join(value), QUERY_PLACEHOLDER
+        # One placeholder a prompt: a batch of two prompts is not one prompt holding
+        # both lines, though the text is the same.
+        return "\n".join(value), [QUERY_PLACEHOLDER] * len(value)
     return None
 
 
@@ -220,7 +222,8 @@ def _content_text(content: Any) -> tuple[str, Any] | None:
             masked.append(part)  # images, files, tool results: they change the answer
     if not texts:
         return None
-    if len(texts) == len(content):
-        # Text only: the same as string content (``"content": "..."`` is shorthand for it).
-        return "\n".join(texts), QUERY_PLACEHOLDER
+    if len(content) == 1:
+        # One text part: the same as string content (``"content": "..."`` is shorthand
+        # for it). Several keep their shape: their joined text could also be one part.
+        return texts[0], QUERY_PLACEHOLDER
     return "\n".join(texts), masked

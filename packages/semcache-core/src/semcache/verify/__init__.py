@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 from semcache.verify.analysis import Analysis, analyze, stem
+from semcache.verify.shared import split_shared
 
 __all__ = ["DefaultVerifier", "Verdict", "analyze", "stem"]
 
@@ -44,10 +45,17 @@ class DefaultVerifier:
     microwave", "capital of Austria" vs "... Australia"), that word is usually what the
     question is about, and embeddings barely notice it: such a pair needs ``top``
     similarity. Each further differing word lowers the bar by ``step`` (a broad rewording
-    that still embeds close is a paraphrase), down to the cache threshold. A number,
+    that still embeds close is a paraphrase), never below ``threshold + margin`` (the
+    cache's threshold, which the cache tells the verifier through
+    :meth:`use_threshold`; all-MiniLM-L6-v2's 0.85 until then). A number,
     date or name on one side only counts as ``detail_weight`` words. Asking for another
     kind of answer (why vs how, yes-no vs how, who vs when) adds ``question_gap``; with
     no differing words at all it needs ``top + question_gap``.
+
+    Long texts that share most of their text (a document followed by two different
+    instructions) are compared on the parts that differ: the shared part dominates both
+    embeddings, so their similarity says nothing about those parts, and any topic word
+    on one side only is then a different request ("instruction").
 
     The similarity levels are measured for all-MiniLM-L6-v2 (cosine); for a model whose
     similarities run lower or higher, shift ``top`` with the threshold.
@@ -61,12 +69,20 @@ class DefaultVerifier:
         question_gap: float = 0.02,
         detail_weight: float = 1.0,
         topic_rule: bool = True,
+        threshold: float = 0.85,
+        margin: float = 0.01,
     ) -> None:
+        self.threshold = threshold
+        self.margin = margin
         self.top = top
         self.step = step
         self.question_gap = question_gap
         self.detail_weight = detail_weight
         self.topic_rule = topic_rule
+
+    def use_threshold(self, threshold: float) -> None:
+        """The cache's similarity threshold: the topic rule's bar stays ``margin`` above it."""
+        self.threshold = threshold
 
     async def verify(self, query: str, candidate: str, similarity: float) -> bool:
         if len(query) + len(candidate) > _INLINE_CHARS:
@@ -80,6 +96,9 @@ class DefaultVerifier:
         """The verdict with the rule that fired: for tests, tuning and debugging."""
         if query == candidate:
             return Verdict(None)
+        differing = split_shared(query, candidate)
+        if differing is not None:
+            query, candidate = differing.a, differing.b
         a, b = analyze(query), analyze(candidate)
         details = 0
         numbers_differ = False
@@ -100,6 +119,8 @@ class DefaultVerifier:
         other_question = (
             a.question is not None and b.question is not None and a.question != b.question
         )
+        if differing is not None and differing.dominated and (edits > 0 or other_question):
+            return Verdict("instruction", edits)
         needed = self.needed(edits, other_question)
         if similarity < needed:
             return Verdict("question" if other_question and edits == 0 else "topic", edits)
@@ -110,7 +131,8 @@ class DefaultVerifier:
         gap = self.question_gap if other_question else 0.0
         if edits <= 0:
             return self.top + gap if other_question else 0.0
-        return self.top - self.step * (edits - 1) + gap
+        floor = self.threshold + self.margin
+        return max(self.top - self.step * (edits - 1), floor) + gap
 
 
 def unmatched(a: Analysis, b: Analysis) -> list[str]:
