@@ -102,7 +102,7 @@ async def test_eligible_request_plan():
     assert p.query == "What is the capital of France?"
     assert (p.lookup, p.store, p.ttl, p.stream) == (True, True, None, False)
     assert p.metadata == {"method": "POST", "path": "/v1/ask", "stream": False}
-    assert p.flight_key.endswith("\x00what is the capital of france")
+    assert p.flight_key.endswith("\x00What is the capital of France?")  # the exact key
 
 
 # -- partitions -------------------------------------------------------------------------

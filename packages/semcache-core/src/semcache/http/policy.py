@@ -31,7 +31,7 @@ from semcache.http.partition import (
 )
 from semcache.http.responses import DEFAULT_MAX_RESPONSE_BYTES, StoredResponse, accepts_encoding
 from semcache.settings import Settings
-from semcache.text import normalize_query
+from semcache.text import exact_text
 
 __all__ = [
     "Bypass",
@@ -95,8 +95,8 @@ class CachePlan:
     @property
     def flight_key(self) -> str:
         """Key for collapsing concurrent identical misses."""
-        context = normalize_query(self.context) if self.context else ""
-        return self.partition + "\x00" + context + "\x00" + normalize_query(self.query)
+        context = exact_text(self.context) if self.context else ""
+        return self.partition + "\x00" + context + "\x00" + exact_text(self.query)
 
     def can_replay(self, stored: StoredResponse) -> bool:
         """May this stored answer be sent to this client (content coding it accepts)?"""
