@@ -84,3 +84,24 @@ def test_two_upstreams_sharing_one_store_never_share_answers(upstream, fake):
                 stored_and_hit(client, body, {})
             with httpx.Client(base_url=url_two) as client:
                 assert client.post(CHAT, json=body).headers["x-semcache"] == "miss"
+
+
+def test_embeddings_can_be_cached_for_exact_repeats_only(upstream, fake):
+    app = make_proxy(upstream, exact_paths=["*/embeddings"])
+    path = "/echo/v1/embeddings"
+    with serve_asgi(app) as url, httpx.Client(base_url=url) as client:
+        first = client.post(path, json={"model": "m", "input": "the quick brown fox"})
+        assert first.headers["x-semcache"] == "miss"
+        wait_until(
+            lambda: (
+                client.post(path, json={"model": "m", "input": "the quick brown fox"}).headers[
+                    "x-semcache"
+                ]
+                == "hit"
+            ),
+            timeout=10,
+            what="the vectors stored",
+        )
+        # A near-identical text gets its own vectors, never the stored ones.
+        near = client.post(path, json={"model": "m", "input": "the quick brown fox!"})
+        assert near.headers["x-semcache"] == "miss"

@@ -254,15 +254,21 @@ class SemanticCache:
     # -- lookup -----------------------------------------------------------------
 
     async def lookup(
-        self, query: str, *, partition: str = "", context: str | None = None
+        self,
+        query: str,
+        *,
+        partition: str = "",
+        context: str | None = None,
+        exact: bool = False,
     ) -> Hit | None:
         """The stored answer for ``query`` within ``partition``, or ``None``.
 
         ``partition`` is matched exactly (hashed), never embedded. ``context`` is the
         earlier conversation: with ``context_mode="exact"`` it must match exactly (it is
         part of the partition); with ``"semantic"`` it is embedded and must reach
-        ``context_threshold`` (and pass the verifier). Never raises for a cache problem:
-        any failure or a blown time budget is a miss.
+        ``context_threshold`` (and pass the verifier). ``exact`` asks for the same text
+        only (never embedded). Never raises for a cache problem: any failure or a blown
+        time budget is a miss.
         """
         if not self.settings.enabled or self._closed:
             return None
@@ -270,7 +276,7 @@ class SemanticCache:
         started = time.perf_counter()
         try:
             async with self._whole_budget():
-                hit = await self._lookup(query, partition, context)
+                hit = await self._lookup(query, partition, context, exact)
         except _Skipped:
             hit = None
         except TimeoutError:
@@ -290,7 +296,9 @@ class SemanticCache:
             observe(hit, elapsed)
         return hit
 
-    async def _lookup(self, query: str, partition: str, context: str | None) -> Hit | None:
+    async def _lookup(
+        self, query: str, partition: str, context: str | None, exact: bool = False
+    ) -> Hit | None:
         raw = exact_text(query)
         text = normalize_query(raw)
         if not text:
@@ -306,7 +314,7 @@ class SemanticCache:
             # The exact index holds one entry per text; another context is no exact hit.
             if entry is not None and entry.partition == part and entry.context == stored_ctx:
                 return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
-        if self._exact_only(text, stored_ctx):
+        if exact or self._exact_only(text, stored_ctx):
             return None  # never embedded nor analysed: see _exact_only
         if self._embedding_queue_full():
             self.counters["lookups_shed_to_exact"] += 1
@@ -363,19 +371,23 @@ class SemanticCache:
         ttl: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         context: str | None = None,
+        exact: bool = False,
     ) -> str | None:
         """Store ``payload`` as the answer to ``query`` in ``partition``; return its entry id.
 
         ``ttl`` in seconds (default: the ``ttl`` setting; 0 means no expiry). The same
         query in the same partition (and context) replaces the earlier entry. ``context``
-        is the earlier conversation, as for :meth:`lookup`. Returns ``None`` when
-        the cache is off or a store failed (never raises for that).
+        is the earlier conversation, as for :meth:`lookup`. ``exact`` keeps the answer
+        for exact repeats only (no vector). Returns ``None`` when the cache is off or a
+        store failed (never raises for that).
         """
         if not self.settings.enabled or self._closed:
             return None
         try:
             async with self._whole_budget():
-                entry_id = await self._store(query, payload, partition, ttl, metadata, context)
+                entry_id = await self._store(
+                    query, payload, partition, ttl, metadata, context, exact
+                )
         except _Skipped:
             entry_id = None
         except TimeoutError:
@@ -395,6 +407,7 @@ class SemanticCache:
         ttl: int | None,
         metadata: Mapping[str, Any] | None,
         context: str | None,
+        exact: bool = False,
     ) -> str | None:
         raw = exact_text(query)
         text = normalize_query(raw)
@@ -413,7 +426,7 @@ class SemanticCache:
         if stored_ctx is not None:
             entry_id = hash_text(part + "\x00" + raw + "\x00" + stored_ctx)
         rows = self._recent.pop((part, text, stored_ctx or ""), None)
-        exact_only = self._exact_only(text, stored_ctx)
+        exact_only = exact or self._exact_only(text, stored_ctx)
         if rows is None and not exact_only and self._embedding_queue_full():
             self.counters["stores_shed_to_exact"] += 1
             exact_only = True

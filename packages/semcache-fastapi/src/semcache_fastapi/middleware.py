@@ -57,6 +57,8 @@ class SemanticCacheMiddleware:
             default: every path under the prefix.
         destination: where requests go, for the partition; default each request's
             ``Host`` header (the proxy passes its upstream URL).
+        exact_paths: glob patterns of paths cached for exact repeats only (never
+            embedded), e.g. ``["*/embeddings"]``.
         extract_query: ``(request, body) -> str | None``, the text to embed; ``None``
             bypasses. Default :func:`semcache.http.default_extract_query`.
         extract_model: ``(request, body) -> str | None``, the model (partition);
@@ -89,6 +91,7 @@ class SemanticCacheMiddleware:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         paths: Collection[str] | None = None,
         destination: str | None = None,
+        exact_paths: Collection[str] = (),
     ) -> None:
         self.app = app
         self.cache = cache
@@ -105,6 +108,7 @@ class SemanticCacheMiddleware:
             max_response_bytes=max_response_bytes,
             paths=paths,
             destination=destination,
+            exact_paths=exact_paths,
         )
         self.engine = HttpCacheEngine(cache, self.policy, settings=settings)
         self._warmups: set[asyncio.Task[None]] = set()

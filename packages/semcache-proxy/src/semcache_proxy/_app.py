@@ -133,6 +133,9 @@ def create_semantic_cache_proxy_app(
         "paths", [p.strip() for p in s.proxy_paths.split(",") if p.strip()]
     )
     middleware_options.setdefault("destination", upstream.rstrip("/"))
+    middleware_options.setdefault(
+        "exact_paths", [p.strip() for p in s.proxy_exact_paths.split(",") if p.strip()]
+    )
     metrics = ProxyMetrics()
     forwarder = Forwarder(upstream, client_factory, on_upstream=metrics.observe_upstream)
     return SemanticCacheProxy(cache, forwarder, metrics, middleware_options, owns_cache=owns_cache)

@@ -13,6 +13,7 @@ __all__ = [
     "GENERATION_PATHS",
     "HEALTH_PATH",
     "METRICS_PATH",
+    "PROXY_EXACT_PATHS",
     "PROXY_HOST",
     "PROXY_PATHS",
     "PROXY_PORT",
@@ -32,6 +33,7 @@ PROXY_WORKERS = _P + "PROXY_WORKERS"
 PROXY_TIMEOUT = _P + "PROXY_TIMEOUT"
 PROXY_VERIFY = _P + "PROXY_VERIFY"
 PROXY_PATHS = _P + "PROXY_PATHS"
+PROXY_EXACT_PATHS = _P + "PROXY_EXACT_PATHS"
 ADMIN_TOKEN = _P + "ADMIN_TOKEN"
 ADMIN_PATH = _P + "ADMIN_PATH"
 HEALTH_PATH = _P + "HEALTH_PATH"
@@ -76,6 +78,12 @@ class ProxySettings:
         "Comma-separated glob patterns of the paths the proxy caches (`*` matches `/` too; "
         "`*` alone: every POST); default the generation endpoints of the OpenAI, Anthropic, "
         "Ollama and Gemini APIs. Other requests pass through untouched.",
+    )
+    proxy_exact_paths: str = setting(
+        PROXY_EXACT_PATHS,
+        "",
+        "Comma-separated glob patterns of further paths cached for exact repeats only "
+        "(same text, same model; never embedded), e.g. `*/embeddings,/api/embed`.",
     )
     admin_token: str | None = setting(
         ADMIN_TOKEN, None, "Bearer token for the admin API; unset disables it.", secret=True

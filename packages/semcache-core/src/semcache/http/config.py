@@ -40,6 +40,7 @@ ADAPTER_OPTIONS = frozenset(
         "methods",
         "path_prefix",
         "paths",
+        "exact_paths",
         "extract_query",
         "extract_model",
         "extract_partition",

@@ -282,5 +282,8 @@ class HttpCacheEngine:
 
 
 def _context(plan: CachePlan) -> dict[str, Any]:
-    # Only when there is one, so caches without the parameter keep working.
-    return {"context": plan.context} if plan.context else {}
+    # Only when set, so caches without these parameters keep working.
+    extra: dict[str, Any] = {"context": plan.context} if plan.context else {}
+    if plan.exact:
+        extra["exact"] = True
+    return extra

@@ -78,7 +78,8 @@ class CachePlan:
     means the cache's default. ``context`` holds the earlier turns when the
     ``context_mode`` setting is ``semantic`` (otherwise they are in the partition).
     ``requester`` is a hash of who asks (credential and tenant), the key of the
-    upstream 429 breaker the request consults and feeds.
+    upstream 429 breaker the request consults and feeds. ``exact``: only the same text
+    is a hit (the path is one of the policy's ``exact_paths``, e.g. embeddings).
     """
 
     query: str
@@ -91,6 +92,7 @@ class CachePlan:
     accept_encoding: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     requester: str = ANONYMOUS_REQUESTER
+    exact: bool = False
 
     @property
     def flight_key(self) -> str:
@@ -118,6 +120,10 @@ def cache_directives(headers: Headers) -> dict[str, str | None]:
     return found
 
 
+def _matches(path: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
+
+
 async def _call(fn: Extractor, request: Any, body: Any) -> str | None:
     result = fn(request, body)
     if inspect.isawaitable(result):
@@ -136,7 +142,8 @@ class HttpCachePolicy:
     ``tenant_header``, ``identity_headers`` and ``client_cache_control``. ``methods``,
     ``path_prefix`` and ``paths`` (glob patterns the whole path must match, ``*``
     matching ``/`` too; ``None``: every path under the prefix) choose the requests the
-    cache looks at at all; others are not touched. ``destination`` names where requests
+    cache looks at at all; others are not touched. Requests whose path matches one of
+    ``exact_paths`` are cached for exact repeats only (never embedded). ``destination`` names where requests
     go, for the partition: ``None`` means each request's ``Host`` header (a middleware);
     the proxy passes its upstream. The extractors are called as ``fn(request, body)``
     with the adapter's own request object and the parsed JSON body, may be sync or
@@ -157,12 +164,14 @@ class HttpCachePolicy:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         paths: Collection[str] | None = None,
         destination: str | None = None,
+        exact_paths: Collection[str] = (),
     ) -> None:
         self.settings = settings
         self.enabled = settings.enabled if enabled is None else enabled
         self.methods = frozenset(m.upper() for m in methods)
         self.path_prefix = path_prefix or "/"
         self.paths = None if paths is None else tuple(paths)
+        self.exact_paths = tuple(exact_paths)
         self.destination = destination
         self.identity_headers = frozenset(
             name.strip().lower()
@@ -186,8 +195,10 @@ class HttpCachePolicy:
         """Does the cache look at this request at all? (Others are not touched, no header.)"""
         if not self.enabled or method.upper() not in self.methods:
             return False
-        if self.paths is not None and not any(
-            fnmatch.fnmatchcase(path, pattern) for pattern in self.paths
+        if (
+            self.paths is not None
+            and not _matches(path, self.paths)
+            and not _matches(path, self.exact_paths)
         ):
             return False
         prefix = self.path_prefix
@@ -342,6 +353,7 @@ class HttpCachePolicy:
             requester=requester_key(
                 tenant=tenant, trusted_tenant=trusted, credential=credential_id
             ),
+            exact=_matches(request.path, self.exact_paths),
         )
 
     async def _user(self, name: str, fn: Extractor, native: Any, body: Any) -> str | Bypass | None:
