@@ -134,3 +134,42 @@ def test_differing_words_that_are_the_whole_instruction_are_not_a_paraphrase() -
         assert not verdict.accepted, (a[-40:], b[-40:])
     # The same instruction, spelled the same: nothing differs but the ends.
     assert verifier.check(CONTRACT + "\nSummarize.", CONTRACT + "\nSummarize!", 0.999).accepted
+
+
+def test_through_the_proxy_a_shared_contract_with_another_question_is_a_miss(
+    real_embedder: Any,
+) -> None:
+    import httpx
+
+    from semcache_proxy import create_semantic_cache_proxy_app
+    from semcache_proxy.testing import FakeLLM
+    from tests.support.polling import wait_until
+    from tests.support.servers import serve_asgi
+
+    def chat(question: str) -> dict[str, Any]:
+        return {"model": "m", "messages": [{"role": "user", "content": question}]}
+
+    slow = {"lookup_timeout_ms": 60_000, "embedder_timeout_ms": 60_000, "store_timeout_ms": 60_000}
+    cache = SemanticCache(Settings.from_env({}).replace(**slow), embedder=real_embedder)
+    fake = FakeLLM()
+    try:
+        with serve_asgi(fake.app) as upstream:
+            app = create_semantic_cache_proxy_app(upstream, cache)
+            with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=120) as client:
+                path = "/v1/chat/completions"
+                for question in (TERMINATION, "How do I reset my password?"):
+                    assert client.post(path, json=chat(question)).headers["x-semcache"] == "miss"
+                    wait_until(
+                        lambda q=question: client.post(path, json=chat(q)).headers["x-semcache"]
+                        == "hit",
+                        timeout=60,
+                        what="the answer stored",
+                    )
+                other = client.post(path, json=chat(PARTIES))
+                assert other.headers["x-semcache"] == "miss"
+                assert "Who are the parties" in other.text
+                paraphrase = client.post(path, json=chat("how can I reset my password?"))
+                assert paraphrase.headers["x-semcache"] == "hit"
+    finally:
+        cache.embedder = None  # the session's model outlives this cache
+        asyncio.run(cache.close())
