@@ -105,3 +105,29 @@ def test_embeddings_can_be_cached_for_exact_repeats_only(upstream, fake):
         # A near-identical text gets its own vectors, never the stored ones.
         near = client.post(path, json={"model": "m", "input": "the quick brown fox!"})
         assert near.headers["x-semcache"] == "miss"
+
+
+def test_stored_responses_are_never_shared_across_credentials_even_in_shared_mode(upstream):
+    app = make_proxy(upstream, auth_mode="shared")
+    path = "/echo/v1/responses"  # the echo route answers like an upstream would
+    with serve_asgi(app) as url, httpx.Client(base_url=url) as client:
+
+        def ask(body, key):
+            return client.post(path, json=body, headers={"authorization": f"Bearer {key}"})
+
+        for stored in ({}, {"store": True}):
+            body = {"model": "m", "input": "What did I ask you yesterday?", **stored}
+            assert ask(body, "alice").headers["x-semcache"] == "miss"
+            wait_until(
+                lambda b=body: ask(b, "alice").headers["x-semcache"] == "hit",
+                timeout=10,
+                what="alice's answer stored",
+            )
+            assert ask(body, "bob").headers["x-semcache"] == "miss", stored
+        public = {"model": "m", "input": "What is the capital of Peru?", "store": False}
+        assert ask(public, "alice").headers["x-semcache"] == "miss"
+        wait_until(
+            lambda: ask(public, "bob").headers["x-semcache"] == "hit",
+            timeout=10,
+            what="a stateless answer shared, as auth_mode=shared asks",
+        )
