@@ -61,8 +61,11 @@ async def test_round_trip(cache):
         metadata={"status": 200},
     )
     assert entry_id
-    exact = await cache.lookup("how do i reset my password", partition="tenant-1")
+    exact = await cache.lookup("How do I reset my password?", partition="tenant-1")
     assert exact is not None and exact.source == "exact" and exact.payload == b"Settings > Reset"
+    # Another spelling of the same text is no exact repeat, but still the same question.
+    folded = await cache.lookup("how do i reset my password", partition="tenant-1")
+    assert folded is not None and folded.source == "semantic" and folded.similarity > 0.99
     assert exact.metadata == {"status": 200}
     semantic = await cache.lookup("how can I reset my password", partition="tenant-1")
     assert semantic is not None and semantic.source == "semantic"
@@ -197,7 +200,7 @@ def test_two_processes_share_one_cache(pg_uri, shared_redis, redis_prefix):
     try:
         assert a.call() == {"ready": True} and b.call() == {"ready": True}
         assert a.call(op="store", q="what is the capital of france", a="Paris", p="t")["entry_id"]
-        hit = b.call(op="lookup", q="What is the capital of France?", p="t")
+        hit = b.call(op="lookup", q="what is the capital of france", p="t")
         assert hit == {"payload": "Paris", "source": "exact"}
         hit = b.call(op="lookup", q="what is the capital city of france", p="t")
         assert hit == {"payload": "Paris", "source": "semantic"}

@@ -260,7 +260,7 @@ async def test_semantic_cache_round_trip_on_cluster(cluster_uri):
                     metadata={"status": 200},
                 )
             for t in range(5):
-                hit = await cache.lookup("How do I reset my password?", partition=f"tenant-{t}")
+                hit = await cache.lookup("how do I reset my password", partition=f"tenant-{t}")
                 assert hit is not None and hit.payload == f"a{t}".encode()
                 assert hit.source == "exact"
                 hit = await cache.lookup("how can I reset my password", partition=f"tenant-{t}")
