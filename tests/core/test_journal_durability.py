@@ -113,7 +113,7 @@ async def test_a_failed_write_is_retried_and_reported(tmp_path, monkeypatch, cap
     journal.put("a", "p", b"1", None)
     journal.put("b", "p", b"2", None)
     with caplog.at_level(logging.WARNING, logger="semcache"):
-        assert await journal.flush(timeout=10)
+        assert await journal.flush(within=10)
     stats = journal.stats()
     assert stats["write_failures"] == 2 and stats["pending"] == 0 and stats["dropped"] == 0
     assert "disk I/O error" in stats["last_error"]

@@ -90,7 +90,9 @@ class Journal:
         self._counts = {"batches": 0, "rows": 0, "write_failures": 0, "dropped": 0}
         self._last_error: str | None = None
         self._thread = threading.Thread(
-            target=_run, args=(weakref.ref(self),), name=f"semcache-journal-{path.name}",
+            target=_run,
+            args=(weakref.ref(self),),
+            name=f"semcache-journal-{path.name}",
             daemon=True,
         )
         self._thread.start()
@@ -107,7 +109,9 @@ class Journal:
             self.recovered_from = str(aside)
             log.warning(
                 "semcache: %s could not be read (%s); moved it to %s, the store starts empty",
-                self.path, exc, aside,
+                self.path,
+                exc,
+                aside,
             )
             return _connect(self.path)
 
@@ -156,13 +160,14 @@ class Journal:
                 return self._written >= target
             self._flush_now = True
             self._cond.notify_all()
-            return self._cond.wait_for(
-                lambda: self._written >= target or self._closed, timeout
-            ) and self._written >= target
+            return (
+                self._cond.wait_for(lambda: self._written >= target or self._closed, timeout)
+                and self._written >= target
+            )
 
-    async def flush(self, timeout: float | None = None) -> bool:
-        """Write what is queued now; True once it is on disk."""
-        return await asyncio.to_thread(self.flush_sync, timeout)
+    async def flush(self, within: float | None = None) -> bool:
+        """Write what is queued now; True once it is on disk (False after ``within`` s)."""
+        return await asyncio.to_thread(self.flush_sync, within)
 
     def close_sync(self, timeout: float | None = None) -> None:
         with self._cond:
@@ -205,7 +210,9 @@ class Journal:
             clear, self._clear_all = self._clear_all, False
             return batch, clear, self._queued
 
-    def _done(self, batch: dict[str, Row | None], clear: bool, seq: int, error: Exception | None) -> None:
+    def _done(
+        self, batch: dict[str, Row | None], clear: bool, seq: int, error: Exception | None
+    ) -> None:
         with self._cond:
             if error is None:
                 self._written = seq
@@ -252,7 +259,9 @@ class Journal:
                 self._counts["dropped"] += left
                 log.error(
                     "semcache: %d change(s) to %s could not be written (%s); they are lost",
-                    left, self.path, self._last_error,
+                    left,
+                    self.path,
+                    self._last_error,
                 )
                 self._pending.clear()
                 self._clear_all = False
@@ -287,7 +296,10 @@ def _run(ref: weakref.ref[Journal]) -> None:
             failures += 1
             log.warning(
                 "semcache: could not write %s (%s); %d change(s) kept, retrying",
-                journal.path, error, len(batch), exc_info=failures == 1,
+                journal.path,
+                error,
+                len(batch),
+                exc_info=failures == 1,
             )
             if journal._stopping:
                 if failures >= _CLOSE_ATTEMPTS:

@@ -68,7 +68,9 @@ class MemoryResponseStore:
                 try:
                     entry = decode_entry(blob)
                 except Exception as exc:  # a row this version cannot read: skipped
-                    log.warning("semcache: skipped unreadable entry %s in %s (%s)", entry_id, path, exc)
+                    log.warning(
+                        "semcache: skipped unreadable entry %s in %s (%s)", entry_id, path, exc
+                    )
                     self._journal.delete(entry_id)
                     continue
                 if self._fits(entry):
@@ -161,8 +163,9 @@ class MemoryResponseStore:
         return self._journal.stats() if self._journal is not None else None
 
     async def aclose(self) -> None:
-        if self._journal is not None:
-            self._journal, journal = None, self._journal
+        journal = self._journal
+        if journal is not None:
+            self._journal = None
             self._persisted_closed = True  # later writes would not reach the file: refused
             await journal.aclose()
 

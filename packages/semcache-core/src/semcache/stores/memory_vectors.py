@@ -237,8 +237,9 @@ class MemoryVectorStore:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-        if self._journal is not None:
-            self._journal, journal = None, self._journal
+        journal = self._journal
+        if journal is not None:
+            self._journal = None
             self._persisted_closed = True  # later writes would not reach the file: refused
             await journal.aclose()
 
