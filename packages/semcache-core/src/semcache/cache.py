@@ -133,6 +133,7 @@ class SemanticCache:
         self._background: set[asyncio.Task[Any]] = set()
         self._janitor: asyncio.Task[None] | None = None
         self._closed = False
+        self._storing = 0  # store() calls running: close waits for them
 
     # -- life cycle -------------------------------------------------------------
 
@@ -227,6 +228,11 @@ class SemanticCache:
         if self._closed:
             return
         self._closed = True
+        # Stores already running finish first (within their budget): what they
+        # acknowledge reaches the stores before these close.
+        deadline = time.monotonic() + self.settings.lookup_timeout_ms / 1000
+        while self._storing and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
         if self._janitor is not None:
             self._janitor.cancel()
             with contextlib.suppress(BaseException):
@@ -383,6 +389,7 @@ class SemanticCache:
         """
         if not self.settings.enabled or self._closed:
             return None
+        self._storing += 1
         try:
             async with self._whole_budget():
                 entry_id = await self._store(
@@ -396,6 +403,8 @@ class SemanticCache:
         except Exception:
             log.exception("semcache: store failed; response not cached")
             entry_id = None
+        finally:
+            self._storing -= 1
         self.counters["stores" if entry_id else "store_failures"] += 1
         return entry_id
 
@@ -526,6 +535,9 @@ class SemanticCache:
                         out[name] = await store.count()  # type: ignore[union-attr]
                     if callable(used := getattr(store, "bytes_used", None)):
                         out[f"{name}_bytes"] = used()
+                    journal = getattr(store, "journal_stats", None)
+                    if callable(journal) and (written := journal()) is not None:
+                        out[f"{name}_journal"] = written  # the on-disk copy's writer
                 except Exception:
                     out[name] = None
         return out

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from semcache.stores._journal import Journal
 from semcache.tags import Tag, entry_tags
 from semcache.types import Entry, decode_entry, encode_entry
 
 __all__ = ["ENTRY_OVERHEAD", "MemoryResponseStore", "entry_bytes"]
+
+log = logging.getLogger("semcache")
 
 # What an entry costs besides its payload and texts: the Entry object, its metadata and
 # the index slots that find it (an estimate, not a measure).
@@ -54,13 +58,21 @@ class MemoryResponseStore:
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._exact: dict[tuple[str, str], str] = {}
         self._journal = Journal(Path(path)) if path else None
+        self._persisted_closed = False
         if self._journal is not None:
             now = time.time()
             for entry_id, _part, blob, expires_at in self._journal.rows():
                 if expires_at is not None and expires_at <= now:
                     self._journal.delete(entry_id)
                     continue
-                entry = decode_entry(blob)
+                try:
+                    entry = decode_entry(blob)
+                except Exception as exc:  # a row this version cannot read: skipped
+                    log.warning(
+                        "semcache: skipped unreadable entry %s in %s (%s)", entry_id, path, exc
+                    )
+                    self._journal.delete(entry_id)
+                    continue
                 if self._fits(entry):
                     self._put(entry)
                 else:
@@ -81,6 +93,8 @@ class MemoryResponseStore:
         return [await self.get(entry_id) for entry_id in entry_ids]
 
     async def set(self, entry: Entry, ttl: int | None) -> None:
+        if self._persisted_closed:
+            raise RuntimeError("the store is closed: the entry would not reach its file")
         old = self._entries.get(entry.entry_id)
         if old is not None:
             self._drop(old.entry_id)
@@ -144,10 +158,16 @@ class MemoryResponseStore:
     async def ping(self) -> None:
         return None
 
+    def journal_stats(self) -> dict[str, Any] | None:
+        """The on-disk copy's writer: rows pending, written, failed, dropped (None without one)."""
+        return self._journal.stats() if self._journal is not None else None
+
     async def aclose(self) -> None:
-        if self._journal is not None:
-            await self._journal.aclose()
+        journal = self._journal
+        if journal is not None:
             self._journal = None
+            self._persisted_closed = True  # later writes would not reach the file: refused
+            await journal.aclose()
 
     def _fits(self, entry: Entry) -> bool:
         return self.max_bytes is None or entry_bytes(entry) <= self.max_bytes

@@ -124,6 +124,7 @@ class MemoryVectorStore:
         self._builds: set[asyncio.Task[None]] = set()
         self._loading = False
         self._journal = Journal(Path(path)) if path else None
+        self._persisted_closed = False
         if self._journal is not None:
             self._load(self._journal)
 
@@ -137,9 +138,9 @@ class MemoryVectorStore:
                 if expires_at is not None and expires_at <= now:
                     journal.delete(entry_id)
                     continue
-                vector = np.frombuffer(blob, dtype=np.float32)
-                if vector.shape != (self.dimension,):
+                if len(blob) != 4 * self.dimension:  # not a vector of this size: skipped
                     continue
+                vector = np.frombuffer(blob, dtype=np.float32)
                 self._insert(entry_id, partition, vector, expires_at)
             self._evict()
         finally:
@@ -150,6 +151,8 @@ class MemoryVectorStore:
     async def add(
         self, entry_id: str, partition: str, vector: Vector, expires_at: float | None
     ) -> None:
+        if self._persisted_closed:
+            raise RuntimeError("the store is closed: the entry would not reach its file")
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         if vector.shape != (self.dimension,):
             raise ValueError(f"vector has {vector.shape[0]} dimensions, expected {self.dimension}")
@@ -225,14 +228,20 @@ class MemoryVectorStore:
     async def ping(self) -> None:
         return None
 
+    def journal_stats(self) -> dict[str, Any] | None:
+        """The on-disk copy's writer: rows pending, written, failed, dropped (None without one)."""
+        return self._journal.stats() if self._journal is not None else None
+
     async def aclose(self) -> None:
         for task in list(self._builds):
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-        if self._journal is not None:
-            await self._journal.aclose()
+        journal = self._journal
+        if journal is not None:
             self._journal = None
+            self._persisted_closed = True  # later writes would not reach the file: refused
+            await journal.aclose()
 
     # -- internals --------------------------------------------------------------
 
