@@ -62,7 +62,7 @@ T = TypeVar("T")
 
 LANGCHAIN_TAG = "langchain"
 """The ``path`` tag of every entry this adapter stores: :meth:`SemanticLLMCache.clear`
-flushes them (``semcache flush --path langchain`` does the same from outside)."""
+flushes them (``await cache.flush_where(path="langchain")`` does the same)."""
 
 _PAYLOAD_PREFIX = b"semcache-langchain/1\n"
 _GENERATION_TYPES = (Generation, GenerationChunk, ChatGeneration, ChatGenerationChunk)
