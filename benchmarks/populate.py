@@ -88,11 +88,13 @@ async def populate(
     request: Callable[[str], tuple[tuple[tuple[str, str], ...], dict[str, Any]]],
     filler: Callable[[int], str],
     model: str = "bench",
+    destination: str | None = None,
 ) -> dict[str, Any]:
     """Store ``entries`` answers in ``data_path``: the ``known`` questions (keys are
     normalised texts with real vectors) first, then ``filler(i)`` questions.
 
     ``request(question)`` gives the headers and JSON body the benchmark client sends,
+    and ``destination`` the upstream URL the proxy forwards to (part of its partition),
     so the entries land in the partition the client's requests look in.
     """
     settings = Settings.from_env(
@@ -104,7 +106,7 @@ async def populate(
     )
     embedder = _PresetEmbedder(model_id, dimension, known)
     cache = SemanticCache(settings, embedder=embedder, batch_max_size=1)
-    policy = HttpCachePolicy(settings)
+    policy = HttpCachePolicy(settings, destination=destination.rstrip("/") if destination else None)
     engine = HttpCacheEngine(cache, policy)
     started = time.perf_counter()
     stored = 0

@@ -505,6 +505,7 @@ async def measure_memory(
         known=dict(zip(known_texts, vectors, strict=True)),
         request=_request_for,
         filler=lambda i: f"Archived question {i}: how does item {i} work?",
+        destination=upstream_url,
     )
     for label, folder in (("empty", empty), ("full", full)):
         env = {

@@ -134,6 +134,8 @@ class SemanticCache:
         self._janitor: asyncio.Task[None] | None = None
         self._closed = False
         self._storing = 0  # store() calls running: close waits for them
+        self._no_stores_running = asyncio.Event()
+        self._no_stores_running.set()
 
     # -- life cycle -------------------------------------------------------------
 
@@ -230,9 +232,9 @@ class SemanticCache:
         self._closed = True
         # Stores already running finish first (within their budget): what they
         # acknowledge reaches the stores before these close.
-        deadline = time.monotonic() + self.settings.lookup_timeout_ms / 1000
-        while self._storing and time.monotonic() < deadline:
-            await asyncio.sleep(0.001)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.lookup_timeout_ms / 1000):
+                await self._no_stores_running.wait()
         if self._janitor is not None:
             self._janitor.cancel()
             with contextlib.suppress(BaseException):
@@ -246,6 +248,21 @@ class SemanticCache:
             if part is not None:
                 with contextlib.suppress(Exception):
                     await part.aclose()
+
+    async def persist(self, within: float = 5.0) -> bool:
+        """Write what the embedded stores keep queued for their files now (a server's
+        shutdown, before the process exits); True when everything is on disk. Stores
+        without an on-disk copy have nothing to write."""
+        written = True
+        for store in (self.vector_store, self.response_store):
+            persist = getattr(store, "persist", None)
+            if persist is not None:
+                try:
+                    written = bool(await persist(within)) and written
+                except Exception:
+                    log.exception("semcache: the on-disk copy could not be written")
+                    written = False
+        return written
 
     async def aclose(self) -> None:
         await self.close()
@@ -390,6 +407,7 @@ class SemanticCache:
         if not self.settings.enabled or self._closed:
             return None
         self._storing += 1
+        self._no_stores_running.clear()
         try:
             async with self._whole_budget():
                 entry_id = await self._store(
@@ -405,6 +423,8 @@ class SemanticCache:
             entry_id = None
         finally:
             self._storing -= 1
+            if not self._storing:
+                self._no_stores_running.set()
         self.counters["stores" if entry_id else "store_failures"] += 1
         return entry_id
 

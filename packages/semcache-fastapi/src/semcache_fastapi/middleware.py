@@ -227,6 +227,10 @@ class SemanticCacheMiddleware:
                         )
             elif message["type"] == "lifespan.shutdown":
                 await self.engine.drain(self.policy.settings.lookup_timeout_ms / 1000 + 1.0)
+                # The app owns the cache; its files are written before the process exits.
+                persist = getattr(self.cache, "persist", None)
+                if persist is not None:
+                    await persist()
             return message
 
         return wrapped

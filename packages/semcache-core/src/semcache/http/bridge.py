@@ -26,6 +26,7 @@ from semcache.http.partition import DEFAULT_IGNORED_FIELDS
 from semcache.http.policy import Bypass, CachePlan, Extractor, HttpCachePolicy, HttpRequest
 from semcache.http.responses import DEFAULT_MAX_RESPONSE_BYTES
 from semcache.settings import Settings
+from semcache.stores import install_sigterm_flush
 from semcache.sync import LoopThread, close_at_exit, loop_thread, shared_cache
 
 if TYPE_CHECKING:
@@ -168,6 +169,9 @@ class BridgedEngine:
         Adapters call this when the app starts (Django builds its middleware, Flask's
         ``init_app``), so the model is loading before the first request arrives.
         """
+        # From the app's main thread: a SIGTERM left at its default (a bare dev server)
+        # writes the embedded stores' files first. Servers with their own handler keep it.
+        install_sigterm_flush()
         try:
             engine = self.engine
             self.loop_thread.spawn(engine.cache.ready())

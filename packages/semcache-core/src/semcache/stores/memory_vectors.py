@@ -228,6 +228,10 @@ class MemoryVectorStore:
     async def ping(self) -> None:
         return None
 
+    async def persist(self, within: float | None = None) -> bool:
+        """Write what the on-disk copy has queued now; True once written (or none kept)."""
+        return True if self._journal is None else await self._journal.flush(within)
+
     def journal_stats(self) -> dict[str, Any] | None:
         """The on-disk copy's writer: rows pending, written, failed, dropped (None without one)."""
         return self._journal.stats() if self._journal is not None else None
