@@ -42,7 +42,7 @@ def page_id(page: Path) -> str:
 Q = {"query": "What is the capital of France?"}
 
 
-LOOKUP_MS = 100
+LOOKUP_MS = 300
 STALL_S = 12.0
 """A stalled model: far past the lookup budget, so only the budget explains a fast miss."""
 STALLED_CEILING_S = min(LOOKUP_MS / 1000 + 2.0, STALL_S / 4)
