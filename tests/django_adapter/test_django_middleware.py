@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from django.urls import re_path
 import semcache_django
 import semcache_django.ordering
 from semcache import SemanticCache, Settings, sync
-from semcache.testing import StalledEmbedder
+from semcache.testing import SlowEmbedder
 from semcache_django import SemanticCacheMiddleware
 from tests.support.broken_caches import BrokenCache, GarbageCache
 from tests.support.polling import wait_stores
@@ -39,6 +40,13 @@ def page_id(page: Path) -> str:
 
 
 Q = {"query": "What is the capital of France?"}
+
+
+LOOKUP_MS = 300
+STALL_S = 12.0
+"""A stalled model: far past the lookup budget, so only the budget explains a fast miss."""
+STALLED_CEILING_S = min(LOOKUP_MS / 1000 + 2.0, STALL_S / 4)
+"""The lookup budget plus slack for a busy two-core machine, well under the stall."""
 OTHER = {"query": "How do I bake sourdough bread?"}
 
 calls: list[dict[str, Any]] = []
@@ -333,10 +341,18 @@ async def test_a_failing_cache_never_fails_an_async_request(cache_type: type) ->
 
 
 def test_a_stalled_embedder_is_a_miss_within_the_lookup_budget() -> None:
-    cache = SemanticCache(settings_for_tests(lookup_timeout_ms=100), embedder=StalledEmbedder())
+    # The model takes STALL_S and its own budget is longer still: only the lookup
+    # budget can end the wait.
+    embedder = SlowEmbedder(STALL_S)
+    settings = settings_for_tests(lookup_timeout_ms=LOOKUP_MS, embedder_timeout_ms=60_000)
+    cache = SemanticCache(settings, embedder=embedder)
     with configured(cache=cache):
+        started = time.monotonic()
         response = post(Client(), "/ask")
+        elapsed = time.monotonic() - started
         assert response.status_code == 200 and response.headers["x-semcache"] == "miss"
+    assert embedder.calls >= 1  # the lookup did wait on the model
+    assert elapsed < STALLED_CEILING_S, f"{elapsed:.2f} s for a {LOOKUP_MS} ms lookup budget"
     close(cache)
 
 

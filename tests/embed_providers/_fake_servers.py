@@ -131,7 +131,14 @@ class FakeServer:
             step = self.state.script.pop(0)
             return body, JSONResponse(step.body, step.status, headers=step.headers)
         if self.state.delay:
-            await asyncio.sleep(self.state.delay)
+            # Like a slow provider, but one that stops working once the client gave up,
+            # so a long injected delay does not hold the server open after the test.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.state.delay
+            while (left := deadline - loop.time()) > 0:
+                if await request.is_disconnected():
+                    return body, Response(status_code=499)
+                await asyncio.sleep(min(left, 0.05))  # poll interval
         return body, None
 
     def authorized(self, request: Request) -> bool:

@@ -2,9 +2,12 @@
 
 The proxy runs under uvicorn on a loopback port with its stores wrapped in
 :class:`semcache.testing.FlakyStore`; once the stores are slowed down far past every
-budget, each request still gets the upstream's answer, within the lookup budget plus
-a generous slack for a shared machine. The breaker then stops calling the slow store,
-and the cache hits again once the store is fast again.
+budget, each request still gets the upstream's answer, within the budget that should
+bind. The other budgets in play are set far longer, so a request that waits on the
+wrong one (or on the injected delay) takes several times longer than one that waits on
+the right one; the bound lies halfway between, which a busy two-core machine does not
+reach. The breaker then stops calling the slow store, and the cache hits again once the
+store is fast again.
 """
 
 from __future__ import annotations
@@ -26,10 +29,18 @@ from tests.support.servers import serve_asgi
 
 from .conftest import CHAT, chat
 
-SLACK_S = 1.0
-"""Allowance on top of a budget for a busy two-core machine; far below the injected delay."""
 STALL_S = 30.0
 """Injected delay: far past every budget, so only the budget can explain a fast answer."""
+OTHER_BUDGET_MS = 6000
+"""A budget that should not bind: set far past the one under test."""
+
+
+def _ceiling(budget_s: float, next_s: float) -> float:
+    """Halfway from the budget that should bind to the shortest delay a broken build
+    would show instead (``next_s``: another budget, or the stall), and at most a quarter
+    of the stall."""
+    assert next_s >= 4 * budget_s, "the budgets under test are too close to tell apart"
+    return min(budget_s + (next_s - budget_s) / 2, STALL_S / 4)
 
 
 def _proxy(
@@ -69,13 +80,15 @@ def _answers(response: httpx.Response, question: str) -> bool:
 @pytest.mark.parametrize("slow", ["vectors", "responses", "both"])
 @pytest.mark.parametrize(
     ("lookup_ms", "store_ms"),
-    [(300, 5000), (2000, 150)],
+    [(300, 5000), (OTHER_BUDGET_MS, 150)],
     ids=["lookup-budget-binds", "store-budget-binds"],
 )
 def test_slow_store_adds_at_most_the_budget(slow: str, lookup_ms: int, store_ms: int) -> None:
     fake = FakeLLM()
     # The first store call that overruns its budget ends the lookup; two leave room.
     budget_s = min(lookup_ms, 2 * store_ms) / 1000
+    # Broken, a request waits for the other budget (one store call, or the lookup).
+    ceiling_s = _ceiling(budget_s, max(lookup_ms, store_ms) / 1000)
     with serve_asgi(fake.app) as upstream:
         app, cache, slowed = _proxy(upstream, slow=slow, lookup_ms=lookup_ms, store_ms=store_ms)
         with serve_asgi(app) as url:
@@ -95,13 +108,13 @@ def test_slow_store_adds_at_most_the_budget(slow: str, lookup_ms: int, store_ms:
                     for q in questions:
                         response, elapsed = await _timed(client, q)
                         assert _answers(response, q)
-                        assert elapsed < budget_s + SLACK_S, (q, elapsed)
+                        assert elapsed < ceiling_s, (q, elapsed, budget_s)
                     results = await asyncio.gather(
                         *(_timed(client, f"{stored} {i}") for i in range(8))
                     )
                     for i, (response, elapsed) in enumerate(results):
                         assert _answers(response, f"{stored} {i}")
-                        assert elapsed < budget_s + SLACK_S, elapsed
+                        assert elapsed < ceiling_s, (elapsed, budget_s)
 
                     if store_ms < lookup_ms:
                         # Store calls timed out one by one: the breaker opened, and the
@@ -130,9 +143,15 @@ def test_slow_store_adds_at_most_the_budget(slow: str, lookup_ms: int, store_ms:
 def test_stuck_model_adds_at_most_the_embedder_budget() -> None:
     fake = FakeLLM()
     embedder_ms = 300
+    # Broken, a request waits for the lookup budget (or for ever: the model is stuck).
+    ceiling_s = _ceiling(embedder_ms / 1000, OTHER_BUDGET_MS / 1000)
     with serve_asgi(fake.app) as upstream:
         cache = SemanticCache(
-            settings_for_tests(embedder_timeout_ms=embedder_ms, breaker_failures=2),
+            settings_for_tests(
+                embedder_timeout_ms=embedder_ms,
+                lookup_timeout_ms=OTHER_BUDGET_MS,
+                breaker_failures=2,
+            ),
             embedder=StalledEmbedder(),
             verifier=None,
         )
@@ -147,6 +166,6 @@ def test_stuck_model_adds_at_most_the_embedder_budget() -> None:
                     for i, (response, elapsed) in enumerate(results):
                         assert _answers(response, f"question number {i}")
                         assert response.headers["x-semcache"] == "miss"
-                        assert elapsed < embedder_ms / 1000 + SLACK_S, elapsed
+                        assert elapsed < ceiling_s, (elapsed, embedder_ms)
 
             asyncio.run(run())

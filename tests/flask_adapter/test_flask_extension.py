@@ -8,6 +8,7 @@ import json
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ import semcache
 import semcache_flask
 from semcache import SemanticCache, sync
 from semcache.http import BridgedEngine
-from semcache.testing import StalledEmbedder
+from semcache.testing import SlowEmbedder
 from semcache_flask import FlaskSemanticCache, SemanticCacheWSGIMiddleware
 from tests.support.broken_caches import BrokenCache, GarbageCache
 from tests.support.polling import wait_stores
@@ -38,6 +39,13 @@ def page_id(page: Path) -> str:
 
 
 Q = {"query": "What is the capital of France?"}
+
+
+LOOKUP_MS = 300
+STALL_S = 12.0
+"""A stalled model: far past the lookup budget, so only the budget explains a fast miss."""
+STALLED_CEILING_S = min(LOOKUP_MS / 1000 + 2.0, STALL_S / 4)
+"""The lookup budget plus slack for a busy two-core machine, well under the stall."""
 
 
 def echo_app(**options: Any) -> tuple[Flask, list[dict[str, Any]]]:
@@ -253,10 +261,18 @@ def test_a_failing_cache_never_fails_a_request(cache_type: type) -> None:
 
 
 def test_a_stalled_embedder_is_a_miss_within_the_lookup_budget() -> None:
-    cache = SemanticCache(settings_for_tests(lookup_timeout_ms=100), embedder=StalledEmbedder())
-    app, _ = echo_app(cache=cache)
+    # The model takes STALL_S and its own budget is longer still: only the lookup
+    # budget can end the wait.
+    embedder = SlowEmbedder(STALL_S)
+    settings = settings_for_tests(lookup_timeout_ms=LOOKUP_MS, embedder_timeout_ms=60_000)
+    cache = SemanticCache(settings, embedder=embedder)
+    app, calls = echo_app(cache=cache)
+    started = time.monotonic()
     response = post(app)
+    elapsed = time.monotonic() - started
     assert response.status_code == 200 and response.headers["x-semcache"] == "miss"
+    assert len(calls) == 1 and embedder.calls >= 1  # the lookup did wait on the model
+    assert elapsed < STALLED_CEILING_S, f"{elapsed:.2f} s for a {LOOKUP_MS} ms lookup budget"
     close(cache)
 
 

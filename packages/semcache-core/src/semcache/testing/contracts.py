@@ -55,9 +55,19 @@ class EmbedderContract:
         assert float(a @ b) > 0.999
 
     async def test_model_id_is_stable_text(self, embedder: Any) -> None:
-        assert isinstance(embedder.model_id, str) and embedder.model_id
-        assert embedder.model_id == embedder.model_id
-        assert isinstance(embedder.dimension, int) and embedder.dimension > 0
+        # Stored entries are keyed by the model id: it must be plain text, and the same
+        # before and after the model runs (a lazy load must not rename it), or every
+        # entry stored before the first call is lost.
+        model_id, dimension = embedder.model_id, embedder.dimension
+        assert isinstance(model_id, str) and model_id.strip() == model_id and model_id, model_id
+        assert not any(c.isspace() and c != " " for c in model_id), model_id
+        assert isinstance(dimension, int) and dimension > 0, dimension
+        await embedder.embed(["the first call may load the model"])
+        await embedder.embed(["and a second one"])
+        after = (embedder.model_id, embedder.dimension)
+        assert after == (model_id, dimension), (
+            f"changed by embedding: {(model_id, dimension)} -> {after}"
+        )
 
     async def test_empty_batch(self, embedder: Any) -> None:
         m = np.asarray(await embedder.embed([]))
