@@ -16,3 +16,13 @@ def upstream(fake: FakeLLM) -> Iterator[str]:
     """The fake OpenAI + Anthropic upstream on a loopback port (its base URL, no path)."""
     with serve_asgi(fake.app) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def pg_uri() -> Iterator[str]:
+    """A database of this test run's own on the shared PostgreSQL, dropped after."""
+    from tests.support.pg_servers import create_database, drop_database
+
+    uri = create_database()
+    yield uri
+    drop_database(uri)
