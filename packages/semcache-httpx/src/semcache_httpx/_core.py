@@ -99,7 +99,11 @@ class _Rules:
 
     def in_scope(self, request: Any) -> tuple[str, str] | None:
         """``(destination, path)`` when the cache looks at ``request`` at all."""
-        destination, path = destination_of(request.url, self.upstreams)
+        try:
+            destination, path = destination_of(request.url, self.upstreams)
+        except Exception:  # an odd URL is the upstream's business, not the cache's
+            log.exception("semcache: unreadable request URL; passing the request through")
+            return None
         if not self.policy.in_scope(request.method, path):
             return None
         return destination, path
@@ -144,7 +148,7 @@ class _Rules:
             replay.status,
             headers=replay.headers,
             stream=self.streams.replay(replay.chunks),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": b""},
+            extensions={"http_version": b"HTTP/1.1"},
         )
 
 
