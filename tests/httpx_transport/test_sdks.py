@@ -310,3 +310,20 @@ async def test_async_fails_open_when_the_cache_is_broken(upstream: str, fake: Fa
         )
         parts = [c.choices[0].delta.content or "" async for c in stream]
         assert "".join(parts) == f"Answer #2 to: {QUESTION}"
+
+
+def test_compressed_answers_are_stored_and_replayed_as_sent(upstream: str, fake: FakeLLM) -> None:
+    fake.gzip = True
+    cache = build_cache()
+    with openai_client(upstream, cache) as client:
+        status, first, _ = ask(client, QUESTION)
+        assert status == "miss"
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-test", messages=chat(PARAPHRASE)
+        )
+        assert raw.headers["x-semcache"] == "hit"
+        assert raw.headers["content-encoding"] == "gzip"  # httpx decodes it, as upstream's
+        assert raw.parse().choices[0].message.content == first
+        assert ask_stream(client, QUESTION)[0] == "miss"
+        assert ask_stream(client, PARAPHRASE) == ("hit", f"Answer #2 to: {QUESTION}")
+    assert fake.calls == 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zlib
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -236,7 +237,9 @@ class SyncTransportBase:
             forward.abort()
             raise
         forward.start(response.status_code, _str_headers(response.headers.raw))
-        recorded = self._rules.streams.recorded(response.stream, forward, self.bridge)
+        recorded = self._rules.streams.recorded(
+            response.stream, forward, self.bridge, response.headers
+        )
         return self._rules.marked(response, "miss", recorded)
 
     def close(self) -> None:
@@ -254,12 +257,12 @@ class _RecordedStream:
     and the answer is stored if the body then ends.
     """
 
-    def __init__(self, source: Any, forward: Forward, bridge: BridgedEngine) -> None:
+    def __init__(self, source: Any, forward: Forward, bridge: BridgedEngine, headers: Any) -> None:
         self._source = source
         self._forward = forward
         self._bridge = bridge
         self._iterator: Iterator[bytes] | None = None
-        self._tail = _Tail()
+        self._tail = _Tail(headers)
         self._ended = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -397,7 +400,7 @@ class AsyncTransportBase:
             forward.abort()
             raise
         forward.start(response.status_code, _str_headers(response.headers.raw))
-        recorded = self._rules.streams.arecorded(response.stream, forward)
+        recorded = self._rules.streams.arecorded(response.stream, forward, response.headers)
         return self._rules.marked(response, "miss", recorded)
 
     async def aclose(self) -> None:
@@ -411,11 +414,11 @@ class _AsyncRecordedStream:
     SDK drains the rest of a stream that way after ``data: [DONE]``).
     """
 
-    def __init__(self, source: Any, forward: Forward) -> None:
+    def __init__(self, source: Any, forward: Forward, headers: Any) -> None:
         self._source = source
         self._forward = forward
         self._iterator: AsyncIterator[bytes] | None = None
-        self._tail = _Tail()
+        self._tail = _Tail(headers)
         self._ended = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -468,19 +471,38 @@ _TERMINAL = re.compile(rb"(?:^|\n)data: ?\[DONE\]\r?\n\r?\n\Z")
 
 
 class _Tail:
-    """The last bytes of a body: did it stop right after an OpenAI ``data: [DONE]``?"""
+    """The last bytes of a body: did it stop right after an OpenAI ``data: [DONE]``?
 
-    __slots__ = ("_bytes",)
+    A gzip or deflate body is looked at decompressed (a copy, as it passes); in another
+    coding the end is not recognised, and the client must read the body to its end.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_bytes", "_inflate")
+
+    def __init__(self, headers: Any) -> None:
         self._bytes = b""
+        coding = (headers.get("content-encoding") or "identity").strip().lower()
+        self._inflate: Any = None
+        if coding in ("gzip", "x-gzip", "deflate"):
+            self._inflate = zlib.decompressobj(32 + zlib.MAX_WBITS)  # gzip or zlib header
+        elif coding != "identity":
+            self._bytes = b"\x00"  # never terminal: nothing below is looked at
+            self._inflate = False
 
     def add(self, chunk: bytes) -> None:
+        if self._inflate is False:
+            return
+        if self._inflate is not None:
+            try:
+                chunk = self._inflate.decompress(chunk)
+            except zlib.error:
+                self._inflate, self._bytes = False, b""
+                return
         self._bytes = (self._bytes + chunk[-64:])[-64:]
 
     @property
     def terminal(self) -> bool:
-        return _TERMINAL.search(self._bytes) is not None
+        return self._inflate is not False and _TERMINAL.search(self._bytes) is not None
 
 
 def _split(kwargs: dict[str, Any]) -> dict[str, Any]:
