@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from semcache.http import GENERATION_PATHS
 from semcache.settings import check_declared, setting
 
 __all__ = [
@@ -39,21 +40,6 @@ ADMIN_PATH = _P + "ADMIN_PATH"
 HEALTH_PATH = _P + "HEALTH_PATH"
 READY_PATH = _P + "READY_PATH"
 METRICS_PATH = _P + "METRICS_PATH"
-
-
-GENERATION_PATHS = (
-    "*/chat/completions",  # OpenAI-compatible chat (also Azure's deployments/NAME/...)
-    "*/completions",  # legacy completions
-    "*/responses",  # OpenAI Responses
-    "*/messages",  # Anthropic Messages (not count_tokens, not batches)
-    "*/api/generate",  # Ollama
-    "*/api/chat",  # Ollama
-    "*:generateContent",  # Gemini
-    "*:streamGenerateContent",  # Gemini, streamed
-)
-"""The generation endpoints of the OpenAI, Anthropic, Ollama and Gemini APIs: what the
-proxy caches by default. Embeddings, moderations, token counting and every endpoint that
-creates something pass through untouched."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 
     python -m semcache_proxy.testing --port 9100 --latency 0.3
 
-Answers ``POST /v1/chat/completions`` (JSON, or SSE when ``"stream": true``) and
-``POST /v1/completions`` with a deterministic reply that names the question, after
+Answers ``POST /v1/chat/completions`` (JSON, or SSE when ``"stream": true``),
+``POST /v1/completions`` and Anthropic's ``POST /v1/messages`` with a deterministic reply that names the question, after
 ``latency`` seconds. Attributes switch on the failures a proxy must survive.
 """
 
@@ -57,6 +57,7 @@ class FakeLLM:
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/completions", self._chat, methods=["POST"]),
+                Route("/v1/messages", self._messages, methods=["POST"]),
                 Route(
                     "/echo/{path:path}",
                     self._echo,
@@ -124,6 +125,44 @@ class FakeLLM:
                 self._broken(payload), media_type="application/json", headers=headers
             )
         return Response(payload, media_type="application/json", headers=headers)
+
+    async def _messages(self, request: Request) -> Response:
+        """Anthropic Messages: the reply as a message, or its event stream."""
+        self.calls += 1
+        body = await request.json()
+        self.requests.append({"body": body, "headers": dict(request.headers)})
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        answer = f"Answer #{self.calls} to: {_last_user_text(body)}"
+        message = _message(body, answer)
+        if not body.get("stream"):
+            return JSONResponse(message, headers=self.extra_headers)
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("message_start", {"message": {**message, "content": [], "stop_reason": None}}),
+            ("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+        ]
+        words = answer.split(" ")
+        for i, word in enumerate(words):
+            text = word + (" " if i < len(words) - 1 else "")
+            events.append(
+                ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}})
+            )
+        events += [
+            ("content_block_stop", {"index": 0}),
+            (
+                "message_delta",
+                {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": len(words)}},
+            ),
+            ("message_stop", {}),
+        ]
+
+        async def sse() -> AsyncIterator[bytes]:
+            for i, (name, data) in enumerate(events):
+                if i and self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
+                yield f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
+
+        return StreamingResponse(sse(), media_type="text/event-stream", headers=self.extra_headers)
 
     async def _broken(self, payload: bytes) -> AsyncIterator[bytes]:
         yield payload[: len(payload) // 2]
@@ -212,6 +251,19 @@ def _completion(body: dict[str, Any], answer: str) -> dict[str, Any]:
             "completion_tokens": len(answer.split()),
             "total_tokens": 12 + len(answer.split()),
         },
+    }
+
+
+def _message(body: dict[str, Any], answer: str) -> dict[str, Any]:
+    return {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", "fake"),
+        "content": [{"type": "text", "text": answer}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 12, "output_tokens": len(answer.split())},
     }
 
 

@@ -10,7 +10,7 @@
 - :mod:`~semcache.http.engine`: the decision flow, once: ``await engine.begin(plan)``
   gives a :class:`Replay` or a :class:`Forward` (:mod:`~semcache.http.flow`).
 - :mod:`~semcache.http.bridge`: that engine driven from sync code and foreign event
-  loops (Django, Flask, WSGI), through the loop thread of :mod:`semcache.sync`.
+  loops (Django, Flask, WSGI, a sync HTTP client), through the loop thread of :mod:`semcache.sync`.
 - :mod:`~semcache.http.config`: the configuration mapping of the Django and Flask adapters.
 """
 
@@ -46,6 +46,7 @@ from semcache.http.partition import (
     wants_stream,
 )
 from semcache.http.policy import (
+    GENERATION_PATHS,
     Bypass,
     CachePlan,
     Extractor,
@@ -73,6 +74,7 @@ __all__ = [
     "CREDENTIAL_HEADERS",
     "DEFAULT_IGNORED_FIELDS",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "GENERATION_PATHS",
     "HEADER_ENTRY",
     "HEADER_SIMILARITY",
     "HEADER_STATUS",

@@ -67,6 +67,8 @@ class BridgedEngine:
         extract_partition: Extractor | None = None,
         ignored_fields: Collection[str] = DEFAULT_IGNORED_FIELDS,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        paths: Collection[str] | None = None,
+        destination: str | None = None,
         loop: LoopThread | None = None,
     ) -> None:
         given = cache if is_cache(cache) else None
@@ -83,6 +85,8 @@ class BridgedEngine:
             extract_partition=extract_partition,
             ignored_fields=ignored_fields,
             max_response_bytes=max_response_bytes,
+            paths=paths,
+            destination=destination,
         )
         self._cache_source = cache
         self._engine: tuple[int, HttpCacheEngine] | None = None

@@ -34,6 +34,7 @@ from semcache.settings import Settings
 from semcache.text import exact_text
 
 __all__ = [
+    "GENERATION_PATHS",
     "Bypass",
     "CachePlan",
     "Extractor",
@@ -46,6 +47,21 @@ log = logging.getLogger("semcache")
 
 Headers = Sequence[tuple[str, str]]
 
+GENERATION_PATHS = (
+    "*/chat/completions",  # OpenAI-compatible chat (also Azure's deployments/NAME/...)
+    "*/completions",  # legacy completions
+    "*/responses",  # OpenAI Responses
+    "*/messages",  # Anthropic Messages (not count_tokens, not batches)
+    "*/api/generate",  # Ollama
+    "*/api/chat",  # Ollama
+    "*:generateContent",  # Gemini
+    "*:streamGenerateContent",  # Gemini, streamed
+)
+"""The generation endpoints of the OpenAI, Anthropic, Ollama and Gemini APIs, as
+``paths`` patterns: what the proxy and the HTTP client transport cache by default.
+Embeddings, moderations, token counting and every endpoint that creates something pass
+through untouched."""
+
 Extractor = Callable[[Any, Any], "str | Awaitable[str | None] | None"]
 """``(request, body) -> str | None``, sync or async; ``body`` is the parsed JSON."""
 
@@ -53,13 +69,16 @@ Extractor = Callable[[Any, Any], "str | Awaitable[str | None] | None"]
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """What the policy needs of a request. Header names lower case, values latin-1 strings;
-    ``path`` as the client sent it (percent-encoding kept: it is what the upstream gets)."""
+    ``path`` as the client sent it (percent-encoding kept: it is what the upstream gets).
+    ``destination``: where this request goes, when the adapter knows it (an HTTP client
+    does); it replaces the policy's ``destination`` for the partition."""
 
     method: str
     path: str
     query_string: str = ""
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
+    destination: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,11 +317,12 @@ class HttpCachePolicy:
         per_credential = self.settings.auth_mode == "partition" or is_stateful(request.path, body)
         credential = credential_id if per_credential else None
         stream = wants_stream(body, headers)
-        destination = (
-            self.destination
-            if self.destination is not None
-            else (header_value(headers, "host") or "").strip().lower()
-        )
+        if request.destination is not None:
+            destination = request.destination
+        elif self.destination is not None:
+            destination = self.destination
+        else:
+            destination = (header_value(headers, "host") or "").strip().lower()
 
         partition = build_partition(
             method=request.method,
