@@ -7,6 +7,7 @@ import pytest
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TRAPS = DATA / "traps.jsonl"
+HELDOUT = DATA / "heldout.jsonl"
 TINY = DATA / "tiny_pairs.jsonl"
 
 

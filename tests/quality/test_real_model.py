@@ -1,10 +1,17 @@
-"""The default settings with the real default model (all-MiniLM-L6-v2), on the trap set.
+"""The default settings with the real default model (all-MiniLM-L6-v2), on labelled pairs.
+
+Two sets: ``traps.jsonl``, which the verifier's rules were developed on (asserted at
+today's values: a regression there is a regression), and ``heldout.jsonl``, written
+apart from it and never used to fit a rule (asserted at floors a little under its
+measured values: that is how the rules do on requests they have not seen). The QQP
+sample, when the evaluation data is on the machine, is held to the documented full run.
 
 The model loads once per session and each text is embedded once (the evaluation
 remembers vectors), so this stays within seconds of model time.
 """
 
 import asyncio
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +21,37 @@ from semcache import Settings
 from semcache.evaluation import Report, evaluate, load_pairs
 from semcache.thresholds import default_threshold
 
-from .conftest import TRAPS
+from .conftest import HELDOUT, TRAPS
 
 QQP = Path("/work/shared/eval/qqp_dev.jsonl")
 TRAP_CATEGORIES = ("negation", "number", "date", "unit", "entity", "scope", "direction", "context")
+HELDOUT_TRAP_CATEGORIES = (
+    "negation",
+    "number",
+    "date",
+    "unit",
+    "entity",
+    "scope",
+    "direction",
+    "comparison",
+)
+HELDOUT_SHA256 = "e22bb4596fa6d3f7936935ee4f2a5c75c9b5d9626dabb01b6ddcd320051e2de9"
+"""The held-out pairs may not be edited to suit a rule: a changed file fails here."""
+HELDOUT_TRAPS_MAX = 7
+"""Measured: 5 of 123 traps served; two more allowed for other CPUs' rounding."""
+HELDOUT_PARAPHRASES_MIN = 32
+"""Measured: 35 of 64 paraphrases served (55%); three fewer allowed."""
+QQP_SAMPLE = 2000
+QQP_PRECISION_MIN = 0.78
+QQP_RECALL_MIN = 0.35
+QQP_FALSE_HIT_MAX = 0.06
 
 
 @pytest.fixture(scope="session")
 def reports(real_embedder: Any) -> dict[str, Report]:
     pairs = load_pairs(TRAPS)
     chats = [p for p in pairs if p.a.context is not None or p.b.context is not None]
+    heldout = load_pairs(HELDOUT)
 
     async def run() -> dict[str, Report]:
         defaults = Settings.from_env({})
@@ -32,32 +60,63 @@ def reports(real_embedder: Any) -> dict[str, Report]:
             "semantic": await evaluate(
                 chats, defaults.replace(context_mode="semantic"), embedder=real_embedder
             ),
+            "heldout": await evaluate(heldout, defaults, embedder=real_embedder, sweep=[0.85]),
         }
 
     return asyncio.run(run())
 
 
-def test_defaults_serve_almost_no_traps(reports: dict[str, Report]) -> None:
+def _served(report: Report, categories: tuple[str, ...]) -> tuple[int, int]:
+    traps = [report.by_category[c] for c in categories]
+    return sum(m.false_hits for m in traps), sum(m.negatives for m in traps)
+
+
+def test_tuning_set_serves_no_traps(reports: dict[str, Report]) -> None:
+    # The rules were developed on this set: every trap in it stays unserved.
     report = reports["default"]
     assert report.model_id == "sentence-transformers/all-MiniLM-L6-v2"
     assert report.threshold == default_threshold(report.model_id)
-    traps = [report.by_category[c] for c in TRAP_CATEGORIES]
-    served = sum(m.false_hits for m in traps)
-    total = sum(m.negatives for m in traps)
-    print(f"traps served at defaults: {served}/{total}")
-    assert total >= 150
-    assert served / total <= 0.03
-    for c in TRAP_CATEGORIES:
-        assert report.by_category[c].false_hit_rate <= 0.1, c
+    served, total = _served(report, TRAP_CATEGORIES)
+    print(f"tuning set: traps served at defaults {served}/{total}")
+    assert total == 264
+    assert served == 0
 
 
-def test_defaults_serve_most_paraphrases(reports: dict[str, Report]) -> None:
+def test_tuning_set_serves_paraphrases(reports: dict[str, Report]) -> None:
+    # Today's counts, less one pair: 123 of 140 paraphrases, 81 of 81 near-repeats.
     cats = reports["default"].by_category
-    for name, floor in (("paraphrase", 0.7), ("near-repeat", 0.9)):
-        print(
-            f"{name}: recall {cats[name].recall:.3f} ({cats[name].true_hits}/{cats[name].positives})"
-        )
-        assert cats[name].recall >= floor
+    for name, positives, floor in (("paraphrase", 140, 122), ("near-repeat", 81, 80)):
+        m = cats[name]
+        print(f"tuning set: {name} recall {m.recall:.3f} ({m.true_hits}/{m.positives})")
+        assert m.positives == positives
+        assert m.true_hits >= floor, name
+
+
+def test_heldout_file_is_unchanged() -> None:
+    digest = hashlib.sha256(HELDOUT.read_bytes()).hexdigest()
+    assert digest == HELDOUT_SHA256, (
+        "heldout.jsonl changed: it is held out, never edited to fit a rule "
+        "(see tests/data/README.md)"
+    )
+
+
+def test_heldout_set_serves_few_traps(reports: dict[str, Report]) -> None:
+    # Measured once, after the rules were fixed; never a reason to change a rule.
+    report = reports["heldout"]
+    served, total = _served(report, HELDOUT_TRAP_CATEGORIES)
+    print(f"held-out set: traps served at defaults {served}/{total}")
+    for c in HELDOUT_TRAP_CATEGORIES:
+        m = report.by_category[c]
+        print(f"  {c}: {m.false_hits}/{m.negatives}")
+    assert total == 123
+    assert served <= HELDOUT_TRAPS_MAX
+
+
+def test_heldout_set_serves_paraphrases(reports: dict[str, Report]) -> None:
+    m = reports["heldout"].by_category["paraphrase"]
+    print(f"held-out set: paraphrase recall {m.recall:.3f} ({m.true_hits}/{m.positives})")
+    assert m.positives == 64
+    assert m.true_hits >= HELDOUT_PARAPHRASES_MIN
 
 
 def test_verifier_does_the_work_not_the_threshold(reports: dict[str, Report]) -> None:
@@ -78,22 +137,32 @@ def test_semantic_context_mode(reports: dict[str, Report]) -> None:
         f"context traps served: exact {exact['context'].false_hits}, semantic {semantic['context'].false_hits}"
     )
     assert exact["context"].false_hits == 0
-    assert semantic["context"].false_hit_rate <= 0.05
+    assert semantic["context"].false_hits == 0
     assert semantic["context-paraphrase"].recall > exact["context-paraphrase"].recall
-    assert semantic["context-paraphrase"].recall >= 0.7
+    assert semantic["context-paraphrase"].true_hits >= 35  # 36 of 40 today
 
 
 @pytest.mark.skipif(not QQP.exists(), reason="qqp_dev.jsonl is not on this machine")
-def test_qqp_sample_verifier_raises_precision(real_embedder: Any) -> None:
-    pairs = load_pairs(QQP, limit=300, sample=True, seed=7)
+def test_qqp_sample_at_documented_quality(real_embedder: Any) -> None:
+    # docs/quality.md, all 71,805 pairs at the default threshold: precision 0.823, recall
+    # 0.400, false-hit rate 0.048 (similarity alone: 0.733, 0.591, 0.120). A sample of
+    # QQP_SAMPLE pairs is held to those with a margin for sampling error (about two
+    # standard errors) and for the rule changes since that run.
+    pairs = load_pairs(QQP, limit=QQP_SAMPLE, sample=True, seed=7)
 
     async def run() -> Report:
         return await evaluate(pairs, Settings.from_env({}), embedder=real_embedder, sweep=[0.85])
 
     point = asyncio.run(run()).sweep[0]
+    v, raw = point.verified, point.raw
     print(
-        f"qqp sample: verifier P {point.verified.precision:.3f} R {point.verified.recall:.3f}; "
-        f"raw P {point.raw.precision:.3f} R {point.raw.recall:.3f}"
+        f"qqp sample of {v.pairs}: verifier P {v.precision:.3f} R {v.recall:.3f} "
+        f"FHR {v.false_hit_rate:.3f}; raw P {raw.precision:.3f} R {raw.recall:.3f} "
+        f"FHR {raw.false_hit_rate:.3f}"
     )
-    assert point.verified.precision > point.raw.precision
-    assert point.verified.recall >= 0.5 * point.raw.recall
+    assert v.pairs >= 1000
+    assert v.precision >= QQP_PRECISION_MIN
+    assert v.recall >= QQP_RECALL_MIN
+    assert v.false_hit_rate <= QQP_FALSE_HIT_MAX
+    assert v.precision > raw.precision
+    assert v.false_hit_rate < 0.5 * raw.false_hit_rate

@@ -130,6 +130,18 @@ def test_topic_words_need_more_similarity_the_fewer_they_are() -> None:
     assert V.needed(0, other_question=True) > V.needed(1)
 
 
+def test_synonyms_and_compounds_match_in_any_form() -> None:
+    # A synonym counts in its regular forms too, not only in the form the list names.
+    for word in ("purchase", "purchasing", "purchased", "purchases"):
+        assert V.check("when should i buy a tent", f"when should i {word} a tent", 0.9).edits == 0
+    assert V.check("which jobs pay well", "which work pays well", 0.9).edits == 0
+    # A one-letter hyphenated prefix makes one word: e-mail is email, x-ray is xray.
+    assert V.check("how do i change my email", "how do i change my e-mail", 0.9).edits == 0
+    assert V.check("how much is a dental xray", "how much is a dental x-ray", 0.9).edits == 0
+    # Words that are not synonyms still differ.
+    assert V.check("how tall is a giraffe", "how heavy is a giraffe", 0.9).edits == 1
+
+
 def test_hard_rules_apply_at_any_similarity() -> None:
     assert check("Cancel my subscription", "Don't cancel my subscription", 0.999) == "negation"
     assert check("Is 17 prime?", "Is 21 prime?", 0.999) == "number"

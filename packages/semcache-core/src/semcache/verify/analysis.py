@@ -183,11 +183,20 @@ def _undouble(w: str) -> str:
     return w
 
 
+@lru_cache(maxsize=1)
+def _synonyms_by_stem() -> dict[str, str]:
+    return {stem(word): target for word, target in lx.SYNONYMS.items()}
+
+
+def _synonym(word: str) -> str:
+    """The word a synonym stands for, matched in any regular form ("films": "movie")."""
+    return lx.SYNONYMS.get(word) or _synonyms_by_stem().get(stem(word)) or word
+
+
 @lru_cache(maxsize=65536)
 def _key(word: str) -> str:
     """Stem with synonyms merged: the form topic words are compared in."""
-    s = stem(lx.SYNONYMS.get(word, word))
-    return lx.SYNONYMS.get(s, s)
+    return stem(_synonym(word))
 
 
 def _number_value(raw: str) -> str:
@@ -213,7 +222,10 @@ def _expand(token: str) -> list[str]:
     if _ACRONYM.fullmatch(token):  # u.s. -> us
         return [token.replace(".", "")]
     if "-" in token and all(p.isalpha() for p in token.split("-") if p):
-        return [p for p in token.split("-") if p]
+        parts = [p for p in token.split("-") if p]
+        if len(parts) == 2 and len(parts[0]) == 1:  # e-mail, x-ray: one word
+            return [parts[0] + parts[1]]
+        return parts
     return [token]
 
 
@@ -304,7 +316,7 @@ def _analyze(text: str) -> Analysis:
             continue
         if t in lx.FUNCTION_WORDS or t in lx.SCAFFOLD_WORDS or t in lx.NEGATIONS:
             continue
-        if lx.SYNONYMS.get(t, t) in lx.SCAFFOLD_WORDS:  # "earn" money = "make" money
+        if _synonym(t) in lx.SCAFFOLD_WORDS:  # "earn" money = "make" money
             continue
         if any(c.isalpha() for c in t):
             content_at[i] = _key(t)

@@ -1,4 +1,8 @@
-"""Word lists for the default verifier: general English, not tuned to any data set.
+"""Word lists for the default verifier: general English.
+
+They were developed on the tuning set (tests/data/traps.jsonl); an entry that only one
+labelled pair needs is a fit to that pair, not English, and does not belong here
+(``scripts/lexicon_usage.py`` counts the pairs each synonym decides).
 
 Everything here is lower case; the analyser case-folds before looking words up.
 """
@@ -82,39 +86,39 @@ provide cause causes caused
 they ask about: words a paraphrase adds or drops freely."""
 
 SYNONYMS: dict[str, str] = {
-    "purchase": "buy", "bought": "buy", "acquire": "buy",
+    "purchase": "buy", "acquire": "buy",
     "begin": "start", "commence": "start", "launch": "start",
     "finish": "end", "complete": "end",
-    "obtain": "get", "receive": "get", "receiving": "get",
+    "obtain": "get", "receive": "get",
     "modify": "change", "alter": "change", "edit": "change", "update": "change",
     "remove": "delete", "erase": "delete",
     "fix": "repair", "mend": "repair", "solve": "repair", "resolve": "repair",
     "large": "big", "huge": "big", "small": "little", "tiny": "little",
-    "quick": "fast", "rapid": "fast", "speed": "fast",
-    "author": "write", "wrote": "write", "written": "write", "writer": "write",
-    "height": "tall", "high": "tall",
-    "study": "learn", "studying": "learn",
+    "quick": "fast", "rapid": "fast",
+    "writer": "write",
+    "high": "tall",
+    "study": "learn",
     "job": "work", "employment": "work",
-    "film": "movie", "films": "movie", "cinema": "movie",
+    "film": "movie", "cinema": "movie",
     "automobile": "car", "vehicle": "car",
-    "doctor": "physician", "physicians": "physician",
-    "requirement": "need", "requirements": "need", "require": "need", "required": "need",
-    "earn": "make", "earned": "make", "earning": "make",
+    "doctor": "physician",
+    "requirement": "need", "require": "need",
+    "earn": "make",
     "reply": "answer", "respond": "answer", "response": "answer",
     "assist": "help", "assistance": "help", "support": "help",
     "error": "problem", "issue": "problem", "trouble": "problem", "bug": "problem",
-    "leaky": "leak", "leaking": "leak",
-    "harmful": "bad", "unhealthy": "bad",
-    "spoken": "speak", "said": "say",
-    "slowly": "slow",
-    "collapse": "fall",
-    "e-mail": "email", "mail": "email",
-    "phone": "phone", "cellphone": "phone", "smartphone": "phone", "mobile": "phone",
-    "kid": "child", "kids": "child", "children": "child",
-    "guy": "man", "guys": "man", "men": "man",
-    "women": "woman", "girls": "girl", "boys": "boy",
+    "unhealthy": "bad",
+    "cellphone": "phone", "smartphone": "phone", "mobile": "phone",
+    "kid": "child",
+    "guy": "man",
+    # irregular forms, which stemming cannot reach
+    "bought": "buy", "wrote": "write", "written": "write", "said": "say", "spoken": "speak",
+    "children": "child", "men": "man", "women": "woman",
 }
-"""A few near-universal synonyms, so a paraphrase that swaps them is not a new topic."""
+"""A few near-universal synonyms, so a paraphrase that swaps them is not a new topic.
+
+Keys match in any regular form ("receiving", "films", "required" through "receive",
+"film", "require"): the analyser compares stems."""
 
 # Each axis lists its poles; a word on one pole in one text and on another pole in the
 # other text (and not on both sides) means the texts ask opposite things.
