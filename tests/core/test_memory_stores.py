@@ -1,4 +1,5 @@
 import asyncio
+import sqlite3
 import time
 
 import numpy as np
@@ -66,19 +67,38 @@ async def test_stores_survive_a_restart(tmp_path):
     v = _vectors(2)
     vs = MemoryVectorStore(16, path=tmp_path / "v.sqlite3")
     rs = MemoryResponseStore(path=tmp_path / "r.sqlite3")
+    expires_at = time.time() + 0.2
     await vs.add("keep", "p", v[0], None)
-    await vs.add("gone", "p", v[1], time.time() + 0.2)
+    # The expired vector is the query's own: a search would return it were it reloaded.
+    await vs.add("gone", "p", v[0], expires_at)
     await rs.set(Entry("keep", "p", "question", b"\x00answer", {"status": 200}), None)
+    await rs.set(Entry("gone", "p", "other question", b"old", {}, expires_at=expires_at), None)
     await vs.aclose()
     await rs.aclose()
+    while time.time() <= expires_at:
+        await asyncio.sleep(0.02)
 
     vs2 = MemoryVectorStore(16, path=tmp_path / "v.sqlite3")
     rs2 = MemoryResponseStore(path=tmp_path / "r.sqlite3")
+    # Expired rows are not loaded (nor counted) and are deleted from the files.
+    assert await vs2.count() == 1 and await rs2.count() == 1
     assert [m.entry_id for m in await vs2.search("p", v[0], 2, 0.9)] == ["keep"]
     got = await rs2.get("keep")
     assert got is not None and got.payload == b"\x00answer" and got.metadata == {"status": 200}
+    assert await rs2.get("gone") is None
     await vs2.aclose()
     await rs2.aclose()
+    assert _file_keys(tmp_path / "v.sqlite3") == ["keep"]
+    assert _file_keys(tmp_path / "r.sqlite3") == ["keep"]
+
+
+def _file_keys(path):
+    """The keys stored in an embedded store's file, read with sqlite3 itself."""
+    db = sqlite3.connect(path)
+    try:
+        return sorted(key for (key,) in db.execute("SELECT key FROM entries"))
+    finally:
+        db.close()
 
 
 async def test_large_partition_switches_to_hnsw_and_keeps_recall():
