@@ -147,3 +147,101 @@ async def test_reloaded_large_partition_builds_its_index_once_loaded(tmp_path):
     assert part.ann.get_current_count() == 3600
     assert [m.entry_id for m in await store.search("big", data[42], 1, 0.0)] == ["e42"]
     await store.aclose()
+
+
+class _ReopenedResponseStore:
+    """A persisted MemoryResponseStore closed and reopened from its file before every
+    call: each step of the contract sees only what the file kept."""
+
+    def __init__(self, path):
+        self.path = path
+        self.store = MemoryResponseStore(path=path)
+        self.reopens = 0
+
+    async def _reopened(self):
+        await self.store.aclose()
+        self.store = MemoryResponseStore(path=self.path)
+        self.reopens += 1
+        return self.store
+
+    async def set(self, entry, ttl):
+        return await (await self._reopened()).set(entry, ttl)
+
+    async def get(self, entry_id):
+        return await (await self._reopened()).get(entry_id)
+
+    async def get_many(self, entry_ids):
+        return await (await self._reopened()).get_many(entry_ids)
+
+    async def get_exact(self, partition, query):
+        return await (await self._reopened()).get_exact(partition, query)
+
+    async def delete(self, entry_id):
+        return await (await self._reopened()).delete(entry_id)
+
+    async def flush(self, partition=None):
+        return await (await self._reopened()).flush(partition)
+
+    async def partitions_where(self, tags):
+        return await (await self._reopened()).partitions_where(tags)
+
+    async def count(self):
+        return await (await self._reopened()).count()
+
+    async def ping(self):
+        return await (await self._reopened()).ping()
+
+    async def aclose(self):
+        await self.store.aclose()
+
+
+class TestMemoryResponseStoreReopenedContract(ResponseStoreContract):
+    @pytest.fixture
+    async def response_store(self, tmp_path):
+        store = _ReopenedResponseStore(tmp_path / "r.sqlite3")
+        yield store
+        await store.aclose()
+
+
+async def test_deletes_flushes_and_evictions_stay_done_after_a_restart(tmp_path):
+    v = _vectors(6)
+    vpath, rpath = tmp_path / "v.sqlite3", tmp_path / "r.sqlite3"
+    vs = MemoryVectorStore(16, max_entries=3, path=vpath)
+    rs = MemoryResponseStore(max_entries=3, path=rpath)
+    for i in range(4):  # e3 evicts e0 from both stores
+        await vs.add(f"e{i}", "p", v[i], None)
+        await rs.set(Entry(f"e{i}", "p", f"question {i}", b"x"), None)
+    await vs.delete(["e1"])
+    assert await rs.delete("e1")
+    await vs.add("q0", "q", v[4], None)  # then the partition is flushed
+    await rs.set(Entry("q0", "q", "question q", b"x"), None)
+    await vs.flush("q")
+    assert await rs.flush("q") == 1
+    await vs.aclose()
+    await rs.aclose()
+
+    vs = MemoryVectorStore(16, max_entries=3, path=vpath)
+    rs = MemoryResponseStore(max_entries=3, path=rpath)
+    assert await vs.count() == 2 and await rs.count() == 2
+    for i in (2, 3):
+        assert [m.entry_id for m in await vs.search("p", v[i], 1, 0.99)] == [f"e{i}"]
+    for i in (0, 1):
+        assert await vs.search("p", v[i], 1, 0.99) == []
+    assert await vs.search("q", v[4], 1, 0.99) == []
+    assert [await rs.get(f"e{i}") is not None for i in range(4)] == [False, False, True, True]
+    assert await rs.get("q0") is None and await rs.get_exact("q", "question q") is None
+    assert await rs.get_exact("p", "question 1") is None
+    # A flush of everything, then one store: only that one is in the files.
+    await vs.flush()
+    await rs.flush()
+    await vs.add("after", "p", v[5], None)
+    await rs.set(Entry("after", "p", "question after", b"x"), None)
+    await vs.aclose()
+    await rs.aclose()
+    assert _file_keys(vpath) == ["after"] and _file_keys(rpath) == ["after"]
+    vs = MemoryVectorStore(16, max_entries=3, path=vpath)
+    rs = MemoryResponseStore(max_entries=3, path=rpath)
+    assert await vs.count() == 1 and await rs.count() == 1
+    assert [m.entry_id for m in await vs.search("p", v[5], 1, 0.99)] == ["after"]
+    await vs.aclose()
+    await rs.aclose()
