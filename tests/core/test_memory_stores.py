@@ -1,4 +1,5 @@
 import asyncio
+import sqlite3
 import time
 
 import numpy as np
@@ -66,19 +67,37 @@ async def test_stores_survive_a_restart(tmp_path):
     v = _vectors(2)
     vs = MemoryVectorStore(16, path=tmp_path / "v.sqlite3")
     rs = MemoryResponseStore(path=tmp_path / "r.sqlite3")
+    expires_at = time.time() + 0.2
     await vs.add("keep", "p", v[0], None)
-    await vs.add("gone", "p", v[1], time.time() + 0.2)
+    # The expired vector is the query's own: a search would return it were it reloaded.
+    await vs.add("gone", "p", v[0], expires_at)
     await rs.set(Entry("keep", "p", "question", b"\x00answer", {"status": 200}), None)
+    await rs.set(Entry("gone", "p", "other question", b"old", {}, expires_at=expires_at), None)
     await vs.aclose()
     await rs.aclose()
+    await asyncio.sleep(max(0.0, expires_at - time.time()) + 0.01)  # past the expiry
 
     vs2 = MemoryVectorStore(16, path=tmp_path / "v.sqlite3")
     rs2 = MemoryResponseStore(path=tmp_path / "r.sqlite3")
+    # Expired rows are not loaded (nor counted) and are deleted from the files.
+    assert await vs2.count() == 1 and await rs2.count() == 1
     assert [m.entry_id for m in await vs2.search("p", v[0], 2, 0.9)] == ["keep"]
     got = await rs2.get("keep")
     assert got is not None and got.payload == b"\x00answer" and got.metadata == {"status": 200}
+    assert await rs2.get("gone") is None
     await vs2.aclose()
     await rs2.aclose()
+    assert _file_keys(tmp_path / "v.sqlite3") == ["keep"]
+    assert _file_keys(tmp_path / "r.sqlite3") == ["keep"]
+
+
+def _file_keys(path):
+    """The keys stored in an embedded store's file, read with sqlite3 itself."""
+    db = sqlite3.connect(path)
+    try:
+        return sorted(key for (key,) in db.execute("SELECT key FROM entries"))
+    finally:
+        db.close()
 
 
 async def test_large_partition_switches_to_hnsw_and_keeps_recall():
@@ -127,3 +146,101 @@ async def test_reloaded_large_partition_builds_its_index_once_loaded(tmp_path):
     assert part.ann.get_current_count() == 3600
     assert [m.entry_id for m in await store.search("big", data[42], 1, 0.0)] == ["e42"]
     await store.aclose()
+
+
+class _ReopenedResponseStore:
+    """A persisted MemoryResponseStore closed and reopened from its file before every
+    call: each step of the contract sees only what the file kept."""
+
+    def __init__(self, path):
+        self.path = path
+        self.store = MemoryResponseStore(path=path)
+        self.reopens = 0
+
+    async def _reopened(self):
+        await self.store.aclose()
+        self.store = MemoryResponseStore(path=self.path)
+        self.reopens += 1
+        return self.store
+
+    async def set(self, entry, ttl):
+        return await (await self._reopened()).set(entry, ttl)
+
+    async def get(self, entry_id):
+        return await (await self._reopened()).get(entry_id)
+
+    async def get_many(self, entry_ids):
+        return await (await self._reopened()).get_many(entry_ids)
+
+    async def get_exact(self, partition, query):
+        return await (await self._reopened()).get_exact(partition, query)
+
+    async def delete(self, entry_id):
+        return await (await self._reopened()).delete(entry_id)
+
+    async def flush(self, partition=None):
+        return await (await self._reopened()).flush(partition)
+
+    async def partitions_where(self, tags):
+        return await (await self._reopened()).partitions_where(tags)
+
+    async def count(self):
+        return await (await self._reopened()).count()
+
+    async def ping(self):
+        return await (await self._reopened()).ping()
+
+    async def aclose(self):
+        await self.store.aclose()
+
+
+class TestMemoryResponseStoreReopenedContract(ResponseStoreContract):
+    @pytest.fixture
+    async def response_store(self, tmp_path):
+        store = _ReopenedResponseStore(tmp_path / "r.sqlite3")
+        yield store
+        await store.aclose()
+
+
+async def test_deletes_flushes_and_evictions_stay_done_after_a_restart(tmp_path):
+    v = _vectors(6)
+    vpath, rpath = tmp_path / "v.sqlite3", tmp_path / "r.sqlite3"
+    vs = MemoryVectorStore(16, max_entries=3, path=vpath)
+    rs = MemoryResponseStore(max_entries=3, path=rpath)
+    for i in range(4):  # e3 evicts e0 from both stores
+        await vs.add(f"e{i}", "p", v[i], None)
+        await rs.set(Entry(f"e{i}", "p", f"question {i}", b"x"), None)
+    await vs.delete(["e1"])
+    assert await rs.delete("e1")
+    await vs.add("q0", "q", v[4], None)  # then the partition is flushed
+    await rs.set(Entry("q0", "q", "question q", b"x"), None)
+    await vs.flush("q")
+    assert await rs.flush("q") == 1
+    await vs.aclose()
+    await rs.aclose()
+
+    vs = MemoryVectorStore(16, max_entries=3, path=vpath)
+    rs = MemoryResponseStore(max_entries=3, path=rpath)
+    assert await vs.count() == 2 and await rs.count() == 2
+    for i in (2, 3):
+        assert [m.entry_id for m in await vs.search("p", v[i], 1, 0.99)] == [f"e{i}"]
+    for i in (0, 1):
+        assert await vs.search("p", v[i], 1, 0.99) == []
+    assert await vs.search("q", v[4], 1, 0.99) == []
+    assert [await rs.get(f"e{i}") is not None for i in range(4)] == [False, False, True, True]
+    assert await rs.get("q0") is None and await rs.get_exact("q", "question q") is None
+    assert await rs.get_exact("p", "question 1") is None
+    # A flush of everything, then one store: only that one is in the files.
+    await vs.flush()
+    await rs.flush()
+    await vs.add("after", "p", v[5], None)
+    await rs.set(Entry("after", "p", "question after", b"x"), None)
+    await vs.aclose()
+    await rs.aclose()
+    assert _file_keys(vpath) == ["after"] and _file_keys(rpath) == ["after"]
+    vs = MemoryVectorStore(16, max_entries=3, path=vpath)
+    rs = MemoryResponseStore(max_entries=3, path=rpath)
+    assert await vs.count() == 1 and await rs.count() == 1
+    assert [m.entry_id for m in await vs.search("p", v[5], 1, 0.99)] == ["after"]
+    await vs.aclose()
+    await rs.aclose()
