@@ -331,12 +331,25 @@ class SemanticCache:
         part = self._partition(partition, ctx)
         responses, vectors = self._stores()
 
-        entry_id = await self._guard("response store", responses.get_exact(part, raw))
-        if entry_id is not None:
-            entry = await self._guard("response store", responses.get(entry_id))
-            # The exact index holds one entry per text; another context is no exact hit.
-            if entry is not None and entry.partition == part and entry.context == stored_ctx:
-                return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
+        get_exact_entry = getattr(responses, "get_exact_entry", None)
+        if get_exact_entry is not None:  # index and payload in one call
+            entry = await self._guard("response store", get_exact_entry(part, raw))
+        else:
+            entry_id = await self._guard("response store", responses.get_exact(part, raw))
+            entry = (
+                None
+                if entry_id is None
+                else await self._guard("response store", responses.get(entry_id))
+            )
+        # The exact index holds one entry per text; another context is no exact hit. An
+        # alias (a paraphrase that hit before) is no answer to a request for this text only.
+        if (
+            entry is not None
+            and entry.partition == part
+            and entry.context == stored_ctx
+            and (not exact or entry.query == raw)
+        ):
+            return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
         if exact or self._exact_only(text, stored_ctx):
             return None  # never embedded nor analysed: see _exact_only
         if self._embedding_queue_full():
@@ -378,6 +391,11 @@ class SemanticCache:
                 self.counters["rejected_by_verifier"] += 1
                 continue
             hit = Hit(entry.payload, entry.metadata, match.similarity, entry.entry_id, "semantic")
+            add_alias = getattr(responses, "add_alias", None)
+            if add_alias is not None and entry.context == stored_ctx and entry.query != raw:
+                # The same paraphrase next time is an exact hit: no embedding. Only where
+                # an exact hit would be served (same context), and it dies with the entry.
+                self._in_background(add_alias(part, raw, entry))
             break
         if stale:  # the payload expired or was evicted: drop its vector too
             self._in_background(vectors.delete(stale))
