@@ -191,3 +191,17 @@ async def test_exact_hit_python_work_stays_under_a_millisecond(cache):
         times.append(time.perf_counter() - started)
     times.sort()
     assert times[len(times) // 2] < 0.001, f"p50 {times[len(times) // 2] * 1e6:.0f} us"
+
+
+async def test_aliases_count_against_the_byte_budget():
+    from semcache.stores.memory_responses import ALIAS_OVERHEAD
+    from semcache.types import Entry
+
+    store = MemoryResponseStore(max_bytes=1_000_000)
+    e = Entry("id", "p", "question", b"answer", {}, time.time(), None)
+    await store.set(e, None)
+    base = store.bytes_used()
+    assert await store.add_alias("p", "a paraphrase", e) is True
+    assert store.bytes_used() == base + len("a paraphrase") + ALIAS_OVERHEAD
+    await store.delete("id")
+    assert store.bytes_used() == 0

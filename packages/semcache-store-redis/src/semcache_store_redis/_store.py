@@ -27,6 +27,9 @@ log = logging.getLogger("semcache")
 _TAG_SAFE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _QHASH_LEN = 32  # hex digits of the exact-key hash, the head of each partition member
 _BATCH = 500
+# Aliases one entry keeps at most (as the embedded store): a hot entry met by a long tail
+# of one-off paraphrases stops gathering them.
+_MAX_ALIASES = 64
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -73,10 +76,14 @@ return 1
 # names another entry; it expires with the entry and is listed in the entry's alias set
 # and the partition's members, so delete and flush find it.
 # KEYS: alias exact key, members, alias set; ARGV: entry id, member, deadline ms ('' =
-# none), now ms, alias qhash.
+# none), now ms, alias qhash, most aliases per entry.
 _ALIAS = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
+if redis.call('SISMEMBER', KEYS[3], ARGV[5]) == 0
+   and redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[6]) then
+  return 0
+end
 if ARGV[3] == '' then
   redis.call('SET', KEYS[1], ARGV[1])
   redis.call('SADD', KEYS[3], ARGV[5])
@@ -356,6 +363,7 @@ class RedisResponseStore:
                 "" if deadline is None else deadline,
                 now_ms,
                 qhash,
+                _MAX_ALIASES,
             ],
         )
         return bool(added)

@@ -15,9 +15,15 @@ from semcache.tags import Tag, entry_tags
 from semcache.text import hash_text
 from semcache.types import Entry, decode_entry, encode_entry
 
-__all__ = ["ENTRY_OVERHEAD", "MemoryResponseStore", "entry_bytes"]
+__all__ = ["ALIAS_OVERHEAD", "ENTRY_OVERHEAD", "MAX_ALIASES", "MemoryResponseStore", "entry_bytes"]
 
 log = logging.getLogger("semcache")
+
+# Aliases one entry keeps at most: a hot entry met by a long tail of one-off paraphrases
+# stops gathering them there (those paraphrases are embedded, as without aliases).
+MAX_ALIASES = 64
+# What an alias counts against max_bytes besides its text (key, index slot; an estimate).
+ALIAS_OVERHEAD = 160
 
 # Journal rows of aliases (see add_alias) are keyed apart from entry ids (hex hashes).
 _ALIAS_ROW = "alias:"
@@ -147,7 +153,12 @@ class MemoryResponseStore:
             entry.query,
         ):
             return False  # gone or replaced since it was read
+        if (partition, query) in self._aliases.get(entry.entry_id, ()):
+            return True  # already there
         if not self._put_alias(partition, query, entry.entry_id):
+            return False
+        self._evict()  # aliases count against max_bytes
+        if entry.entry_id not in self._entries:
             return False
         if self._journal is not None:
             self._journal.put(
@@ -186,7 +197,8 @@ class MemoryResponseStore:
         return len(self._entries)
 
     def bytes_used(self) -> int:
-        """Bytes counted against ``max_bytes`` by the entries held now."""
+        """Bytes counted against ``max_bytes`` by the entries held now (and their
+        aliases: each its text and ``ALIAS_OVERHEAD``)."""
         return self._bytes
 
     async def expire(self, now: float) -> int:
@@ -229,6 +241,7 @@ class MemoryResponseStore:
         if holder is not None and key in self._aliases.get(holder, ()):
             # The text now has an entry of its own: that replaces the alias.
             self._aliases[holder].discard(key)
+            self._bytes -= len(key[1]) + ALIAS_OVERHEAD
             if self._journal is not None:
                 self._journal.delete(_alias_row(*key))
         self._exact[key] = entry.entry_id
@@ -243,8 +256,14 @@ class MemoryResponseStore:
         holder = self._exact.get(key)
         if holder is not None and holder != entry.entry_id and holder in self._entries:
             return False  # never hides an entry's own text (nor an earlier alias)
+        aliases = self._aliases.setdefault(entry.entry_id, set())
+        if key in aliases:
+            return True
+        if len(aliases) >= MAX_ALIASES:
+            return False
         self._exact[key] = entry.entry_id
-        self._aliases.setdefault(entry.entry_id, set()).add(key)
+        aliases.add(key)
+        self._bytes += len(query) + ALIAS_OVERHEAD
         return True
 
     def _drop(self, entry_id: str) -> None:
@@ -253,9 +272,11 @@ class MemoryResponseStore:
         key = (entry.partition, entry.query)
         if self._exact.get(key) == entry_id:
             del self._exact[key]
-        aliases = [a for a in self._aliases.pop(entry_id, ()) if self._exact.get(a) == entry_id]
+        aliases = list(self._aliases.pop(entry_id, ()))
         for alias in aliases:
-            del self._exact[alias]
+            self._bytes -= len(alias[1]) + ALIAS_OVERHEAD
+            if self._exact.get(alias) == entry_id:
+                del self._exact[alias]
         if self._journal is not None:
             self._journal.delete(entry_id)
             for alias in aliases:

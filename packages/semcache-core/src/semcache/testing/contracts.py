@@ -319,6 +319,17 @@ class ResponseStoreContract:
         assert await response_store.get_exact("p", "a paraphrase") is None
         assert await response_store.get_exact_entry("p", e.query) == newer
 
+    async def test_aliases_per_entry_are_bounded(self, response_store: Any) -> None:
+        self._aliases(response_store)
+        e = _entry()
+        await response_store.set(e, None)
+        added = [await response_store.add_alias("p", f"paraphrase {i}", e) for i in range(200)]
+        assert added[0] is True and added[-1] is False
+        kept = added.index(False)
+        assert 8 <= kept < 200 and not any(added[kept:])
+        assert await response_store.add_alias("p", "paraphrase 0", e) is True  # already there
+        assert await response_store.get_exact("p", f"paraphrase {kept}") is None
+
     async def test_flush_removes_aliases(self, response_store: Any) -> None:
         self._aliases(response_store)
         a, b = _entry("p1"), _entry("p2")
