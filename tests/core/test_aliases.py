@@ -205,3 +205,27 @@ async def test_aliases_count_against_the_byte_budget():
     assert store.bytes_used() == base + len("a paraphrase") + ALIAS_OVERHEAD
     await store.delete("id")
     assert store.bytes_used() == 0
+
+
+async def test_a_peak_of_one_paraphrase_writes_its_alias_once(embedder):
+    class Counting(MemoryResponseStore):
+        aliases = 0
+
+        async def add_alias(self, partition, query, entry):
+            Counting.aliases += 1
+            await asyncio.sleep(0.05)
+            return await super().add_alias(partition, query, entry)
+
+    async with SemanticCache(
+        embedder=embedder,
+        response_store=Counting(),
+        vector_store=MemoryVectorStore(dimension=embedder.dimension),
+        threshold=0.8,
+        verifier=None,
+    ) as cache:
+        await cache.store(Q, b"answer")
+        hits = await asyncio.gather(*(cache.lookup(PARAPHRASE) for _ in range(20)))
+        assert all(h is not None and h.source == "semantic" for h in hits)
+        await settle(cache)
+        assert Counting.aliases == 1 and not cache._aliasing
+        assert (await cache.lookup(PARAPHRASE)).source == "exact"
