@@ -207,6 +207,8 @@ async def exercise_with_acl(uri: str, ports: list[int]) -> None:
     assert await store.get(e.entry_id) == e
     assert await store.get_many([e.entry_id]) == [e]
     assert await store.get_exact("p", e.query) == e.entry_id
+    assert await store.add_alias("p", "a paraphrase", e) is True
+    assert await store.get_exact_entry("p", "a paraphrase") == e
     assert await store.count() == 1
     assert await store.delete(e.entry_id) is True
     await store.set(e, None)

@@ -44,6 +44,8 @@ _JANITOR_INTERVAL = 60.0
 _START_BACKOFF_MAX = 60.0
 """Longest wait before building a failed store again (1 s, 2 s, 4 s... up to this)."""
 _RECENT_VECTORS = 2048
+# Alias writes (after semantic hits) in flight at most; past it a hit writes none.
+_ALIASING_MAX = 1024
 _SHED_SHARE = 0.75
 """By default a lookup sheds its embedding when the vector is expected later than this
 share of what is left of its budget (the rest is for the search and the estimate's error)."""
@@ -131,6 +133,7 @@ class SemanticCache:
         self._start_failures = 0
         self._start_retry_at = 0.0
         self._background: set[asyncio.Task[Any]] = set()
+        self._aliasing: set[tuple[str, str]] = set()  # alias writes in flight
         self._janitor: asyncio.Task[None] | None = None
         self._closed = False
         self._storing = 0  # store() calls running: close waits for them
@@ -331,12 +334,25 @@ class SemanticCache:
         part = self._partition(partition, ctx)
         responses, vectors = self._stores()
 
-        entry_id = await self._guard("response store", responses.get_exact(part, raw))
-        if entry_id is not None:
-            entry = await self._guard("response store", responses.get(entry_id))
-            # The exact index holds one entry per text; another context is no exact hit.
-            if entry is not None and entry.partition == part and entry.context == stored_ctx:
-                return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
+        get_exact_entry = getattr(responses, "get_exact_entry", None)
+        if get_exact_entry is not None:  # index and payload in one call
+            entry = await self._guard("response store", get_exact_entry(part, raw))
+        else:
+            entry_id = await self._guard("response store", responses.get_exact(part, raw))
+            entry = (
+                None
+                if entry_id is None
+                else await self._guard("response store", responses.get(entry_id))
+            )
+        # The exact index holds one entry per text; another context is no exact hit. An
+        # alias (a paraphrase that hit before) is no answer to a request for this text only.
+        if (
+            entry is not None
+            and entry.partition == part
+            and entry.context == stored_ctx
+            and (not exact or entry.query == raw)
+        ):
+            return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
         if exact or self._exact_only(text, stored_ctx):
             return None  # never embedded nor analysed: see _exact_only
         if self._embedding_queue_full():
@@ -378,6 +394,10 @@ class SemanticCache:
                 self.counters["rejected_by_verifier"] += 1
                 continue
             hit = Hit(entry.payload, entry.metadata, match.similarity, entry.entry_id, "semantic")
+            if entry.context == stored_ctx and entry.query != raw:
+                # The same paraphrase next time is an exact hit: no embedding. Only where
+                # an exact hit would be served (same context), and it dies with the entry.
+                self._add_alias(responses, part, raw, entry)
             break
         if stale:  # the payload expired or was evicted: drop its vector too
             self._in_background(vectors.delete(stale))
@@ -719,6 +739,21 @@ class SemanticCache:
             breaker.record_cancelled()
         else:
             breaker.record_failure(f"no answer within {call.budget * 1000:.0f} ms")
+
+    def _add_alias(self, responses: ResponseStore, part: str, raw: str, entry: Entry) -> None:
+        add_alias = getattr(responses, "add_alias", None)
+        key = (part, raw)
+        if add_alias is None or key in self._aliasing or len(self._aliasing) >= _ALIASING_MAX:
+            return  # a peak of the same paraphrase writes its alias once
+
+        async def write() -> None:
+            try:
+                await add_alias(part, raw, entry)
+            finally:
+                self._aliasing.discard(key)
+
+        self._aliasing.add(key)
+        self._in_background(write())
 
     def _in_background(self, call: Awaitable[Any]) -> None:
         async def run() -> None:

@@ -10,7 +10,14 @@ from typing import Protocol, runtime_checkable
 
 from semcache.types import Entry, Matrix, Vector, VectorMatch
 
-__all__ = ["Embedder", "PartitionIndex", "ResponseStore", "VectorStore", "Verifier"]
+__all__ = [
+    "Embedder",
+    "ExactAliases",
+    "PartitionIndex",
+    "ResponseStore",
+    "VectorStore",
+    "Verifier",
+]
 
 
 @runtime_checkable
@@ -121,6 +128,33 @@ class PartitionIndex(Protocol):
         """Partitions holding entries whose metadata carry every one of ``tags`` (stored
         form, see :func:`semcache.tags.entry_tags`). May name partitions that have since
         emptied; must name every partition holding such an entry."""
+        ...
+
+
+@runtime_checkable
+class ExactAliases(Protocol):
+    """Optional for a :class:`ResponseStore`: more texts for the exact index, and an exact
+    lookup that returns the entry itself.
+
+    After a semantic hit the cache calls ``add_alias`` in the background, so the same
+    paraphrase is an exact hit the next time and costs no embedding. A store without
+    these methods still works: each method is looked up on its own (``getattr``), and
+    without them every repeat of a paraphrase is embedded again.
+    """
+
+    async def add_alias(self, partition: str, query: str, entry: Entry) -> bool:
+        """Make ``query`` (in ``partition``) an exact key of ``entry``.
+
+        The alias names the same entry id, expires when the entry does, lives in the
+        entry's partition only (``partition`` must be ``entry.partition``, else nothing
+        is stored), never replaces an exact key that names a live entry, and is removed
+        when the entry is deleted, replaced, flushed or evicted. True when stored.
+        """
+        ...
+
+    async def get_exact_entry(self, partition: str, query: str) -> Entry | None:
+        """The live entry the exact index names for ``partition`` + ``query`` (its own
+        text or an alias), index and payload in one call (one round trip)."""
         ...
 
 

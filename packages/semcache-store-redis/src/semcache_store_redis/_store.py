@@ -27,6 +27,9 @@ log = logging.getLogger("semcache")
 _TAG_SAFE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _QHASH_LEN = 32  # hex digits of the exact-key hash, the head of each partition member
 _BATCH = 500
+# Aliases one entry keeps at most (as the embedded store): a hot entry met by a long tail
+# of one-off paraphrases stops gathering them.
+_MAX_ALIASES = 64
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -51,12 +54,64 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
 return 1
 """
 
-# Drop one entry's exact key (only while it still names this entry) and membership.
-# KEYS: exact key, members; ARGV: entry id, member.
+# Drop one entry's exact key (only while it still names this entry) and membership,
+# and the aliases read from its alias set (each only while it still names this entry).
+# KEYS: exact key, members, alias set, alias exact keys...; ARGV: entry id, member ('':
+# keep the entry's own key and membership), alias qhashes (one per alias key).
 _UNINDEX = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('ZREM', KEYS[2], ARGV[2])
+if ARGV[2] ~= '' then
+  if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+  redis.call('ZREM', KEYS[2], ARGV[2])
+end
+for i = 4, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+  redis.call('ZREM', KEYS[2], ARGV[i - 1] .. ARGV[1])
+  redis.call('SREM', KEYS[3], ARGV[i - 1])
+end
+if redis.call('SCARD', KEYS[3]) == 0 then redis.call('DEL', KEYS[3]) end
 return 1
+"""
+
+# One more exact key for an entry (a paraphrase that hit it), unless the text already
+# names another entry; it expires with the entry and is listed in the entry's alias set
+# and the partition's members, so delete and flush find it.
+# KEYS: alias exact key, members, alias set; ARGV: entry id, member, deadline ms ('' =
+# none), now ms, alias qhash, most aliases per entry.
+_ALIAS = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+if redis.call('SISMEMBER', KEYS[3], ARGV[5]) == 0
+   and redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[6]) then
+  return 0
+end
+if ARGV[3] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SADD', KEYS[3], ARGV[5])
+  redis.call('PERSIST', KEYS[3])
+  redis.call('ZADD', KEYS[2], 'inf', ARGV[2])
+  redis.call('PERSIST', KEYS[2])
+else
+  local fresh = redis.call('EXISTS', KEYS[2]) == 0
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[3])
+  redis.call('SADD', KEYS[3], ARGV[5])
+  redis.call('PEXPIREAT', KEYS[3], ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+  local left = redis.call('PTTL', KEYS[2])
+  if fresh or (left >= 0 and tonumber(ARGV[3]) - tonumber(ARGV[4]) > left) then
+    redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+return 1
+"""
+
+# An exact hit in one round trip on a single server: the exact key, then the entry it
+# names. (On Redis Cluster the entry lives in another slot: two calls.)
+# KEYS: exact key; ARGV: entry key prefix.
+_EXACT = """
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+return redis.call('GET', ARGV[1] .. id)
 """
 
 # Record that a partition carries one tag (model, path, tenant, credential), for
@@ -137,6 +192,8 @@ class RedisResponseStore:
     - ``P:e:ID``: the entry (header + payload bytes), with the entry's expiry;
     - ``P:x:{TAG}:H``: the exact-match index, partition + normalised query -> entry id;
     - ``P:m:{TAG}``: the partition's members (sorted by expiry), for ``flush(partition)``;
+    - ``P:a:{TAG}:ID``: the entry's aliases (:meth:`add_alias`), for ``delete``; an
+      alias is one more exact key naming the entry, and a member of the partition;
     - ``P:t:FIELD:{H}``: the partitions carrying one partition tag (:mod:`semcache.tags`),
       for ``partitions_where``: a small index, one member per partition, not per entry.
 
@@ -195,6 +252,9 @@ class RedisResponseStore:
     def _exact_key(self, partition: str, qhash: str) -> str:
         return f"{self.prefix}:x:{{{_tag(partition)}}}:{qhash}"
 
+    def _alias_key(self, partition: str, entry_id: str) -> str:
+        return f"{self.prefix}:a:{{{_tag(partition)}}}:{entry_id}"
+
     def _members_key(self, partition: str) -> str:
         return f"{self.prefix}:m:{{{_tag(partition)}}}"
 
@@ -251,11 +311,11 @@ class RedisResponseStore:
             ],
         )
         previous = self._decode(old, check_expiry=False)
-        if previous is not None and (previous.partition, previous.query) != (
-            entry.partition,
-            entry.query,
-        ):
-            await self._unindex(previous)  # the id was reused for another question
+        if previous is not None:
+            # A replaced entry loses its aliases; an id reused for another question
+            # loses its old exact key too.
+            same = (previous.partition, previous.query) == (entry.partition, entry.query)
+            await self._unindex(previous, own=not same)
 
     async def get_exact(self, partition: str, query: str) -> str | None:
         client = await self._connect()
@@ -265,6 +325,48 @@ class RedisResponseStore:
         entry_id = raw.decode()
         # Same answer as a get(): never name an entry whose payload is gone.
         return entry_id if await client.exists(self._entry_key(entry_id)) else None
+
+    async def get_exact_entry(self, partition: str, query: str) -> Entry | None:
+        client = await self._connect()
+        key = self._exact_key(partition, _hash(partition, query))
+        if isinstance(client, RedisCluster):
+            raw = await client.get(key)
+            if not isinstance(raw, bytes):
+                return None
+            return await self.get(raw.decode())
+        return self._decode(await self._script("exact")(keys=[key], args=[self._entry_key("")]))
+
+    async def add_alias(self, partition: str, query: str, entry: Entry) -> bool:
+        if partition != entry.partition:
+            return False  # never an alias across partitions
+        client = await self._connect()
+        left = await client.pttl(self._entry_key(entry.entry_id))
+        if left == -2:
+            return False  # gone since it was read
+        now_ms = int(time.time() * 1000)
+        if entry.expires_at is not None:
+            deadline: int | None = int(entry.expires_at * 1000)
+        else:
+            deadline = None if left < 0 else now_ms + left
+        if deadline is not None and deadline <= now_ms:
+            return False
+        qhash = _hash(partition, query)
+        added = await self._script("alias")(
+            keys=[
+                self._exact_key(partition, qhash),
+                self._members_key(partition),
+                self._alias_key(partition, entry.entry_id),
+            ],
+            args=[
+                entry.entry_id,
+                qhash + entry.entry_id,
+                "" if deadline is None else deadline,
+                now_ms,
+                qhash,
+                _MAX_ALIASES,
+            ],
+        )
+        return bool(added)
 
     async def delete(self, entry_id: str) -> bool:
         client = await self._connect()
@@ -284,8 +386,11 @@ class RedisResponseStore:
         for start in range(0, len(members), _BATCH):
             chunk = [m.decode() for m in members[start : start + _BATCH]]
             entry_keys = [self._entry_key(m[_QHASH_LEN:]) for m in chunk]
-            # Exact keys share the partition's slot: one call per chunk.
-            await client.unlink(*(self._exact_key(partition, m[:_QHASH_LEN]) for m in chunk))
+            # Exact keys and alias sets share the partition's slot: one call per chunk.
+            await client.unlink(
+                *(self._exact_key(partition, m[:_QHASH_LEN]) for m in chunk),
+                *{self._alias_key(partition, m[_QHASH_LEN:]) for m in chunk},
+            )
             deleted += await client.unlink(*entry_keys)
         return deleted
 
@@ -339,6 +444,8 @@ class RedisResponseStore:
                     "unindex": self._client.register_script(_UNINDEX),
                     "take": self._client.register_script(_TAKE_MEMBERS),
                     "tag": self._client.register_script(_TAG),
+                    "alias": self._client.register_script(_ALIAS),
+                    "exact": self._client.register_script(_EXACT),
                 }
             return self._client
 
@@ -375,11 +482,24 @@ class RedisResponseStore:
     def _script(self, name: str) -> Any:
         return self._scripts[name]
 
-    async def _unindex(self, entry: Entry) -> None:
-        qhash = _hash(entry.partition, entry.query)
+    async def _unindex(self, entry: Entry, *, own: bool = True) -> None:
+        """Drop the entry's aliases, and (``own``) its exact key and membership."""
+        client = await self._connect()
+        part = entry.partition
+        alias_set = self._alias_key(part, entry.entry_id)
+        members = await client.smembers(alias_set)
+        aliases = sorted(a.decode() if isinstance(a, bytes) else a for a in members)
+        if not own and not aliases:
+            return
+        qhash = _hash(part, entry.query)
         await self._script("unindex")(
-            keys=[self._exact_key(entry.partition, qhash), self._members_key(entry.partition)],
-            args=[entry.entry_id, qhash + entry.entry_id],
+            keys=[
+                self._exact_key(part, qhash),
+                self._members_key(part),
+                alias_set,
+                *(self._exact_key(part, a) for a in aliases),
+            ],
+            args=[entry.entry_id, qhash + entry.entry_id if own else "", *aliases],
         )
 
     async def _flush_all(self, client: Redis | RedisCluster) -> int:

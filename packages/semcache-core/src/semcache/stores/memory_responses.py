@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -11,11 +12,21 @@ from typing import Any
 
 from semcache.stores._journal import Journal
 from semcache.tags import Tag, entry_tags
+from semcache.text import hash_text
 from semcache.types import Entry, decode_entry, encode_entry
 
-__all__ = ["ENTRY_OVERHEAD", "MemoryResponseStore", "entry_bytes"]
+__all__ = ["ALIAS_OVERHEAD", "ENTRY_OVERHEAD", "MAX_ALIASES", "MemoryResponseStore", "entry_bytes"]
 
 log = logging.getLogger("semcache")
+
+# Aliases one entry keeps at most: a hot entry met by a long tail of one-off paraphrases
+# stops gathering them there (those paraphrases are embedded, as without aliases).
+MAX_ALIASES = 64
+# What an alias counts against max_bytes besides its text (key, index slot; an estimate).
+ALIAS_OVERHEAD = 160
+
+# Journal rows of aliases (see add_alias) are keyed apart from entry ids (hex hashes).
+_ALIAS_ROW = "alias:"
 
 # What an entry costs besides its payload and texts: the Entry object, its metadata and
 # the index slots that find it (an estimate, not a measure).
@@ -43,6 +54,10 @@ class MemoryResponseStore:
     the entries would count more than ``max_bytes`` (see :func:`entry_bytes`); an entry
     larger than the whole budget is not stored. With ``path`` set, a SQLite copy is
     reloaded at start-up.
+
+    Aliases (:meth:`add_alias`: more exact keys of an entry) live and die with their
+    entry: evicted, expired, deleted, replaced or flushed with it, and kept in the
+    on-disk copy with it.
     """
 
     def __init__(
@@ -57,11 +72,16 @@ class MemoryResponseStore:
         self._bytes = 0
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._exact: dict[tuple[str, str], str] = {}
+        self._aliases: dict[str, set[tuple[str, str]]] = {}  # entry id -> its alias keys
         self._journal = Journal(Path(path)) if path else None
         self._persisted_closed = False
         if self._journal is not None:
             now = time.time()
+            aliases = []
             for entry_id, _part, blob, expires_at in self._journal.rows():
+                if entry_id.startswith(_ALIAS_ROW):
+                    aliases.append((entry_id, _part, blob))
+                    continue
                 if expires_at is not None and expires_at <= now:
                     self._journal.delete(entry_id)
                     continue
@@ -78,6 +98,13 @@ class MemoryResponseStore:
                 else:
                     self._journal.delete(entry_id)
             self._evict()
+            for row_key, part, blob in aliases:
+                try:
+                    target, query = json.loads(blob)
+                except Exception:
+                    target, query = None, None
+                if not self._put_alias(part, query, target):
+                    self._journal.delete(row_key)
 
     async def get(self, entry_id: str) -> Entry | None:
         entry = self._entries.get(entry_id)
@@ -113,6 +140,35 @@ class MemoryResponseStore:
             return None
         return entry_id if await self.get(entry_id) is not None else None
 
+    async def get_exact_entry(self, partition: str, query: str) -> Entry | None:
+        entry_id = self._exact.get((partition, query))
+        return None if entry_id is None else await self.get(entry_id)
+
+    async def add_alias(self, partition: str, query: str, entry: Entry) -> bool:
+        if self._persisted_closed:
+            return False
+        current = self._entries.get(entry.entry_id)
+        if current is None or (current.created_at, current.query) != (
+            entry.created_at,
+            entry.query,
+        ):
+            return False  # gone or replaced since it was read
+        if (partition, query) in self._aliases.get(entry.entry_id, ()):
+            return True  # already there
+        if not self._put_alias(partition, query, entry.entry_id):
+            return False
+        self._evict()  # aliases count against max_bytes
+        if entry.entry_id not in self._entries:
+            return False
+        if self._journal is not None:
+            self._journal.put(
+                _alias_row(partition, query),
+                partition,
+                json.dumps([entry.entry_id, query]).encode(),
+                entry.expires_at,
+            )
+        return True
+
     async def delete(self, entry_id: str) -> bool:
         if entry_id not in self._entries:
             return False
@@ -141,7 +197,8 @@ class MemoryResponseStore:
         return len(self._entries)
 
     def bytes_used(self) -> int:
-        """Bytes counted against ``max_bytes`` by the entries held now."""
+        """Bytes counted against ``max_bytes`` by the entries held now (and their
+        aliases: each its text and ``ALIAS_OVERHEAD``)."""
         return self._bytes
 
     async def expire(self, now: float) -> int:
@@ -179,7 +236,35 @@ class MemoryResponseStore:
     def _put(self, entry: Entry) -> None:
         self._entries[entry.entry_id] = entry
         self._bytes += entry_bytes(entry)
-        self._exact[(entry.partition, entry.query)] = entry.entry_id
+        key = (entry.partition, entry.query)
+        holder = self._exact.get(key)
+        if holder is not None and key in self._aliases.get(holder, ()):
+            # The text now has an entry of its own: that replaces the alias.
+            self._aliases[holder].discard(key)
+            self._bytes -= len(key[1]) + ALIAS_OVERHEAD
+            if self._journal is not None:
+                self._journal.delete(_alias_row(*key))
+        self._exact[key] = entry.entry_id
+
+    def _put_alias(self, partition: str, query: object, entry_id: object) -> bool:
+        entry = self._entries.get(entry_id) if isinstance(entry_id, str) else None
+        if entry is None or entry.partition != partition or not isinstance(query, str):
+            return False  # never an alias across partitions
+        if entry.expires_at is not None and entry.expires_at <= time.time():
+            return False
+        key = (partition, query)
+        holder = self._exact.get(key)
+        if holder is not None and holder != entry.entry_id and holder in self._entries:
+            return False  # never hides an entry's own text (nor an earlier alias)
+        aliases = self._aliases.setdefault(entry.entry_id, set())
+        if key in aliases:
+            return True
+        if len(aliases) >= MAX_ALIASES:
+            return False
+        self._exact[key] = entry.entry_id
+        aliases.add(key)
+        self._bytes += len(query) + ALIAS_OVERHEAD
+        return True
 
     def _drop(self, entry_id: str) -> None:
         entry = self._entries.pop(entry_id)
@@ -187,11 +272,22 @@ class MemoryResponseStore:
         key = (entry.partition, entry.query)
         if self._exact.get(key) == entry_id:
             del self._exact[key]
+        aliases = list(self._aliases.pop(entry_id, ()))
+        for alias in aliases:
+            self._bytes -= len(alias[1]) + ALIAS_OVERHEAD
+            if self._exact.get(alias) == entry_id:
+                del self._exact[alias]
         if self._journal is not None:
             self._journal.delete(entry_id)
+            for alias in aliases:
+                self._journal.delete(_alias_row(*alias))
 
     def _evict(self) -> None:
         while len(self._entries) > self.max_entries or (
             self.max_bytes is not None and self._bytes > self.max_bytes
         ):
             self._drop(next(iter(self._entries)))
+
+
+def _alias_row(partition: str, query: str) -> str:
+    return _ALIAS_ROW + hash_text(partition + "\x00" + query)

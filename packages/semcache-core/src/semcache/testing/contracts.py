@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from semcache.embedder import normalize_rows
-from semcache.protocols import PartitionIndex
+from semcache.protocols import ExactAliases, PartitionIndex
 from semcache.tags import credential_tag, tenant_tag
 from semcache.types import Entry
 
@@ -231,3 +231,127 @@ class ResponseStoreContract:
 
     async def test_ping(self, response_store: Any) -> None:
         await response_store.ping()
+
+    # -- optional: aliases (ExactAliases) ----------------------------------------
+
+    @staticmethod
+    def _aliases(response_store: Any) -> None:
+        if not isinstance(response_store, ExactAliases):
+            import pytest  # only ever run under pytest
+
+            pytest.skip("optional: the store keeps no aliases")
+
+    async def test_get_exact_entry(self, response_store: Any) -> None:
+        self._aliases(response_store)
+        e = _entry()
+        await response_store.set(e, None)
+        assert await response_store.get_exact_entry("p", e.query) == e
+        assert await response_store.get_exact_entry("other", e.query) is None
+        assert await response_store.get_exact_entry("p", "never stored") is None
+
+    async def test_alias_is_an_exact_key_of_the_entry(self, response_store: Any) -> None:
+        self._aliases(response_store)
+        e = _entry(query="how do I reset my password")
+        await response_store.set(e, None)
+        assert await response_store.add_alias("p", "how can I reset my password", e) is True
+        assert await response_store.get_exact("p", "how can I reset my password") == e.entry_id
+        assert await response_store.get_exact_entry("p", "how can I reset my password") == e
+        assert await response_store.count() == 1  # an alias is no entry
+
+    async def test_alias_never_crosses_partitions(self, response_store: Any) -> None:
+        self._aliases(response_store)
+        e = _entry("p1", query="reset my password")
+        await response_store.set(e, None)
+        assert await response_store.add_alias("p2", "reset the password", e) is False
+        assert await response_store.get_exact_entry("p2", "reset the password") is None
+        assert await response_store.add_alias("p1", "reset the password", e) is True
+        assert await response_store.get_exact_entry("p2", "reset the password") is None
+        assert await response_store.get_exact("p2", "reset the password") is None
+
+    async def test_alias_never_hides_an_entry(self, response_store: Any) -> None:
+        self._aliases(response_store)
+        a = _entry(query="what is the capital of France")
+        b = _entry(query="capital of France?")
+        await response_store.set(a, None)
+        await response_store.set(b, None)
+        assert await response_store.add_alias("p", "capital of France?", a) is False
+        assert await response_store.get_exact("p", "capital of France?") == b.entry_id
+        # A text that later gets an entry of its own: the entry wins.
+        assert await response_store.add_alias("p", "France's capital", a) is True
+        c = _entry(query="France's capital")
+        await response_store.set(c, None)
+        assert await response_store.get_exact("p", "France's capital") == c.entry_id
+        await response_store.delete(a.entry_id)
+        assert await response_store.get_exact("p", "France's capital") == c.entry_id
+
+    async def test_alias_expires_with_its_entry(self, response_store: Any) -> None:
+        self._aliases(response_store)
+        e = _entry(expires_at=time.time() + 1)
+        await response_store.set(e, 1)
+        assert await response_store.add_alias("p", "a paraphrase", e) is True
+        assert await response_store.get_exact_entry("p", "a paraphrase") == e
+        deadline = time.monotonic() + 5
+        while await response_store.get(e.entry_id) is not None:
+            assert time.monotonic() < deadline, "entry outlived its TTL"
+            await asyncio.sleep(0.1)
+        assert await response_store.get_exact_entry("p", "a paraphrase") is None
+        assert await response_store.get_exact("p", "a paraphrase") is None
+
+    async def test_alias_of_a_missing_entry_is_not_stored(self, response_store: Any) -> None:
+        self._aliases(response_store)
+        e = _entry()
+        assert await response_store.add_alias("p", "a paraphrase", e) is False
+        assert await response_store.get_exact("p", "a paraphrase") is None
+        gone = _entry(expires_at=time.time() - 1)
+        assert await response_store.add_alias("p", "another paraphrase", gone) is False
+
+    async def test_delete_removes_aliases(self, response_store: Any) -> None:
+        self._aliases(response_store)
+        e = _entry()
+        await response_store.set(e, None)
+        await response_store.add_alias("p", "first paraphrase", e)
+        await response_store.add_alias("p", "second paraphrase", e)
+        assert await response_store.delete(e.entry_id) is True
+        for text in ("first paraphrase", "second paraphrase"):
+            assert await response_store.get_exact("p", text) is None
+            assert await response_store.get_exact_entry("p", text) is None
+        # The same id stored again has no aliases left over.
+        await response_store.set(e, None)
+        assert await response_store.get_exact("p", "first paraphrase") is None
+
+    async def test_replacing_an_entry_drops_its_aliases(self, response_store: Any) -> None:
+        self._aliases(response_store)
+        e = _entry()
+        await response_store.set(e, None)
+        await response_store.add_alias("p", "a paraphrase", e)
+        newer = _entry(entry_id=e.entry_id, query=e.query, payload=b"newer")
+        await response_store.set(newer, None)
+        assert await response_store.get_exact("p", "a paraphrase") is None
+        assert await response_store.get_exact_entry("p", e.query) == newer
+
+    async def test_aliases_per_entry_are_bounded(self, response_store: Any) -> None:
+        self._aliases(response_store)
+        e = _entry()
+        await response_store.set(e, None)
+        added = [await response_store.add_alias("p", f"paraphrase {i}", e) for i in range(200)]
+        assert added[0] is True and added[-1] is False
+        kept = added.index(False)
+        assert 8 <= kept < 200 and not any(added[kept:])
+        assert await response_store.add_alias("p", "paraphrase 0", e) is True  # already there
+        assert await response_store.get_exact("p", f"paraphrase {kept}") is None
+
+    async def test_flush_removes_aliases(self, response_store: Any) -> None:
+        self._aliases(response_store)
+        a, b = _entry("p1"), _entry("p2")
+        await response_store.set(a, None)
+        await response_store.set(b, None)
+        await response_store.add_alias("p1", "alias of a", a)
+        await response_store.add_alias("p2", "alias of b", b)
+        assert await response_store.flush("p1") == 1
+        assert await response_store.get_exact("p1", "alias of a") is None
+        assert await response_store.get_exact_entry("p2", "alias of b") == b
+        await response_store.set(a, None)  # the same id again: no alias comes back
+        assert await response_store.get_exact("p1", "alias of a") is None
+        assert await response_store.flush() == 2
+        assert await response_store.get_exact("p2", "alias of b") is None
+        assert await response_store.count() == 0
