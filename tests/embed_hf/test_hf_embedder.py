@@ -342,3 +342,46 @@ def test_onnx_without_cuda_warns_and_runs_like_cpu(
         assert runner.batch_size == hf_onnx._run.batch_size == 8  # type: ignore[attr-defined]
     finally:
         e._executor.shutdown(wait=True)
+
+
+def test_cpu_models_run_a_call_per_usable_core_with_a_measured_batch_size(hf_torch, hf_onnx):
+    from semcache_embed_hf._embedder import CALIBRATION_SIZES, usable_cores
+
+    for embedder in (hf_torch, hf_onnx):
+        assert embedder.max_concurrency == usable_cores() // embedder.threads
+        assert set(embedder.calibration) == set(CALIBRATION_SIZES)
+        assert all(0 < c < 1 for c in embedder.calibration.values())
+        assert embedder.preferred_batch_size in CALIBRATION_SIZES
+        batching = MicroBatchingEmbedder(embedder, max_batch=32)
+        assert batching.concurrency == embedder.max_concurrency
+        assert batching.batch_limit == embedder.preferred_batch_size
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+async def test_parallel_calls_give_the_same_vectors(
+    backend: str, hf_torch: HuggingFaceEmbedder, hf_onnx: HuggingFaceEmbedder, onnx_cache: Path
+):
+    embedder = {"torch": hf_torch, "onnx": hf_onnx}[backend]
+    texts = [f"how do I reset my password number {i}" + " please" * (i % 5) for i in range(24)]
+    one_by_one = np.vstack([await embedder.embed([t]) for t in texts])
+    # Four workers sharing the model, batches of mixed sizes at once.
+    parallel = HuggingFaceEmbedder(
+        backend=backend,  # type: ignore[arg-type]
+        workers=4,
+        calibrate=False,
+        cache_dir=onnx_cache,
+    )
+    try:
+        assert parallel.max_concurrency == 4 and parallel.preferred_batch_size is None
+        for _ in range(3):
+            chunks = [texts[i : i + n] for i, n in zip(range(0, 24, 6), (1, 6, 3, 6), strict=True)]
+            rows = await asyncio.gather(*(parallel.embed(c) for c in chunks))
+            for chunk, start, got in zip(chunks, range(0, 24, 6), rows, strict=True):
+                assert np.allclose(got, one_by_one[start : start + len(chunk)], atol=1e-5)
+    finally:
+        await parallel.aclose()
+
+
+def test_workers_must_be_positive():
+    with pytest.raises(ValueError, match="workers"):
+        HuggingFaceEmbedder(workers=0)

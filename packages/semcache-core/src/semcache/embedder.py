@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from semcache.types import Matrix
 __all__ = [
     "BaseEmbedder",
     "MicroBatchingEmbedder",
+    "choose_batch_size",
     "embedder_fits",
     "normalize_rows",
     "resolve_dimension",
@@ -87,6 +88,20 @@ class BaseEmbedder(ABC):
         await self.aclose()
 
 
+def choose_batch_size(seconds_per_text: Mapping[int, float], *, tolerance: float = 0.1) -> int:
+    """The batch size to send a model, from its measured seconds per text at a few sizes.
+
+    The largest size whose cost per text is within ``tolerance`` of the cheapest: as
+    big as batching helps (or costs nothing), and no bigger, since a bigger batch holds
+    each of its callers until the whole batch is done. On some CPUs one text alone is
+    the cheapest per text, on others (and on GPUs) batches of 16 or more are.
+    """
+    if not seconds_per_text:
+        raise ValueError("no measurements")
+    best = min(seconds_per_text.values())
+    return max(size for size, cost in seconds_per_text.items() if cost <= best * (1 + tolerance))
+
+
 class _Pending:
     __slots__ = ("call", "future", "texts")
 
@@ -100,12 +115,17 @@ class _Pending:
 
 
 class MicroBatchingEmbedder(BaseEmbedder):
-    """Feeds concurrent ``embed`` calls to the wrapped embedder as one batch.
+    """Feeds concurrent ``embed`` calls to the wrapped embedder as batches.
 
-    A call that arrives while the model is idle goes straight to the model: a lone
-    request never waits for company. Calls that arrive while a model call is running
-    queue up; when it returns they are sent together (up to ``max_batch`` texts),
-    after waiting at most ``window_ms`` for stragglers.
+    A call that arrives while the model has a free slot goes straight to the model: a
+    lone request never waits for company. The model may run several calls at once: as
+    many as the wrapped embedder's ``max_concurrency`` (1 when it does not say; a local
+    model on CPU runs one per core). Calls that arrive while every slot is busy queue
+    up; when a slot frees they are sent together, after waiting at most ``window_ms``
+    for stragglers, up to :attr:`batch_limit` texts: ``max_batch``, or less where the
+    wrapped embedder measured that bigger batches cost more per text
+    (``preferred_batch_size``, see :func:`choose_batch_size`). A backlog is shared out
+    evenly between the free slots rather than all sent to the first one.
 
     Time in the queue is not the model's: a caller's budget (:mod:`semcache.budget`)
     starts when its batch goes to the model. :meth:`expected_latency` estimates when a new
@@ -122,23 +142,42 @@ class MicroBatchingEmbedder(BaseEmbedder):
         max_batch: int = 32,
         window_ms: float = 2.0,
         stall_after: float | None = None,
+        concurrency: int | None = None,
     ) -> None:
         self.inner = inner
         self.stall_after = stall_after
-        """Seconds after which a running model call counts as stalled: the queued calls
-        fail with :class:`~semcache.errors.EmbeddingStalledError`, and so do new ones
-        until it returns (their wait would be the stuck model's, not a backlog's)."""
-        self._stalled = False
+        """Seconds after which a running model call counts as stalled. When every slot
+        holds a stalled call, the queued calls fail with
+        :class:`~semcache.errors.EmbeddingStalledError`, and so do new ones until one
+        returns (their wait would be the stuck model's, not a backlog's)."""
         self.max_batch = max_batch
         self.window = window_ms / 1000.0
+        if concurrency is None:
+            concurrency = int(getattr(inner, "max_concurrency", 1) or 1)
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency
+        """Model calls run at once (the wrapped embedder's ``max_concurrency`` by default)."""
+        preferred = getattr(inner, "preferred_batch_size", None)
+        self.batch_limit = max(1, min(max_batch, int(preferred) if preferred else max_batch))
+        """Most texts in one model call: ``max_batch``, capped by the wrapped embedder's
+        measured ``preferred_batch_size`` when it has one."""
         self._queue: list[_Pending] = []
-        self._busy = False
-        self._task: asyncio.Task[None] | None = None
+        self._active = 0
+        self._stalled_runs = 0
         self.model_calls = 0
         """How many times the wrapped model was called (for tests and metrics)."""
         self.seconds_per_text = 0.0
-        """Moving average of the model's time per text (0.0 until the first call)."""
+        """Moving average of one model call's time per text (0.0 until the first call)."""
         self._running_texts = 0
+        self.most_concurrent = 0
+        """The most model calls seen running at once (for tests and metrics)."""
+        self._running_calls = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def _stalled(self) -> bool:
+        return self._stalled_runs >= self.concurrency
 
     @property
     def model_id(self) -> str:  # type: ignore[override]
@@ -160,39 +199,52 @@ class MicroBatchingEmbedder(BaseEmbedder):
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self._stalled:
             raise EmbeddingStalledError("the model's current call is past its budget")
-        future: asyncio.Future[Matrix] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Matrix] = loop.create_future()
         call = current_call()
         if call is not None:
             call.queued()
         self._queue.append(_Pending(list(texts), future, call))
-        if not self._busy:
-            self._busy = True
-            self._task = asyncio.get_running_loop().create_task(self._drain(first=True))
+        if self._active < self.concurrency:
+            self._active += 1
+            task = loop.create_task(self._drain(first=True))
+            self._tasks.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def _drain(self, *, first: bool) -> None:
+        # One slot: runs batches one after another while there is work queued.
         try:
             while self._queue:
-                if not first and self.window > 0 and self._queued_texts() < self.max_batch:
+                if not first and self.window > 0 and self._queued_texts() < self.batch_limit:
                     await asyncio.sleep(self.window)
+                    if not self._queue:
+                        break
                 first = False
                 batch = self._take_batch()
                 await self._run(batch)
         finally:
-            self._busy = False
+            self._active -= 1
 
     def _queued_texts(self) -> int:
         return sum(len(p.texts) for p in self._queue)
 
     def expected_latency(self) -> float:
         """Seconds until the vector of a text sent now is ready: the texts queued and
-        running ahead of it, and itself, at the measured seconds per text."""
-        return (self._queued_texts() + self._running_texts + 1) * self.seconds_per_text
+        running ahead of it, shared between the slots, and itself, at the measured
+        seconds per text."""
+        ahead = self._queued_texts() + self._running_texts
+        return (ahead / self.concurrency + 1) * self.seconds_per_text
 
     def _take_batch(self) -> list[_Pending]:
+        # With a backlog and several free slots, each takes its share: not the whole
+        # queue for the first slot while the others idle.
+        free = max(1, self.concurrency - self._running_calls)
+        share = -(-self._queued_texts() // free)
+        limit = max(1, min(self.batch_limit, share))
         batch: list[_Pending] = []
         size = 0
-        while self._queue and (not batch or size + len(self._queue[0].texts) <= self.max_batch):
+        while self._queue and (not batch or size + len(self._queue[0].texts) <= limit):
             pending = self._queue.pop(0)
             batch.append(pending)
             size += len(pending.texts)
@@ -207,10 +259,15 @@ class MicroBatchingEmbedder(BaseEmbedder):
         for p in live:
             if p.call is not None:
                 p.call.started()
-        self._running_texts = len(texts)
+        self._running_texts += len(texts)
+        self._running_calls += 1
+        self.most_concurrent = max(self.most_concurrent, self._running_calls)
+        stalled = [False]
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        watchdog = loop.call_later(self.stall_after, self._stall) if self.stall_after else None
+        watchdog = (
+            loop.call_later(self.stall_after, self._stall, stalled) if self.stall_after else None
+        )
         try:
             matrix = await self.inner.embed(texts)
         except BaseException as exc:  # every waiter gets the failure, none hangs
@@ -221,8 +278,10 @@ class MicroBatchingEmbedder(BaseEmbedder):
                 raise
             return
         finally:
-            self._running_texts = 0
-            self._stalled = False
+            self._running_texts -= len(texts)
+            self._running_calls -= 1
+            if stalled[0]:
+                self._stalled_runs -= 1
             if watchdog is not None:
                 watchdog.cancel()
         per_text = (time.perf_counter() - started) / len(texts)
@@ -237,8 +296,11 @@ class MicroBatchingEmbedder(BaseEmbedder):
                 p.future.set_result(matrix[start:end])
             start = end
 
-    def _stall(self) -> None:
-        self._stalled = True
+    def _stall(self, flag: list[bool]) -> None:
+        flag[0] = True
+        self._stalled_runs += 1
+        if not self._stalled:
+            return  # another slot still serves the queue
         queued, self._queue = self._queue, []
         for pending in queued:
             if not pending.future.done():

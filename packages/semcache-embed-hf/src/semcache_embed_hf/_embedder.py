@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Literal, Protocol, get_args
 
 import numpy as np
 
-from semcache.embedder import BaseEmbedder, normalize_rows
+from semcache.embedder import BaseEmbedder, choose_batch_size, normalize_rows
 from semcache.errors import EmbeddingModelError
 from semcache.settings import Settings
 from semcache.types import Matrix
@@ -19,7 +21,9 @@ from semcache_embed_hf._source import resolve_source, user_cache_dir
 from semcache_embed_hf._torch import DeviceUnavailableError
 from semcache_embed_hf._window import Window
 
-__all__ = ["CHARS_PER_TOKEN", "Backend", "HuggingFaceEmbedder"]
+__all__ = ["CHARS_PER_TOKEN", "Backend", "HuggingFaceEmbedder", "usable_cores"]
+
+log = logging.getLogger("semcache.embed_hf")
 
 Backend = Literal["torch", "onnx", "onnx-int8"]
 Device = Literal["cpu", "cuda", "mps"]
@@ -29,6 +33,27 @@ CHARS_PER_TOKEN = 8
 WordPiece or BPE token covers at least one character and real text averages 3 to 5, so
 the cut text still fills the window (the vector is unchanged) while a 1 MiB text costs
 what a short one does. The same rule as ``semcache_embed_http.CHARS_PER_TOKEN``."""
+
+
+CALIBRATION_SIZES = (1, 4, 8, 16)
+"""Batch sizes timed at start-up on CPU (see ``HuggingFaceEmbedder.calibration``)."""
+
+_CALIBRATION_TEXT = (
+    "how do I reset the password of my account when I no longer have access to the "
+    "email address I signed up with"
+)
+"""A typical cached question: about twenty words."""
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, where the OS has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        try:
+            return max(1, len(affinity(0)))
+        except OSError:
+            pass
+    return max(1, os.cpu_count() or 1)
 
 
 class _Runner(Protocol):
@@ -84,6 +109,16 @@ class HuggingFaceEmbedder(BaseEmbedder):
     torch, a second thread stalls every call whenever another process holds a core it
     needs (measured 10-25x slower on 2 cores). With torch the count applies to the
     worker thread only.
+    ``workers`` is how many model calls run at once, each in its own thread with
+    ``threads`` threads, sharing one copy of the weights (ONNX Runtime sessions and
+    torch inference are safe to call from several threads). By default, on CPU, one per
+    core this process may use (``os.sched_getaffinity``) divided by ``threads``; on a
+    GPU, one. ``max_concurrency`` says it, for :class:`~semcache.MicroBatchingEmbedder`.
+    On CPU, loading also times batches of 1, 4, 8 and 16 typical texts, all workers at
+    once (``calibration``: seconds per text by batch size), and sets
+    ``preferred_batch_size`` to the largest batch no more than 10% dearer per text than
+    the cheapest: on some CPUs a batch costs more per text than single texts do, on
+    others batching pays. ``calibrate=False`` skips it (about a second at start-up).
     Each text is cut to ``max_input_chars`` (``CHARS_PER_TOKEN`` characters a token of
     the model's window, ``max_tokens``) before it is tokenised: the model reads no more,
     and tokenising a huge text whole would take seconds.
@@ -108,12 +143,24 @@ class HuggingFaceEmbedder(BaseEmbedder):
         dimensions: int | None = None,
         batch_size: int = 32,
         cache_dir: str | os.PathLike[str] | None = None,
+        workers: int | None = None,
+        calibrate: bool = True,
     ) -> None:
         if backend not in get_args(Backend):
             raise ValueError(f"backend must be one of {', '.join(get_args(Backend))}: {backend!r}")
-        if threads < 1 or batch_size < 1:
-            raise ValueError("threads and batch_size must be at least 1")
+        if threads < 1 or batch_size < 1 or (workers is not None and workers < 1):
+            raise ValueError("threads, batch_size and workers must be at least 1")
         _check_device(device)
+        on_cpu = device == "cpu"
+        if workers is None:
+            workers = max(1, usable_cores() // threads) if on_cpu else 1
+        self.max_concurrency = workers
+        """Model calls that may run at once (worker threads sharing the model)."""
+        self.preferred_batch_size: int | None = None
+        """Most texts worth sending in one call, as measured at start-up (None: not
+        measured, any size)."""
+        self.calibration: dict[int, float] = {}
+        """Seconds per text by batch size, measured at start-up with all workers busy."""
         source = resolve_source(None if model is None else os.fspath(model))
         self.source = source
         self.backend: Backend = backend
@@ -122,9 +169,11 @@ class HuggingFaceEmbedder(BaseEmbedder):
         self.calls = 0
         """Model invocations so far (one per ``embed`` call that had texts)."""
         self.texts_embedded = 0
-        # One thread: model calls run one after another (the micro-batcher groups them)
-        # and never queue behind unrelated work in the loop's default executor.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semcache-embed")
+        # Threads of its own: model calls never queue behind unrelated work in the loop's
+        # default executor. The micro-batcher runs up to ``workers`` calls at once.
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="semcache-embed"
+        )
         self._closed = False
         cache = Path(cache_dir) if cache_dir is not None else user_cache_dir()
         try:
@@ -153,6 +202,34 @@ class HuggingFaceEmbedder(BaseEmbedder):
         # torch and fp32 ONNX give the same vectors (within 1e-6), so they share an id
         # and an index; int8 weights move similarities by about 0.01, so it gets its own.
         self.model_id = f"{source.name}{suffix}{dim}"
+        if calibrate and on_cpu:
+            self._calibrate()
+
+    def _on_workers(self, texts: list[str]) -> float:
+        """Seconds for every worker to embed ``texts`` at once."""
+        started = time.perf_counter()
+        futures = [self._executor.submit(self._compute, texts) for _ in range(self.max_concurrency)]
+        for future in futures:
+            future.result()
+        return time.perf_counter() - started
+
+    def _calibrate(self, rounds: int = 3) -> None:
+        texts = [f"{_CALIBRATION_TEXT} {i}" for i in range(max(CALIBRATION_SIZES))]
+        self._on_workers(texts[:1])  # each worker thread's first call pays its set-up
+        costs = dict.fromkeys(CALIBRATION_SIZES, float("inf"))
+        for _ in range(rounds):  # interleaved, the best of each: other work on the machine
+            for size in CALIBRATION_SIZES:
+                seconds = self._on_workers(texts[:size]) / (size * self.max_concurrency)
+                costs[size] = min(costs[size], seconds)
+        self.calibration = costs
+        self.preferred_batch_size = choose_batch_size(costs)
+        log.info(
+            "semcache: %s runs %d call(s) at once, batches of up to %d (ms per text: %s)",
+            self.model_id,
+            self.max_concurrency,
+            self.preferred_batch_size,
+            ", ".join(f"{n}: {c * 1000:.1f}" for n, c in costs.items()),
+        )
 
     def _load(
         self, backend: Backend, device: str, threads: int, batch_size: int, cache: Path
@@ -221,4 +298,7 @@ class HuggingFaceEmbedder(BaseEmbedder):
         self._executor.shutdown(wait=False)
 
     def __repr__(self) -> str:
-        return f"HuggingFaceEmbedder(model_id={self.model_id!r}, device={self.device!r})"
+        return (
+            f"HuggingFaceEmbedder(model_id={self.model_id!r}, device={self.device!r}, "
+            f"workers={self.max_concurrency})"
+        )

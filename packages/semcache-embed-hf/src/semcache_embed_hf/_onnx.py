@@ -223,7 +223,9 @@ def _providers(device: str) -> list[Any]:
 
 
 class OnnxRunner:
-    """Runs one exported model; call it from one thread only."""
+    """Runs one exported model. Several threads may call it at once: they share the
+    session (``InferenceSession.run`` is thread-safe) and the tokenizer (encoding only
+    reads it), each call using ``threads`` threads of its own."""
 
     def __init__(
         self,

@@ -67,7 +67,9 @@ def max_tokens(model: Any) -> int:
 
 
 class TorchRunner:
-    """Runs one sentence-transformers model; call it from one thread only."""
+    """Runs one sentence-transformers model. Several threads may call it at once: they
+    share the weights (inference changes no state; ``encode`` runs without gradients),
+    each with ``threads`` threads of its own."""
 
     def __init__(self, source: ModelSource, *, device: str, threads: int, batch_size: int) -> None:
         import torch
