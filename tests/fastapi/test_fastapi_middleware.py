@@ -435,7 +435,7 @@ async def test_store_happens_after_the_body_is_sent_and_is_not_lost() -> None:
     await cache.inner.close()
 
 
-async def test_lifespan_warms_the_cache_up_and_drains_writes() -> None:
+async def test_lifespan_warms_the_cache_up() -> None:
     started = asyncio.Event()
 
     class Spy:
@@ -463,6 +463,80 @@ async def test_lifespan_warms_the_cache_up_and_drains_writes() -> None:
     await middleware({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
     await asyncio.wait_for(started.wait(), 5)
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+async def test_shutdown_drains_a_write_in_flight_then_persists() -> None:
+    """A request cancelled mid-write (the server going down) still has its answer stored,
+    and the app only hears "shutdown complete" after that write and the persist."""
+    events: list[str] = []
+
+    class GatedCache(SlowStoreCache):
+        async def store(self, *args: Any, **kwargs: Any) -> Any:
+            result = await super().store(*args, **kwargs)
+            events.append("stored")
+            return result
+
+        async def persist(self) -> None:
+            events.append("persisted")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            assert (await receive())["type"] == "lifespan.startup"
+            await send({"type": "lifespan.startup.complete"})
+            assert (await receive())["type"] == "lifespan.shutdown"
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"answer": 42}'})
+
+    wire = Wire(json.dumps(Q).encode())
+    cache = GatedCache(wire)
+    middleware = SemanticCacheMiddleware(app, cache=cache)  # type: ignore[arg-type]
+    request = asyncio.create_task(middleware(scope(), wire.receive, wire.send))
+    await asyncio.wait_for(cache.storing.wait(), 5)
+    request.cancel()  # the server stops waiting for the request; its write goes on
+    with pytest.raises(asyncio.CancelledError):
+        await request
+
+    shutdown_asked = asyncio.Event()
+    messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+
+    async def receive() -> Any:
+        message = messages.pop(0)
+        if message["type"] == "lifespan.shutdown":
+            shutdown_asked.set()
+        return message
+
+    async def send(message: Any) -> None:
+        events.append(message["type"])
+
+    lifespan = asyncio.create_task(
+        middleware({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    )
+    await asyncio.wait_for(shutdown_asked.wait(), 5)
+    for _ in range(20):  # give a shutdown that does not wait every chance to finish early
+        await asyncio.sleep(0)
+    assert "lifespan.shutdown.complete" not in events
+    cache.release.set()
+    await asyncio.wait_for(lifespan, 5)
+    assert events == [
+        "lifespan.startup.complete",
+        "stored",
+        "persisted",
+        "lifespan.shutdown.complete",
+    ]
+    hit_wire = Wire(json.dumps(PARAPHRASE).encode())
+    await middleware(scope(), hit_wire.receive, hit_wire.send)
+    assert hit_wire.headers[b"x-semcache"] == b"hit"
+    await cache.inner.close()
 
 
 async def test_stream_that_errors_is_not_stored_and_releases_the_flight() -> None:
