@@ -416,6 +416,24 @@ def _install_exit_hooks() -> None:
         _hooks_installed = True
     atexit.register(flush_all)
     install_sigterm_flush()
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_disown_after_fork)
+
+
+def _disown_after_fork() -> None:
+    """In a forked child: the journals are the parent's. Their writer threads were not
+    copied and their locks may have been held at the fork, so the child neither waits for
+    them nor writes through them; the files stay the parent's alone."""
+    global _hooks_lock
+    _hooks_lock = threading.Lock()
+    for journal in list(_open):
+        journal._cond = threading.Condition(threading.RLock())  # a copy held by no one
+        journal._pending = {}
+        journal._clear_all = False
+        journal._stopping = journal._closed = True  # writes here fail loudly, none wait
+        # Its SQLite connection is never used here (SQLite forbids carrying one across a
+        # fork); the parent's locks on the file stay visible, so the file stays its.
+    _open.clear()
 
 
 def install_sigterm_flush() -> bool:
