@@ -148,16 +148,42 @@ async def test_loop_lag_monitor_sees_a_blocked_loop():
     monitor = LoopLagMonitor(interval=0.01)
     monitor.start()
     try:
-        await asyncio.sleep(0.05)
-        since = time.monotonic()
-        assert monitor.worst_since(since) < 0.05
-        time.sleep(0.2)  # noqa: ASYNC251 - the loop is blocked on purpose
-        assert monitor.worst_since(since) >= 0.15  # the overdue wake counts at once
-        await asyncio.sleep(0.02)
-        assert monitor.worst_since(since) >= 0.15
-        assert monitor.worst_since(time.monotonic()) < 0.05
+        with monitor.watching():
+            await asyncio.sleep(0.05)
+            since = time.monotonic()
+            assert monitor.worst_since(since) < 0.05
+            time.sleep(0.2)  # noqa: ASYNC251 - the loop is blocked on purpose
+            assert monitor.worst_since(since) >= 0.15  # the overdue wake counts at once
+            await asyncio.sleep(0.02)
+            assert monitor.worst_since(since) >= 0.15
+            assert monitor.worst_since(time.monotonic()) < 0.05
     finally:
         await monitor.stop()
+
+
+async def test_loop_lag_monitor_sees_a_block_before_its_first_wake():
+    monitor = LoopLagMonitor(interval=0.01)
+    monitor.start()
+    try:
+        since = time.monotonic()
+        with monitor.watching():
+            time.sleep(0.2)  # noqa: ASYNC251 - blocked before the sampler ever ran
+            assert monitor.worst_since(since) >= 0.15
+    finally:
+        await monitor.stop()
+
+
+async def test_an_idle_cache_does_not_wake_the_loop_to_sample_it():
+    cache = _cache(HashingTestEmbedder())
+    async with cache:
+        await cache.store(QUESTIONS[0], b"answer")
+        assert await cache.lookup(QUESTIONS[0]) is not None
+        # The sampler notes its last wake and stops once no call is in flight.
+        for _ in range(100):
+            if not cache.loop_lag.sampling:
+                break
+            await asyncio.sleep(cache.loop_lag.interval)
+        assert not cache.loop_lag.sampling
 
 
 async def test_calls_queued_behind_a_stuck_model_give_up_with_it():

@@ -117,7 +117,8 @@ def bind_call(call: CallBudget) -> Iterator[CallBudget]:
 
 
 class LoopLagMonitor:
-    """How late the event loop runs its callbacks, sampled every ``interval`` seconds.
+    """How late the event loop runs its callbacks, sampled every ``interval`` seconds
+    while component calls are in flight (an idle process is never woken for it).
 
     A sleeping task notes how much later than asked it wakes. :meth:`worst_since` is the
     largest lag seen since a moment, the wake that is overdue now included, so a call
@@ -131,30 +132,55 @@ class LoopLagMonitor:
         )
         self._due: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._enabled = False
+        self._active = 0
+
+    @property
+    def sampling(self) -> bool:
+        """Is the sampling task alive now?"""
+        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._watch())
+        """Allow sampling (it runs only while :meth:`watching` calls are in flight)."""
+        self._enabled = True
 
     async def stop(self) -> None:
+        self._enabled = False
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
             self._task = None
+        self._due = None
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """Sample the loop while the code inside runs (calls may nest and overlap)."""
+        self._active += 1
+        if self._enabled and not self.sampling:
+            # Due from now: a loop that blocks before the task first runs still shows.
+            self._due = time.monotonic() + self.interval
+            self._task = asyncio.get_running_loop().create_task(self._watch())
+        try:
+            yield
+        finally:
+            self._active -= 1
 
     async def _watch(self) -> None:
-        while True:
-            self._due = time.monotonic() + self.interval
-            await asyncio.sleep(self.interval)
-            now = time.monotonic()
-            self._samples.append((now, max(0.0, now - self._due)))
+        try:
+            while self._due is not None:
+                await asyncio.sleep(max(0.0, self._due - time.monotonic()))
+                now = time.monotonic()
+                self._samples.append((now, max(0.0, now - self._due)))
+                if not self._active:
+                    break
+                self._due = now + self.interval
+        finally:
+            self._due = None
 
     def worst_since(self, since: float) -> float:
         """The largest lag (seconds) of the wakes due since ``since``, the one overdue now
-        included; 0.0 when the monitor is not running."""
-        if self._task is None:
-            return 0.0
+        included; 0.0 when nothing was sampled."""
         now = time.monotonic()
         worst = max(0.0, now - self._due) if self._due is not None else 0.0
         for at, lag in reversed(self._samples):

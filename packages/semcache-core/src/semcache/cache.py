@@ -712,7 +712,7 @@ class SemanticCache:
         measured = CallBudget(budget, deadline, timeout)
         try:
             async with timeout:
-                with bind_call(measured):
+                with bind_call(measured), self.loop_lag.watching():
                     result = await call
         except TimeoutError:
             self._timed_out(breaker, measured)
