@@ -33,26 +33,45 @@ _MAX_ALIASES = 64
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
+# Add a member to a sorted set scored by its deadline in ms ('' = none); the set lives as
+# long as its latest member, and members past their deadline are dropped. With ``gt``, a
+# member's score only ever rises (a tag keeps its partition's latest deadline).
+_ADD_UNTIL = """
+local function add_until(key, member, deadline, now, gt)
+  if deadline == '' then
+    redis.call('ZADD', key, 'inf', member)
+    redis.call('PERSIST', key)
+  else
+    local fresh = redis.call('EXISTS', key) == 0
+    if gt then
+      redis.call('ZADD', key, 'GT', deadline, member)
+    else
+      redis.call('ZADD', key, deadline, member)
+    end
+    local left = redis.call('PTTL', key)
+    if fresh or (left >= 0 and tonumber(deadline) - tonumber(now) > left) then
+      redis.call('PEXPIREAT', key, deadline)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. now)
+end
+"""
+
 # Exact key and partition members of one entry, in one slot (same hash tag): written
 # together, atomically, on a single server and on Redis Cluster alike.
 # KEYS: exact key, members; ARGV: entry id, member, deadline ms ('' = none), now ms.
-_INDEX = """
+_INDEX = (
+    _ADD_UNTIL
+    + """
 if ARGV[3] == '' then
   redis.call('SET', KEYS[1], ARGV[1])
-  redis.call('ZADD', KEYS[2], 'inf', ARGV[2])
-  redis.call('PERSIST', KEYS[2])
 else
-  local fresh = redis.call('EXISTS', KEYS[2]) == 0
   redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[3])
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-  local left = redis.call('PTTL', KEYS[2])
-  if fresh or (left >= 0 and tonumber(ARGV[3]) - tonumber(ARGV[4]) > left) then
-    redis.call('PEXPIREAT', KEYS[2], ARGV[3])
-  end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+add_until(KEYS[2], ARGV[2], ARGV[3], ARGV[4], false)
 return 1
 """
+)
 
 # Drop one entry's exact key (only while it still names this entry) and membership,
 # and the aliases read from its alias set (each only while it still names this entry).
@@ -77,33 +96,27 @@ return 1
 # and the partition's members, so delete and flush find it.
 # KEYS: alias exact key, members, alias set; ARGV: entry id, member, deadline ms ('' =
 # none), now ms, alias qhash, most aliases per entry.
-_ALIAS = """
+_ALIAS = (
+    _ADD_UNTIL
+    + """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 if redis.call('SISMEMBER', KEYS[3], ARGV[5]) == 0
    and redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[6]) then
   return 0
 end
+redis.call('SADD', KEYS[3], ARGV[5])
 if ARGV[3] == '' then
   redis.call('SET', KEYS[1], ARGV[1])
-  redis.call('SADD', KEYS[3], ARGV[5])
   redis.call('PERSIST', KEYS[3])
-  redis.call('ZADD', KEYS[2], 'inf', ARGV[2])
-  redis.call('PERSIST', KEYS[2])
 else
-  local fresh = redis.call('EXISTS', KEYS[2]) == 0
   redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[3])
-  redis.call('SADD', KEYS[3], ARGV[5])
   redis.call('PEXPIREAT', KEYS[3], ARGV[3])
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-  local left = redis.call('PTTL', KEYS[2])
-  if fresh or (left >= 0 and tonumber(ARGV[3]) - tonumber(ARGV[4]) > left) then
-    redis.call('PEXPIREAT', KEYS[2], ARGV[3])
-  end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+add_until(KEYS[2], ARGV[2], ARGV[3], ARGV[4], false)
 return 1
 """
+)
 
 # An exact hit in one round trip on a single server: the exact key, then the entry it
 # names. (On Redis Cluster the entry lives in another slot: two calls.)
@@ -117,21 +130,13 @@ return redis.call('GET', ARGV[1] .. id)
 # Record that a partition carries one tag (model, path, tenant, credential), for
 # partitions_where. Members are partitions, scored by their latest entry's deadline.
 # KEYS: tag key; ARGV: partition, deadline ms ('' = none), now ms.
-_TAG = """
-if ARGV[2] == '' then
-  redis.call('ZADD', KEYS[1], 'inf', ARGV[1])
-  redis.call('PERSIST', KEYS[1])
-else
-  local fresh = redis.call('EXISTS', KEYS[1]) == 0
-  redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
-  local left = redis.call('PTTL', KEYS[1])
-  if fresh or (left >= 0 and tonumber(ARGV[2]) - tonumber(ARGV[3]) > left) then
-    redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-  end
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+_TAG = (
+    _ADD_UNTIL
+    + """
+add_until(KEYS[1], ARGV[1], ARGV[2], ARGV[3], true)
 return 1
 """
+)
 
 # Take a partition's member list and delete it in one step, so an entry added while a
 # flush runs is either flushed or keeps its membership.
