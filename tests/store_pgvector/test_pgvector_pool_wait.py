@@ -13,13 +13,15 @@ from semcache.testing import HashingTestEmbedder
 from semcache_store_pgvector import PgVectorStore
 from semcache_store_pgvector._engines import pool_exhausted
 
+STORE_BUDGET_MS = 300  # room for a query on a busy machine; the hold is a multiple of it
+
 
 async def test_waiting_for_a_pooled_connection_is_not_postgres_failing(pg_uri, pg_prefix):
     store = PgVectorStore(
         pg_uri, 256, prefix=pg_prefix, model_id="pool", pool_size=1, max_overflow=0
     )
     settings = Settings.from_env(
-        {}, store_timeout_ms=100, breaker_failures=1, lookup_timeout_ms=3000
+        {}, store_timeout_ms=STORE_BUDGET_MS, breaker_failures=1, lookup_timeout_ms=5000
     )
     cache = SemanticCache(
         settings,
@@ -38,11 +40,12 @@ async def test_waiting_for_a_pooled_connection_is_not_postgres_failing(pg_uri, p
         async def hold_the_only_connection() -> None:
             async with engine.connect() as busy:
                 holding.set()
-                await busy.execute(text("SELECT pg_sleep(0.4)"))
+                # Held four times the store's budget: counted, the wait would open it.
+                await busy.execute(text(f"SELECT pg_sleep({4 * STORE_BUDGET_MS / 1000})"))
 
         holder = asyncio.get_running_loop().create_task(hold_the_only_connection())
         await holding.wait()
-        assert pool_exhausted(engine)
+        assert pool_exhausted(engine, store._config_for(read=False))
         hits = await asyncio.gather(
             *(cache.lookup("how long does shipping to canada take please") for _ in range(3))
         )
@@ -56,6 +59,6 @@ async def test_a_new_connection_that_hangs_is_still_postgres_failing(pg_uri, pg_
     store = PgVectorStore(pg_uri, 8, prefix=pg_prefix, model_id="room", pool_size=2, max_overflow=0)
     try:
         await store.ping()
-        assert not pool_exhausted(store._pool())
+        assert not pool_exhausted(store._pool(), store._config_for(read=False))
     finally:
         await store.aclose()

@@ -104,8 +104,9 @@ def _create(config: EngineConfig) -> AsyncEngine:
     )
 
 
-def pool_exhausted(engine: AsyncEngine) -> bool:
-    """Is every connection the pool may hold checked out (a new caller must wait)?
+def pool_exhausted(engine: AsyncEngine, config: EngineConfig) -> bool:
+    """Is every connection the pool of ``config`` may hold checked out (a new caller
+    must wait)?
 
     Waiting for another caller's connection is the process's own backlog; opening a new
     connection (room left) is PostgreSQL's time, and a dead server shows there.
@@ -113,8 +114,7 @@ def pool_exhausted(engine: AsyncEngine) -> bool:
     pool = engine.pool
     if not isinstance(pool, QueuePool):
         return False
-    most = pool.size() + max(0, pool._max_overflow)
-    return bool(pool.checkedout() >= most)
+    return bool(pool.checkedout() >= config.pool_size + max(0, config.max_overflow))
 
 
 def acquire_engine(config: EngineConfig) -> AsyncEngine:

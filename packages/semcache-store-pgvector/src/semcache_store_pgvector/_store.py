@@ -469,13 +469,16 @@ class PgVectorStore:
         """The autocommit engine of the primary, or of the read replica when asked."""
         if self._closed:
             raise RuntimeError("store is closed")
-        config = self._read_config if read and self._read_config else self._config
+        config = self._config_for(read=read)
         pool = self._pools.get(config is self._read_config)
         if pool is None:
             engine = acquire_engine(config)
             auto = engine.execution_options(isolation_level="AUTOCOMMIT")
             pool = self._pools[config is self._read_config] = (engine, auto)
         return pool[1]
+
+    def _config_for(self, *, read: bool) -> EngineConfig:
+        return self._read_config if read and self._read_config else self._config
 
     async def _execute(
         self,
@@ -496,7 +499,7 @@ class PgVectorStore:
             try:
                 # The wait for a pooled connection is the process's own backlog, not
                 # PostgreSQL's time: the cache's budget for this call starts after it.
-                if pool_exhausted(auto):
+                if pool_exhausted(auto, self._config_for(read=read)):
                     with waiting_for_capacity():
                         conn = await auto.connect().start()
                 else:
