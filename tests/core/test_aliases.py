@@ -180,19 +180,6 @@ async def test_store_without_alias_methods_still_works(embedder):
         assert (await cache.lookup(PARAPHRASE)).source == "semantic"
 
 
-async def test_exact_hit_python_work_stays_under_a_millisecond(cache):
-    await cache.store(Q, b"answer")
-    for _ in range(50):
-        await cache.lookup(Q)
-    times = []
-    for _ in range(1000):
-        started = time.perf_counter()
-        await cache.lookup(Q)
-        times.append(time.perf_counter() - started)
-    times.sort()
-    assert times[len(times) // 2] < 0.001, f"p50 {times[len(times) // 2] * 1e6:.0f} us"
-
-
 async def test_aliases_count_against_the_byte_budget():
     from semcache.stores.memory_responses import ALIAS_OVERHEAD
     from semcache.types import Entry
