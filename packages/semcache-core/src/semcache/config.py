@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from semcache.errors import SettingsError
-from semcache.http.routes import ROUTE_MODES, RoutePolicy
+from semcache.http.routes import RoutePolicy
 
 __all__ = ["LIST_SETTINGS", "ConfigError", "ConfigFile", "load_config", "parse_config"]
 
@@ -230,7 +230,9 @@ def _dotted(where: tuple[Any, ...]) -> str:
 # tomllib gives values without positions; the loader finds a key's line itself.
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*(.+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
+_KEY = re.compile(
+    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
+)
 
 
 def _key_parts(raw: str) -> tuple[str, ...]:

@@ -454,8 +454,11 @@ class Settings:
         loaded = _config_file(environ, overrides)
         if loaded is not None:
             # The file is below the environment: a variable overrides its setting.
-            env_of = {f.name: f.metadata["env"] for g in settings_groups().values()
-                      for f in declared_fields(g)}
+            env_of = {
+                f.name: f.metadata["env"]
+                for g in settings_groups().values()
+                for f in declared_fields(g)
+            }
             from_file = {
                 k: v
                 for k, v in loaded.settings.items()

@@ -56,7 +56,6 @@ from semcache.http.policy import (
     HttpRequest,
     cache_directives,
 )
-from semcache.http.routes import ROUTE_MODES, RoutePolicy, match_route
 from semcache.http.responses import (
     DEFAULT_MAX_RESPONSE_BYTES,
     HOP_BY_HOP_HEADERS,
@@ -70,6 +69,7 @@ from semcache.http.responses import (
     split_sse_events,
     storable_headers,
 )
+from semcache.http.routes import ROUTE_MODES, RoutePolicy, match_route
 
 __all__ = [
     "ADAPTER_OPTIONS",

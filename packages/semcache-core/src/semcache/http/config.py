@@ -26,6 +26,8 @@ HTTP_SETTING_NAMES = (
     "tenant_header",
     "identity_headers",
     "client_cache_control",
+    "namespace_header",
+    "client_modes",
     "upstream_429_threshold",
     "upstream_429_cooldown",
     "single_flight_timeout",
