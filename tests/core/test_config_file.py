@@ -1,0 +1,87 @@
+"""The configuration file: typed values, arrays for list settings, errors at the right line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from semcache import Settings, SettingsError
+from semcache.config import ConfigError, load_config, parse_config
+
+
+def error(text: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "f.toml")
+    return str(caught.value)
+
+
+def test_values_take_the_settings_types() -> None:
+    config = parse_config(
+        'threshold = 1\nembedder_model = ""\nproxy_exact_paths = ["*/embeddings", "/api/embed"]\n'
+        "client_modes = true\n"
+    )
+    assert config.settings == {
+        "threshold": 1.0,  # an integer where a number is asked
+        "embedder_model": None,  # "" is unset for an optional setting
+        "proxy_exact_paths": "*/embeddings,/api/embed",
+        "client_modes": True,
+    }
+    assert isinstance(config.settings["threshold"], float)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('ttl = "3600"\n', "f.toml, line 1: ttl: '3600' is invalid: expected an integer"),
+        (
+            "\n\nclient_modes = 1\n",
+            "f.toml, line 3: client_modes: 1 is invalid: expected a boolean",
+        ),
+        (
+            "enabled = true\nSEMANTIC_CACHE_TTL = 5\n",
+            "line 2: SEMANTIC_CACHE_TTL: unknown setting (did you mean 'ttl'?)",
+        ),
+        ('identity_headers = ["a", 1]\n', "line 1: identity_headers: expected an array of strings"),
+        ('config = "other.toml"\n', "line 1: config: a configuration file cannot name another one"),
+        (
+            'ttl = 5\n\n[[routes]]\npath = "/a"\n\n[[routes]]\npath = "/b"\nttl = -1\n',
+            "line 8: routes[1].ttl: expected an integer of at least 0 (got -1)",
+        ),
+        (
+            '[[routes]]\npath = "/a"\nthreshold = 1.5\n',
+            "line 3: routes[0].threshold: expected a number between 0 and 1",
+        ),
+        (
+            '[[routes]]\npath = "/a"\ntenant = ["x"]\n',
+            "line 3: routes[0].tenant: unknown route key",
+        ),
+        ("[[routes]]\nmode = 'exact'\n", "line 1: routes[0]: a route needs a path"),
+        (
+            '[prices]\n"gpt-4o" = { input = 1, cached = 2 }\n',
+            "line 2: prices.gpt-4o.cached: unknown price key",
+        ),
+        ("routes = 3\n", "line 1: routes: expected an array of tables"),
+    ],
+)
+def test_errors_name_the_line_and_the_key(text: str, expected: str) -> None:
+    assert expected in error(text)
+
+
+def test_a_config_error_is_a_settings_error_and_a_missing_file_says_so(tmp_path: Path) -> None:
+    assert issubclass(ConfigError, SettingsError)
+    with pytest.raises(ConfigError, match="cannot read the configuration file"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_the_file_can_be_named_in_code_and_its_settings_validated(tmp_path: Path) -> None:
+    path = tmp_path / "semcache.toml"
+    path.write_text(
+        'ttl = 42\nproxy_timeout = 7\n[[routes]]\npath = "*/embeddings"\nmode = "exact"\n'
+    )
+    settings = Settings.from_env({}, config=str(path))
+    assert settings.ttl == 42
+    assert [r.mode for r in settings.routes] == ["exact"]
+    assert Settings.from_env({}).routes == ()
+    # replace() keeps the file's routes.
+    assert settings.replace(ttl=1).routes == settings.routes
