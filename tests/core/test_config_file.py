@@ -85,3 +85,15 @@ def test_the_file_can_be_named_in_code_and_its_settings_validated(tmp_path: Path
     assert Settings.from_env({}).routes == ()
     # replace() keeps the file's routes.
     assert settings.replace(ttl=1).routes == settings.routes
+
+
+def test_a_django_or_flask_configuration_mapping_can_name_the_file(tmp_path: Path) -> None:
+    from semcache.http import parse_adapter_config
+
+    path = tmp_path / "semcache.toml"
+    path.write_text(
+        'ttl = 42\nthreshold = 0.9\n[[routes]]\npath = "*/embeddings"\nmode = "exact"\n'
+    )
+    settings, _ = parse_adapter_config({"CONFIG": str(path), "ttl": 7})
+    assert (settings.ttl, settings.threshold) == (7, 0.9)  # the mapping beats the file
+    assert [r.mode for r in settings.routes] == ["exact"]
