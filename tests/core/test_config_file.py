@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from semcache import Settings, SettingsError
 from semcache.config import ConfigError, load_config, parse_config
+from semcache.settings import check_declared, register_settings, setting
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSettings:
+    """A group declaring a ``prices`` setting, as a price-table plugin would."""
+
+    group_name: ClassVar[str] = "pricing"
+    prices: str | None = setting("SEMANTIC_CACHE_PRICES", None, "A price table.")
+
+    def __post_init__(self) -> None:
+        check_declared(self)
 
 
 def error(text: str) -> str:
@@ -97,3 +112,29 @@ def test_a_django_or_flask_configuration_mapping_can_name_the_file(tmp_path: Pat
     settings, _ = parse_adapter_config({"CONFIG": str(path), "ttl": 7})
     assert (settings.ttl, settings.threshold) == (7, 0.9)  # the mapping beats the file
     assert [r.mode for r in settings.routes] == ["exact"]
+
+
+def test_a_price_needs_both_sides_as_finite_numbers() -> None:
+    assert "line 1: prices.m: missing output" in error("prices.m = { input = 1 }\n")
+    assert "prices.m.input: expected a number" in error("[prices.m]\ninput = inf\noutput = 1\n")
+
+
+def test_the_price_table_reaches_a_prices_setting_where_one_is_declared(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import semcache.settings as settings_module
+
+    monkeypatch.setattr(settings_module, "_registered", dict(settings_module._registered))
+    monkeypatch.setattr(settings_module, "_discovered", None)
+    register_settings(PriceSettings)
+    text = '[prices."gpt-4o-mini"]\ninput = 0.15\noutput = 0.6\n'
+    config = parse_config(text)
+    assert config.prices == {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}
+    path = tmp_path / "semcache.toml"
+    path.write_text(text)
+    group = Settings.from_env({"SEMANTIC_CACHE_CONFIG": str(path)}).group(PriceSettings)
+    assert json.loads(group.prices or "") == {"models": config.prices}
+    # The variable still wins, and a string names the setting's file.
+    environ = {"SEMANTIC_CACHE_CONFIG": str(path), "SEMANTIC_CACHE_PRICES": "mine.toml"}
+    assert Settings.from_env(environ).group(PriceSettings).prices == "mine.toml"
+    assert parse_config('prices = "p.toml"\n').settings == {"prices": "p.toml"}

@@ -7,7 +7,9 @@ the variable's name without ``SEMANTIC_CACHE_``, lower case (``ttl``, ``proxy_up
 
 - ``[[routes]]``: ordered per-route policies (:class:`~semcache.http.routes.RoutePolicy`);
 - ``[upstreams]``: path prefix -> upstream base URL (the proxy);
-- ``[prices]``: model -> ``{input = ..., output = ...}``, USD per million tokens.
+- ``[prices]``: model -> ``{input = ..., output = ...}``, USD per million tokens. Where a
+  setting named ``prices`` is declared (a price table's file or inline JSON), the table
+  is handed to it as inline JSON ``{"models": ...}``, and ``prices = "file"`` sets it.
 
 An environment variable overrides the file's value of its setting. An invalid file
 raises :class:`ConfigError` naming the file, the line and the key.
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -110,12 +114,21 @@ class _Reader:
             if f is None:
                 raise self.fail((key,), "unknown setting" + _suggest(key, [*fields, *_TABLES]))
             values[key] = self._setting(key, f, value)
+        prices: Any = data.get("prices", {})
+        price_setting = fields.get("prices")
+        if isinstance(prices, str) and price_setting is not None:
+            values["prices"] = self._setting("prices", price_setting, prices)
+            prices = {}
+        table = self._prices(prices)
+        if table and price_setting is not None:
+            # The price setting takes a file or inline JSON: the table travels as JSON.
+            values["prices"] = json.dumps({"models": table})
         return ConfigFile(
             path=self.source,
             settings=values,
             routes=self._routes(data.get("routes", [])),
             upstreams=self._upstreams(data.get("upstreams", {})),
-            prices=self._prices(data.get("prices", {})),
+            prices=table,
         )
 
     def _setting(self, key: str, f: dataclasses.Field[Any], value: Any) -> Any:
@@ -200,11 +213,17 @@ class _Reader:
                 where = ("prices", model, key)
                 if key not in _PRICE_KEYS:
                     raise self.fail(where, "unknown price key" + _suggest(key, _PRICE_KEYS))
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or not math.isfinite(value)
+                    or value < 0
+                ):
                     raise self.fail(where, f"expected a number of at least 0 (got {value!r})")
                 entry[key] = float(value)
-            if not entry:
-                raise self.fail(("prices", model), "expected input and/or output prices")
+            missing = [key for key in _PRICE_KEYS if key not in entry]
+            if missing:
+                raise self.fail(("prices", model), f"missing {' and '.join(missing)}")
             table[model] = entry
         return table
 
