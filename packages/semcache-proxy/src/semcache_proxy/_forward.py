@@ -70,6 +70,7 @@ class Forwarder:
         mounts: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.upstream = httpx.URL(upstream.rstrip("/"))
+        self._upstream_text = upstream.rstrip("/")
         self.mounts = tuple(
             (prefix.rstrip("/"), httpx.URL(url.rstrip("/")))
             for prefix, url in sorted(mounts, key=lambda mount: -len(mount[0].rstrip("/")))
@@ -98,8 +99,10 @@ class Forwarder:
         return self.upstream, path
 
     def destination(self, path: str) -> str:
-        """Where a request for ``path`` goes, as a URL (the partition's destination)."""
-        return str(self.target(path)[0])
+        """Where a request for ``path`` goes, as a URL (the partition's destination): the
+        default upstream's is the text it was given, as without mounts."""
+        upstream = self.target(path)[0]
+        return self._upstream_text if upstream is self.upstream else str(upstream)
 
     def _url(self, scope: Scope) -> httpx.URL:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
