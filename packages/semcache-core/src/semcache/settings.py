@@ -411,6 +411,14 @@ class Settings:
         "upstream breaker; 0 disables it.",
         low=0,
     )
+    upstream_429_cooldown: float = setting(
+        env.UPSTREAM_429_COOLDOWN,
+        30.0,
+        "Seconds a requester's open upstream breaker answers its misses with 503, when the "
+        "429 carried no Retry-After.",
+        low=0.0,
+    )
+    # Client controls, each off until the operator turns it on
     namespace_header: str | None = setting(
         env.NAMESPACE_HEADER,
         None,
@@ -424,13 +432,6 @@ class Settings:
         "Honour `X-Semcache-Mode: read-only` (serve from the cache, never store) and "
         "`write-only` (always ask the upstream, store its answer; who may is "
         "`client_cache_control`'s rule). Off: the header is ignored.",
-    )
-    upstream_429_cooldown: float = setting(
-        env.UPSTREAM_429_COOLDOWN,
-        30.0,
-        "Seconds a requester's open upstream breaker answers its misses with 503, when the "
-        "429 carried no Retry-After.",
-        low=0.0,
     )
 
     environ: tuple[tuple[str, str], ...] = field(default=(), repr=False)

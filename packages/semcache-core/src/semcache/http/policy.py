@@ -168,11 +168,12 @@ class HttpCachePolicy:
     ``exact_paths`` are cached for exact repeats only (never embedded). ``destination`` names where requests
     go, for the partition: ``None`` means each request's ``Host`` header (a middleware);
     the proxy passes its upstream, or a function of the path when prefixes go to
-    different upstreams. ``routes`` (default: the configuration file's, ``settings.routes``)
-    are ordered per-route policies: the first matching a path decides its mode, TTL,
-    threshold and tenant values; other paths keep the rules above. The extractors are called as ``fn(request, body)``
-    with the adapter's own request object and the parsed JSON body, may be sync or
-    async, and when one raises the request is bypassed.
+    different upstreams. ``routes`` (default: the configuration file's,
+    ``settings.routes``) are ordered per-route policies: the first matching a path
+    decides its mode, TTL, threshold and tenant values; other paths keep the rules
+    above. The extractors are called as ``fn(request, body)`` with the adapter's own
+    request object and the parsed JSON body, may be sync or async, and when one raises
+    the request is bypassed.
     """
 
     def __init__(
