@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -16,11 +16,19 @@ __all__ = ["start_proxy", "stop_proxy"]
 
 
 def start_proxy(
-    upstream: str, *, env: Mapping[str, str], ready_within: float, cwd: Path | None = None
+    upstream: str | None,
+    *,
+    env: Mapping[str, str],
+    ready_within: float,
+    cwd: Path | None = None,
+    options: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the proxy CLI in front of ``upstream``; return it once ``/readyz`` says 200."""
+    """Start the proxy CLI in front of ``upstream`` (``None``: the one its settings name)
+    with further command-line ``options``; return it once ``/readyz`` says 200."""
     port = free_port()
-    args = [sys.executable, "-m", "semcache_proxy.cli", "--upstream", upstream]
+    args = [sys.executable, "-m", "semcache_proxy.cli", *options]
+    if upstream is not None:
+        args += ["--upstream", upstream]
     args += ["--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(args, env=dict(env), cwd=cwd)
     url = f"http://127.0.0.1:{port}"

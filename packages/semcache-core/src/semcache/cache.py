@@ -286,6 +286,7 @@ class SemanticCache:
         partition: str = "",
         context: str | None = None,
         exact: bool = False,
+        threshold: float | None = None,
     ) -> Hit | None:
         """The stored answer for ``query`` within ``partition``, or ``None``.
 
@@ -293,7 +294,8 @@ class SemanticCache:
         earlier conversation: with ``context_mode="exact"`` it must match exactly (it is
         part of the partition); with ``"semantic"`` it is embedded and must reach
         ``context_threshold`` (and pass the verifier). ``exact`` asks for the same text
-        only (never embedded). Never raises for a cache problem: any failure or a blown
+        only (never embedded). ``threshold`` replaces the cache's similarity bar for this
+        lookup (a route's own). Never raises for a cache problem: any failure or a blown
         time budget is a miss.
         """
         if not self.settings.enabled or self._closed:
@@ -302,7 +304,7 @@ class SemanticCache:
         started = time.perf_counter()
         try:
             async with self._whole_budget():
-                hit = await self._lookup(query, partition, context, exact)
+                hit = await self._lookup(query, partition, context, exact, threshold)
         except _Skipped:
             hit = None
         except TimeoutError:
@@ -323,7 +325,12 @@ class SemanticCache:
         return hit
 
     async def _lookup(
-        self, query: str, partition: str, context: str | None, exact: bool = False
+        self,
+        query: str,
+        partition: str,
+        context: str | None,
+        exact: bool = False,
+        threshold: float | None = None,
     ) -> Hit | None:
         raw = exact_text(query)
         text = normalize_query(raw)
@@ -364,7 +371,13 @@ class SemanticCache:
         vector = rows[0]
         context_vector = rows[1] if stored_ctx is not None else None
         matches = await self._guard(
-            "vector store", vectors.search(part, vector, self.settings.top_k, self.threshold)
+            "vector store",
+            vectors.search(
+                part,
+                vector,
+                self.settings.top_k,
+                self.threshold if threshold is None else threshold,
+            ),
         )
         if not matches:
             return None

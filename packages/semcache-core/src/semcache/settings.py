@@ -19,10 +19,14 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from semcache import env
 from semcache.errors import SettingsError
+
+if TYPE_CHECKING:
+    from semcache.config import ConfigFile
+    from semcache.http.routes import RoutePolicy
 
 __all__ = [
     "Settings",
@@ -208,6 +212,13 @@ class Settings:
     """
 
     group_name: ClassVar[str] = CORE_GROUP
+
+    config: str | None = setting(
+        env.CONFIG,
+        None,
+        "Path of a TOML configuration file: any setting by name (lower case, without "
+        "`SEMANTIC_CACHE_`), per-route policies, upstreams, prices. Variables override it.",
+    )
 
     # Engine
     enabled: bool = setting(
@@ -407,11 +418,28 @@ class Settings:
         "429 carried no Retry-After.",
         low=0.0,
     )
+    # Client controls, each off until the operator turns it on
+    namespace_header: str | None = setting(
+        env.NAMESPACE_HEADER,
+        None,
+        "Request header a client may set to narrow its partition (e.g. "
+        "`X-Semcache-Namespace`); it adds to the partition, never replaces the credential. "
+        "Unset: the header is ignored.",
+    )
+    client_modes: bool = setting(
+        env.CLIENT_MODES,
+        False,
+        "Honour `X-Semcache-Mode: read-only` (serve from the cache, never store) and "
+        "`write-only` (always ask the upstream, store its answer; who may is "
+        "`client_cache_control`'s rule). Off: the header is ignored.",
+    )
 
     environ: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     """The ``SEMANTIC_CACHE_*`` variables read by :meth:`from_env` (for the plugins' groups)."""
     plugin_values: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
     """Values for plugins' settings given in code, as ``(name, value)`` pairs."""
+    config_file: ConfigFile | None = field(default=None, repr=False, compare=False)
+    """The configuration file :meth:`from_env` read (the ``config`` setting), validated."""
 
     def __post_init__(self) -> None:
         check_declared(self)
@@ -424,6 +452,20 @@ class Settings:
         known group is validated here, so a bad value fails at start-up.
         """
         environ = os.environ if environ is None else environ
+        loaded = _config_file(environ, overrides)
+        if loaded is not None:
+            # The file is below the environment: a variable overrides its setting.
+            env_of = {
+                f.name: f.metadata["env"]
+                for g in settings_groups().values()
+                for f in declared_fields(g)
+            }
+            from_file = {
+                k: v
+                for k, v in loaded.settings.items()
+                if env_of[k] not in environ and k not in overrides
+            }
+            overrides = {**from_file, **overrides}
         own_names = {f.name for f in declared_fields(cls)}
         own = {k: v for k, v in overrides.items() if k in own_names}
         others = {k: v for k, v in overrides.items() if k not in own_names}
@@ -432,7 +474,13 @@ class Settings:
             f.metadata["env"] for g in settings_groups().values() for f in declared_fields(g)
         }
         snapshot = tuple(sorted((v, environ[v]) for v in variables if v in environ))
-        return core._with(environ=snapshot, plugin_values=others)
+        result = core._with(environ=snapshot, plugin_values=others)
+        return dataclasses.replace(result, config_file=loaded) if loaded else result
+
+    @property
+    def routes(self) -> tuple[RoutePolicy, ...]:
+        """The configuration file's per-route policies, in order (none without a file)."""
+        return self.config_file.routes if self.config_file is not None else ()
 
     def replace(self, **overrides: Any) -> Settings:
         """A copy with some values changed (any group's; validated like any other)."""
@@ -472,6 +520,16 @@ class Settings:
             fields = {f.name: f for f in declared_fields(owner)} if owner else {}
             parts.append(_shown(fields[name], value) if name in fields else f"{name}={value!r}")
         return f"Settings({', '.join(parts)})"
+
+
+def _config_file(environ: Mapping[str, str], overrides: Mapping[str, Any]) -> ConfigFile | None:
+    """The file named by the ``config`` setting (code, else the environment), loaded."""
+    path = overrides["config"] if "config" in overrides else environ.get(env.CONFIG)
+    if path is None or not str(path).strip():
+        return None
+    from semcache.config import load_config
+
+    return load_config(str(path).strip())
 
 
 def _shown(f: dataclasses.Field[Any], value: Any) -> str:

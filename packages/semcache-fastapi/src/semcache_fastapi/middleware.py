@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -27,6 +27,7 @@ from semcache.http import (
     HttpCachePolicy,
     HttpRequest,
     Replay,
+    RoutePolicy,
     marked_headers,
     raw_request_path,
 )
@@ -56,9 +57,12 @@ class SemanticCacheMiddleware:
         paths: glob patterns a looked-at path must also match (``*`` matches ``/``);
             default: every path under the prefix.
         destination: where requests go, for the partition; default each request's
-            ``Host`` header (the proxy passes its upstream URL).
+            ``Host`` header (the proxy passes its upstream URL, or a function of the path).
         exact_paths: glob patterns of paths cached for exact repeats only (never
             embedded), e.g. ``["*/embeddings"]``.
+        routes: ordered :class:`semcache.http.RoutePolicy` items (path pattern, mode
+            ``semantic``/``exact``/``off``, TTL, threshold, tenant headers and fields);
+            the first matching a path decides. Default: the configuration file's.
         extract_query: ``(request, body) -> str | None``, the text to embed; ``None``
             bypasses. Default :func:`semcache.http.default_extract_query`.
         extract_model: ``(request, body) -> str | None``, the model (partition);
@@ -90,8 +94,9 @@ class SemanticCacheMiddleware:
         ignored_fields: Collection[str] = DEFAULT_IGNORED_FIELDS,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         paths: Collection[str] | None = None,
-        destination: str | None = None,
+        destination: str | Callable[[str], str] | None = None,
         exact_paths: Collection[str] = (),
+        routes: Sequence[RoutePolicy] | None = None,
     ) -> None:
         self.app = app
         self.cache = cache
@@ -109,6 +114,7 @@ class SemanticCacheMiddleware:
             paths=paths,
             destination=destination,
             exact_paths=exact_paths,
+            routes=routes,
         )
         self.engine = HttpCacheEngine(cache, self.policy, settings=settings)
         self._warmups: set[asyncio.Task[None]] = set()

@@ -105,7 +105,9 @@ def create_semantic_cache_proxy_app(
 
     Unset arguments come from ``settings`` (``SEMANTIC_CACHE_*``): the upstream from
     ``SEMANTIC_CACHE_PROXY_UPSTREAM``, the timeout from ``SEMANTIC_CACHE_PROXY_TIMEOUT``,
-    TLS verification from ``SEMANTIC_CACHE_PROXY_VERIFY``. ``middleware_options`` go to
+    TLS verification from ``SEMANTIC_CACHE_PROXY_VERIFY``; the configuration file's
+    ``[upstreams]`` send path prefixes to other upstreams, and its ``[[routes]]`` set
+    per-route policies. ``middleware_options`` go to
     :class:`semcache_fastapi.SemanticCacheMiddleware` (``extract_query``, ``methods``...).
     """
     owns_cache = cache is None
@@ -132,10 +134,17 @@ def create_semantic_cache_proxy_app(
     middleware_options.setdefault(
         "paths", [p.strip() for p in s.proxy_paths.split(",") if p.strip()]
     )
-    middleware_options.setdefault("destination", upstream.rstrip("/"))
     middleware_options.setdefault(
         "exact_paths", [p.strip() for p in s.proxy_exact_paths.split(",") if p.strip()]
     )
+    config = cache.settings.config_file
+    mounts = config.upstreams if config is not None else ()
     metrics = ProxyMetrics()
-    forwarder = Forwarder(upstream, client_factory, on_upstream=metrics.observe_upstream)
+    forwarder = Forwarder(
+        upstream, client_factory, on_upstream=metrics.observe_upstream, mounts=mounts
+    )
+    # Where each request goes is in its partition: a prefix's upstream, else the default.
+    middleware_options.setdefault(
+        "destination", forwarder.destination if mounts else upstream.rstrip("/")
+    )
     return SemanticCacheProxy(cache, forwarder, metrics, middleware_options, owns_cache=owns_cache)

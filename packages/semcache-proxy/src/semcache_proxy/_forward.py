@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 from starlette.types import Receive, Scope, Send
@@ -56,7 +56,9 @@ class Forwarder:
     they came (``Content-Encoding`` kept), so what reaches the client, what a cache keeps
     and the headers all agree. Failures before the response starts become a JSON 502 or
     504; a failure mid-body drops the connection. ``on_upstream`` receives the seconds to
-    response headers (for metrics).
+    response headers (for metrics). ``mounts`` are ``(path prefix, base URL)`` pairs: a
+    path under a prefix (whole segments, longest prefix first) goes to that base URL with
+    the prefix taken off; every other path goes to ``upstream``.
     """
 
     def __init__(
@@ -65,8 +67,14 @@ class Forwarder:
         client_factory: Callable[[], httpx.AsyncClient],
         *,
         on_upstream: Callable[[float, int], None] | None = None,
+        mounts: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.upstream = httpx.URL(upstream.rstrip("/"))
+        self._upstream_text = upstream.rstrip("/")
+        self.mounts = tuple(
+            (prefix.rstrip("/"), httpx.URL(url.rstrip("/")))
+            for prefix, url in sorted(mounts, key=lambda mount: -len(mount[0].rstrip("/")))
+        )
         self._client_factory = client_factory
         self.client: httpx.AsyncClient | None = None
         self.on_upstream = on_upstream
@@ -81,11 +89,26 @@ class Forwarder:
             self.client = self._client_factory()
         return self.client
 
+    def target(self, path: str) -> tuple[httpx.URL, str]:
+        """The upstream for ``path`` (as the client sent it) and the path it is asked for."""
+        for prefix, url in self.mounts:
+            if not prefix:  # "/": every path
+                return url, path
+            if path == prefix or path.startswith(prefix + "/"):
+                return url, path[len(prefix) :]
+        return self.upstream, path
+
+    def destination(self, path: str) -> str:
+        """Where a request for ``path`` goes, as a URL (the partition's destination): the
+        default upstream's is the text it was given, as without mounts."""
+        upstream = self.target(path)[0]
+        return self._upstream_text if upstream is self.upstream else str(upstream)
+
     def _url(self, scope: Scope) -> httpx.URL:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        path = raw_path.split(b"?", 1)[0].decode("latin-1")
-        base_path = self.upstream.raw_path.decode("latin-1").split("?", 1)[0].rstrip("/")
-        return self.upstream.copy_with(
+        upstream, path = self.target(raw_path.split(b"?", 1)[0].decode("latin-1"))
+        base_path = upstream.raw_path.decode("latin-1").split("?", 1)[0].rstrip("/")
+        return upstream.copy_with(
             raw_path=(base_path + path).encode("latin-1")
             + (b"?" + scope["query_string"] if scope.get("query_string") else b"")
         )
@@ -104,7 +127,6 @@ class Forwarder:
             and name not in connection_tokens
             and name not in (b"host", b"content-length")
         ]
-        headers.append((b"host", self.upstream.netloc))
         return headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -113,7 +135,9 @@ class Forwarder:
         first = await receive()
         if first["type"] == "http.disconnect":
             return
+        url = self._url(scope)
         headers = self._request_headers(scope)
+        headers.append((b"host", url.netloc))
         content: bytes | AsyncIterator[bytes]
         if first.get("more_body", False):
             content = _stream_body(first.get("body", b""), receive)  # httpx sends it chunked
@@ -123,7 +147,7 @@ class Forwarder:
                 headers.append((b"content-length", str(len(body)).encode()))
             content = body
         request = self._client().build_request(
-            scope["method"], self._url(scope), headers=headers, content=content
+            scope["method"], url, headers=headers, content=content
         )
         started = time.perf_counter()
         try:

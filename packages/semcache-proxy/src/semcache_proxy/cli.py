@@ -1,6 +1,8 @@
 """``semcache-proxy``: run the reverse proxy.
 
 Every option is also an environment variable (shown in ``--help``); options win.
+``--config semcache.toml`` reads every setting, the routes and the upstreams from a TOML
+file (``SEMANTIC_CACHE_CONFIG``); variables and options override its values.
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="settings (environment variables), by group:\n\n" + settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--config",
+        dest="config",
+        metavar="FILE",
+        help="TOML configuration file: every setting by name, [[routes]], [upstreams], "
+        "[prices]; environment variables and options override it "
+        f"[env {fields['config'].metadata['env']}]",
+    )
     for flag, name in _OPTIONS:
         f = fields.get(name)
         if f is None:  # a store option whose plugin is not installed
@@ -76,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     fields = _declared()
+    if args.config is not None:
+        # Absolute, so every worker finds it whatever its working directory.
+        os.environ[fields["config"].metadata["env"]] = os.path.abspath(args.config)
     for _, name in _OPTIONS:
         value = getattr(args, name, None)
         if value is not None:

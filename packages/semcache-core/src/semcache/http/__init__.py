@@ -5,6 +5,7 @@
 - :mod:`~semcache.http.policy`: eligibility, cache-control, TTL: a request becomes a
   :class:`CachePlan` or a :class:`Bypass`.
 - :mod:`~semcache.http.responses`: which responses are stored, the stored format, replay.
+- :mod:`~semcache.http.routes`: per-route policies (mode, TTL, threshold, tenant fields).
 - :mod:`~semcache.http.headers`: the header names semcache reads and writes.
 - :mod:`~semcache.http.breaker`: the upstream 429 breakers, one per requester.
 - :mod:`~semcache.http.engine`: the decision flow, once: ``await engine.begin(plan)``
@@ -29,6 +30,7 @@ from semcache.http.extract import (
 from semcache.http.flow import Forward, RecordedBody, Replay, recorded_async
 from semcache.http.headers import (
     HEADER_ENTRY,
+    HEADER_MODE,
     HEADER_SIMILARITY,
     HEADER_STATUS,
     HEADER_TTL,
@@ -67,6 +69,7 @@ from semcache.http.responses import (
     split_sse_events,
     storable_headers,
 )
+from semcache.http.routes import ROUTE_MODES, RoutePolicy, match_route
 
 __all__ = [
     "ADAPTER_OPTIONS",
@@ -76,6 +79,7 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "GENERATION_PATHS",
     "HEADER_ENTRY",
+    "HEADER_MODE",
     "HEADER_SIMILARITY",
     "HEADER_STATUS",
     "HEADER_TTL",
@@ -84,6 +88,7 @@ __all__ = [
     "PER_RESPONSE_HEADERS",
     "QUERY_PLACEHOLDER",
     "REPLAYED_HEADERS",
+    "ROUTE_MODES",
     "BridgedEngine",
     "Bypass",
     "CachePlan",
@@ -98,6 +103,7 @@ __all__ = [
     "RecordedBody",
     "Replay",
     "ResponseRecorder",
+    "RoutePolicy",
     "StoredResponse",
     "UpstreamBreaker",
     "UpstreamBreakers",
@@ -112,6 +118,7 @@ __all__ = [
     "extract",
     "is_streaming_content_type",
     "marked_headers",
+    "match_route",
     "parse_adapter_config",
     "raw_request_path",
     "recorded_async",

@@ -26,6 +26,8 @@ HTTP_SETTING_NAMES = (
     "tenant_header",
     "identity_headers",
     "client_cache_control",
+    "namespace_header",
+    "client_modes",
     "upstream_429_threshold",
     "upstream_429_cooldown",
     "single_flight_timeout",
@@ -80,7 +82,9 @@ def parse_adapter_config(
     for name in _EXTRACTORS:
         if options.get(name) is not None and not callable(options[name]):
             raise SettingsError(f"{name} must be a callable (request, body) -> str | None")
-    base = cache.settings if is_cache(cache) else Settings.from_env()
+    # A configuration file named here is read like one named in the environment.
+    named = {"config": setting_values.pop("config")} if "config" in setting_values else {}
+    base = cache.settings if is_cache(cache) else Settings.from_env(**named)
     settings = base.replace(**setting_values) if setting_values else base
     return settings, options
 

@@ -228,7 +228,9 @@ class HttpCacheEngine:
     async def lookup(self, plan: CachePlan) -> CachedAnswer | None:
         """The stored answer this request may be given, or ``None``."""
         try:
-            hit = await self.cache.lookup(plan.query, partition=plan.partition, **_context(plan))
+            hit = await self.cache.lookup(
+                plan.query, partition=plan.partition, **_lookup_options(plan)
+            )
             if hit is None:
                 return None
             stored = StoredResponse.decode(hit.payload)
@@ -286,4 +288,11 @@ def _context(plan: CachePlan) -> dict[str, Any]:
     extra: dict[str, Any] = {"context": plan.context} if plan.context else {}
     if plan.exact:
         extra["exact"] = True
+    return extra
+
+
+def _lookup_options(plan: CachePlan) -> dict[str, Any]:
+    extra = _context(plan)
+    if plan.threshold is not None:
+        extra["threshold"] = plan.threshold  # a route's own bar
     return extra

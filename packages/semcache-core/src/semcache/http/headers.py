@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "HEADER_ENTRY",
+    "HEADER_MODE",
     "HEADER_SIMILARITY",
     "HEADER_STATUS",
     "HEADER_TTL",
@@ -24,6 +25,10 @@ HEADER_ENTRY = "x-semcache-entry"
 """Response header on a hit: the id of the entry served (an operator can delete it)."""
 HEADER_TTL = "x-semcache-ttl"
 """Request header: seconds to keep this answer (capped at the ``max_ttl`` setting; 0: do not store)."""
+
+HEADER_MODE = "x-semcache-mode"
+"""Request header: ``read-only`` (serve from the cache, never store) or ``write-only``
+(always ask the upstream, store its answer); honoured only with the ``client_modes`` setting."""
 
 OWN_HEADERS = frozenset({HEADER_STATUS, HEADER_SIMILARITY, HEADER_ENTRY})
 """Response headers semcache sets; an app's own copies are replaced, and never stored."""

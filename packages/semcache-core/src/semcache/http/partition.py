@@ -177,6 +177,7 @@ def build_partition(
     ignored_fields: Collection[str] = DEFAULT_IGNORED_FIELDS,
     headers: Sequence[tuple[str, str]] = (),
     destination: str | None = None,
+    scope: Mapping[str, Any] | None = None,
 ) -> str:
     """The partition key of one request (a hash; equal keys may share answers).
 
@@ -185,10 +186,13 @@ def build_partition(
     ``trusted_tenant`` from a configured header, ``credential`` from
     :func:`credential_hash`. ``headers`` are the request's :func:`answer_headers`;
     ``destination`` is where the request goes (a middleware's ``Host``, the proxy's
-    upstream).
+    upstream). ``scope`` narrows the partition further (a route's tenant values, a
+    client's namespace); it is hashed only when given, so partitions without it keep
+    their keys.
     """
     if isinstance(rest, Mapping) and ignored_fields:
         rest = {k: v for k, v in rest.items() if k not in ignored_fields}
+    narrowed = (dict(scope),) if scope else ()
     return partition_key(
         _VERSION,
         method.upper(),
@@ -202,6 +206,7 @@ def build_partition(
         rest,
         [list(pair) for pair in headers],
         destination,
+        *narrowed,
     )
 
 
@@ -210,13 +215,15 @@ def requester_key(
     tenant: str | None = None,
     trusted_tenant: str | None = None,
     credential: str | None = None,
+    route_tenant: Mapping[str, Any] | None = None,
 ) -> str:
     """Who asks, as a hash: the tenant values and the credential's hash of one request.
 
     The upstream 429 breaker keeps one state per requester. Requests that carry none
-    of them share :data:`ANONYMOUS_REQUESTER`.
+    of them share :data:`ANONYMOUS_REQUESTER`. ``route_tenant``: a route's tenant values.
     """
-    return partition_key("semcache-requester/1", tenant, trusted_tenant, credential)
+    extra = (dict(route_tenant),) if route_tenant else ()
+    return partition_key("semcache-requester/1", tenant, trusted_tenant, credential, *extra)
 
 
 ANONYMOUS_REQUESTER = requester_key()

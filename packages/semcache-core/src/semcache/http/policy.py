@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from semcache.http.extract import default_extract_model, extract, mask_text
-from semcache.http.headers import HEADER_TTL
+from semcache.http.headers import HEADER_MODE, HEADER_TTL
 from semcache.http.partition import (
     ANONYMOUS_REQUESTER,
     DEFAULT_IGNORED_FIELDS,
@@ -30,6 +30,7 @@ from semcache.http.partition import (
     wants_stream,
 )
 from semcache.http.responses import DEFAULT_MAX_RESPONSE_BYTES, StoredResponse, accepts_encoding
+from semcache.http.routes import RoutePolicy, decoded_path, match_route
 from semcache.settings import Settings
 from semcache.text import exact_text
 
@@ -98,7 +99,8 @@ class CachePlan:
     ``context_mode`` setting is ``semantic`` (otherwise they are in the partition).
     ``requester`` is a hash of who asks (credential and tenant), the key of the
     upstream 429 breaker the request consults and feeds. ``exact``: only the same text
-    is a hit (the path is one of the policy's ``exact_paths``, e.g. embeddings).
+    is a hit (the path is one of the policy's ``exact_paths``, e.g. embeddings, or its
+    route says ``exact``). ``threshold``: the route's similarity bar (None: the cache's).
     """
 
     query: str
@@ -112,6 +114,7 @@ class CachePlan:
     metadata: dict[str, Any] = field(default_factory=dict)
     requester: str = ANONYMOUS_REQUESTER
     exact: bool = False
+    threshold: float | None = None
 
     @property
     def flight_key(self) -> str:
@@ -164,9 +167,13 @@ class HttpCachePolicy:
     cache looks at at all; others are not touched. Requests whose path matches one of
     ``exact_paths`` are cached for exact repeats only (never embedded). ``destination`` names where requests
     go, for the partition: ``None`` means each request's ``Host`` header (a middleware);
-    the proxy passes its upstream. The extractors are called as ``fn(request, body)``
-    with the adapter's own request object and the parsed JSON body, may be sync or
-    async, and when one raises the request is bypassed.
+    the proxy passes its upstream, or a function of the path when prefixes go to
+    different upstreams. ``routes`` (default: the configuration file's,
+    ``settings.routes``) are ordered per-route policies: the first matching a path
+    decides its mode, TTL, threshold and tenant values; other paths keep the rules
+    above. The extractors are called as ``fn(request, body)`` with the adapter's own
+    request object and the parsed JSON body, may be sync or async, and when one raises
+    the request is bypassed.
     """
 
     def __init__(
@@ -182,8 +189,9 @@ class HttpCachePolicy:
         ignored_fields: Collection[str] = DEFAULT_IGNORED_FIELDS,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         paths: Collection[str] | None = None,
-        destination: str | None = None,
+        destination: str | Callable[[str], str] | None = None,
         exact_paths: Collection[str] = (),
+        routes: Sequence[RoutePolicy] | None = None,
     ) -> None:
         self.settings = settings
         self.enabled = settings.enabled if enabled is None else enabled
@@ -191,6 +199,7 @@ class HttpCachePolicy:
         self.path_prefix = path_prefix or "/"
         self.paths = None if paths is None else tuple(paths)
         self.exact_paths = tuple(exact_paths)
+        self.routes = tuple(routes) if routes is not None else settings.routes
         self.destination = destination
         self.identity_headers = frozenset(
             name.strip().lower()
@@ -205,6 +214,9 @@ class HttpCachePolicy:
         self.tenant_header = (
             settings.tenant_header.strip().lower() if settings.tenant_header else None
         )
+        self.namespace_header = (
+            settings.namespace_header.strip().lower() if settings.namespace_header else None
+        )
 
     @property
     def max_body_bytes(self) -> int:
@@ -214,8 +226,12 @@ class HttpCachePolicy:
         """Does the cache look at this request at all? (Others are not touched, no header.)"""
         if not self.enabled or method.upper() not in self.methods:
             return False
+        route = match_route(self.routes, path)
+        if route is not None and route.mode == "off":
+            return False
         if (
             self.paths is not None
+            and route is None
             and not _matches(path, self.paths)
             and not _matches(path, self.exact_paths)
         ):
@@ -275,6 +291,9 @@ class HttpCachePolicy:
         early = self.precheck(headers)
         if early is not None:
             return early
+        route = match_route(self.routes, decoded_path(request.path))
+        if route is not None and route.mode == "off":
+            return Bypass("route off")
         body = self.parse_body(request.body)
         if isinstance(body, Bypass):
             return body
@@ -303,6 +322,7 @@ class HttpCachePolicy:
         if isinstance(model, Bypass):
             return model
         tenant: str | None = None
+        route_tenant = route.tenant(headers, body) if route is not None else None
         if self.extract_partition is not None:
             found_tenant = await self._user(
                 "extract_partition", self.extract_partition, native, body
@@ -319,6 +339,8 @@ class HttpCachePolicy:
         stream = wants_stream(body, headers)
         if request.destination is not None:
             destination = request.destination
+        elif callable(self.destination):
+            destination = self.destination(request.path)
         elif self.destination is not None:
             destination = self.destination
         else:
@@ -337,13 +359,21 @@ class HttpCachePolicy:
             ignored_fields=self.ignored_fields,
             headers=answer_headers(headers),
             destination=destination,
+            scope=self._scope(route_tenant, headers),
         )
         directives = cache_directives(headers)
         refresh = "no-cache" in directives or directives.get("max-age") == "0"
-        ttl, store = self._ttl(header_value(headers, HEADER_TTL))
+        ttl, store = self._ttl(header_value(headers, HEADER_TTL), route)
+        mode = self._client_mode(headers)
+        # Write-only is a refresh: it replaces what the partition gets, as no-cache does.
+        refresh = refresh or mode == "write-only"
         if not self._may_steer(identified=bool(credential_id or tenant or trusted)):
             # Refreshing or pinning an entry would change what others get: ignored.
             refresh, ttl = False, None
+        if mode == "read-only":
+            store = False  # serve from the cache, never write to it
+        if ttl is None and route is not None and route.ttl is not None:
+            ttl = route.ttl
         metadata: dict[str, Any] = {
             "method": request.method.upper(),
             "path": request.path,
@@ -351,10 +381,11 @@ class HttpCachePolicy:
         }
         if model is not None:
             metadata["model"] = model
+        route_values = [str(v) for v in (route_tenant or {}).values() if v is not None]
         metadata.update(
             identity_tags(
                 headers,
-                tenants=(tenant, trusted),
+                tenants=(tenant, trusted, *route_values),
                 credential=bool(credential),
                 extra=self.identity_headers,
             )
@@ -371,9 +402,13 @@ class HttpCachePolicy:
             metadata=metadata,
             # The credential even when answers are shared: the upstream limits per key.
             requester=requester_key(
-                tenant=tenant, trusted_tenant=trusted, credential=credential_id
+                tenant=tenant,
+                trusted_tenant=trusted,
+                credential=credential_id,
+                route_tenant=route_tenant,
             ),
-            exact=_matches(request.path, self.exact_paths),
+            exact=route.mode == "exact" if route else _matches(request.path, self.exact_paths),
+            threshold=route.threshold if route else None,
         )
 
     async def _user(self, name: str, fn: Extractor, native: Any, body: Any) -> str | Bypass | None:
@@ -383,14 +418,40 @@ class HttpCachePolicy:
             log.exception("semcache: %s raised; passing the request through", name)
             return Bypass(f"{name} failed")
 
+    def _scope(
+        self, route_tenant: dict[str, Any] | None, headers: Headers
+    ) -> dict[str, Any] | None:
+        """What narrows the partition past the default rule: the route's tenant values and
+        the client's namespace (added to it; the credential stays in the partition)."""
+        scope: dict[str, Any] = {}
+        if route_tenant:
+            scope["route_tenant"] = route_tenant
+        if self.namespace_header is not None:
+            namespace = (header_value(headers, self.namespace_header) or "").strip()
+            if namespace:
+                scope["namespace"] = namespace
+        return scope or None
+
+    def _client_mode(self, headers: Headers) -> str | None:
+        """``read-only``, ``write-only`` or ``None``: ``X-Semcache-Mode`` when the
+        ``client_modes`` setting allows it (otherwise the header is ignored)."""
+        if not self.settings.client_modes:
+            return None
+        mode = (header_value(headers, HEADER_MODE) or "").strip().lower()
+        if mode in ("read-only", "write-only"):
+            return mode
+        if mode:
+            log.debug("semcache: ignoring %s=%r", HEADER_MODE, mode)
+        return None
+
     def _may_steer(self, *, identified: bool) -> bool:
         """May this request refresh an entry or set its TTL (``client_cache_control``)?"""
         mode = self.settings.client_cache_control
         return mode == "all" or (mode == "identified" and identified)
 
-    def _ttl(self, raw: str | None) -> tuple[int | None, bool]:
+    def _ttl(self, raw: str | None, route: RoutePolicy | None = None) -> tuple[int | None, bool]:
         """(ttl, store) from ``X-Semcache-TTL``: capped at ``max_ttl`` (default: the
-        ``ttl`` setting); 0 means do not store."""
+        route's TTL, else the ``ttl`` setting); 0 means do not store."""
         if raw is None:
             return None, True
         raw = raw.strip()
@@ -400,7 +461,8 @@ class HttpCachePolicy:
         seconds = int(raw)
         if seconds == 0:
             return None, False
-        cap = self.settings.max_ttl if self.settings.max_ttl is not None else self.settings.ttl
+        default = route.ttl if route is not None and route.ttl is not None else self.settings.ttl
+        cap = self.settings.max_ttl if self.settings.max_ttl is not None else default
         if self.settings.max_ttl == 0:
             return None, True  # per-request TTLs are switched off
         if cap <= 0:  # ttl 0 (no expiry) and no cap of its own: as asked
