@@ -627,7 +627,8 @@ async def run_benchmark(
         "model_id": embedder.model_id,
         "dimension": embedder.dimension,
         "type": settings.embedder_type,
-        "backend": settings.embedder_backend,
+        # what ran: `auto` resolved by the embedder (its own choice where it has one)
+        "backend": getattr(embedder, "backend", settings.embedder_backend),
         "threads": settings.embedder_threads,
     }
     upstream, upstream_url = await asyncio.to_thread(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,21 @@ from tests.support.redis_servers import (
     random_prefix,
     require_shared_redis,
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def semcache_user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The per-user cache folder (ONNX exports) of every embedder this session builds,
+    in this process and in the processes it starts: one fresh folder, so the model is
+    exported once per session, for real, and nothing is written to $HOME."""
+    xdg = tmp_path_factory.mktemp("xdg")
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(xdg)
+    yield xdg / "semcache"
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
 
 
 @pytest.fixture(scope="session")

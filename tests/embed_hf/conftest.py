@@ -13,15 +13,10 @@ from semcache_embed_hf import HuggingFaceEmbedder
 
 
 @pytest.fixture(scope="session")
-def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh cache folder, so the session exports and quantises for real."""
-    return tmp_path_factory.mktemp("xdg") / "semcache"
-
-
-@pytest.fixture(autouse=True)
-def _user_cache_in_tmp(onnx_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Embedders built from settings use the per-user cache: keep it out of $HOME.
-    monkeypatch.setenv("XDG_CACHE_HOME", str(onnx_cache.parent))
+def onnx_cache(semcache_user_cache: Path) -> Path:
+    """The session's fresh per-user cache (tests/conftest.py): exported and quantised
+    for real, once, and shared with every embedder built with the default folder."""
+    return semcache_user_cache
 
 
 def _load(**kwargs: object) -> Iterator[HuggingFaceEmbedder]:

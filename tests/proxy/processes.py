@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -22,15 +23,20 @@ def start_proxy(
     ready_within: float,
     cwd: Path | None = None,
     options: Sequence[str] = (),
+    log_level: str = "warning",
+    stderr: IO[bytes] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start the proxy CLI in front of ``upstream`` (``None``: the one its settings name)
-    with further command-line ``options``; return it once ``/readyz`` says 200."""
+    with further command-line ``options``; return it once ``/readyz`` says 200.
+
+    ``stderr``: a file its log goes to (a file, not a pipe: nothing has to drain it).
+    """
     port = free_port()
     args = [sys.executable, "-m", "semcache_proxy.cli", *options]
     if upstream is not None:
         args += ["--upstream", upstream]
-    args += ["--port", str(port), "--log-level", "warning"]
-    proc = subprocess.Popen(args, env=dict(env), cwd=cwd)
+    args += ["--port", str(port), "--log-level", log_level]
+    proc = subprocess.Popen(args, env=dict(env), cwd=cwd, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:

@@ -12,8 +12,11 @@ from .processes import start_proxy, stop_proxy
 def test_default_proxy_serves_a_paraphrase_from_cache(upstream, fake, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEMANTIC_CACHE_")}
     env["SEMANTIC_CACHE_ADMIN_TOKEN"] = "t"
-    # loads the real all-MiniLM-L6-v2 model
-    proc, url = start_proxy(upstream, env=env, ready_within=120, cwd=tmp_path)
+    # loads the real all-MiniLM-L6-v2 model, on ONNX Runtime (exported once per user)
+    log = (tmp_path / "proxy.log").open("wb")
+    proc, url = start_proxy(
+        upstream, env=env, ready_within=120, cwd=tmp_path, log_level="info", stderr=log
+    )
     try:
 
         def ask(question):
@@ -39,3 +42,7 @@ def test_default_proxy_serves_a_paraphrase_from_cache(upstream, fake, tmp_path):
         assert 'semcache_requests_total{result="hit"} 1.0' in stats
     finally:
         stop_proxy(proc, within=20)
+        log.close()
+    # the fast path is the default one, and the log says so
+    text = (tmp_path / "proxy.log").read_text()
+    assert "semcache: embedder backend onnx (auto: ONNX Runtime is installed" in text, text

@@ -18,12 +18,15 @@ __all__ = ["serve_asgi", "serve_wsgi"]
 
 
 @contextmanager
-def serve_asgi(app: Any, *, startup_timeout: float = 30.0, lifespan: str = "on") -> Iterator[str]:
+def serve_asgi(
+    app: Any, *, startup_timeout: float = 30.0, lifespan: str = "on", http: str = "auto"
+) -> Iterator[str]:
     """Serve ``app`` on ``127.0.0.1`` (a free port); yields the base URL.
 
     The server runs its own event loop in a thread, so the test can be plain sync
     code and share objects (backend, counters) with the app. ``lifespan="off"`` for
-    apps without the lifespan protocol (Django). The socket is bound here, before the
+    apps without the lifespan protocol (Django). ``http`` picks uvicorn's parser
+    (``auto``: httptools where installed, else h11). The socket is bound here, before the
     server starts, so no other process can take the port in between.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -31,7 +34,12 @@ def serve_asgi(app: Any, *, startup_timeout: float = 30.0, lifespan: str = "on")
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=2, access_log=False
+        app,
+        log_level="warning",
+        lifespan=lifespan,
+        timeout_graceful_shutdown=2,
+        access_log=False,
+        http=http,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

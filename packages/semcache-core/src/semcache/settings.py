@@ -315,9 +315,10 @@ class Settings:
     )
     embedder_backend: str = setting(
         env.EMBEDDER_BACKEND,
-        "torch",
-        "Local model runtime: torch, onnx or onnx-int8 (huggingface plugin).",
-        choices=("torch", "onnx", "onnx-int8"),
+        "auto",
+        "Local model runtime (huggingface plugin): auto (onnx on cpu when ONNX Runtime is "
+        "installed, else torch), torch, onnx or onnx-int8.",
+        choices=("auto", "torch", "onnx", "onnx-int8"),
     )
     embedder_threads: int = setting(
         env.EMBEDDER_THREADS, 1, "Threads a local model may use per call.", low=1, high=256

@@ -10,6 +10,7 @@ FALLBACK_THRESHOLD = 0.9
 MODEL_THRESHOLDS: dict[str, float] = {
     # qqp_dev, all 71,805 pairs, default verifier: precision 0.823, recall 0.400
     # (similarity alone: 0.733 / 0.591). Trap set: none of 264 traps served.
+    # torch and fp32 ONNX (the default on CPU) share this id: their vectors agree to 1e-6.
     "sentence-transformers/all-MiniLM-L6-v2": 0.85,
     # int8 similarities run about 0.01 low: 0.84 keeps torch's recall at 0.85
     # (2,000 qqp_dev pairs, python -m benchmarks.embedding's quality check).

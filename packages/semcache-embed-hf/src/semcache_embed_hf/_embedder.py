@@ -17,15 +17,15 @@ from semcache.embedder import BaseEmbedder, choose_batch_size, normalize_rows
 from semcache.errors import EmbeddingModelError
 from semcache.settings import Settings
 from semcache.types import Matrix
+from semcache_embed_hf._backend import Backend, BackendChoice, resolve_backend
 from semcache_embed_hf._source import resolve_source, user_cache_dir
 from semcache_embed_hf._torch import DeviceUnavailableError
 from semcache_embed_hf._window import Window
 
-__all__ = ["CHARS_PER_TOKEN", "Backend", "HuggingFaceEmbedder", "usable_cores"]
+__all__ = ["CHARS_PER_TOKEN", "Backend", "BackendChoice", "HuggingFaceEmbedder", "usable_cores"]
 
 log = logging.getLogger("semcache.embed_hf")
 
-Backend = Literal["torch", "onnx", "onnx-int8"]
 Device = Literal["cpu", "cuda", "mps"]
 
 CHARS_PER_TOKEN = 8
@@ -104,6 +104,9 @@ class HuggingFaceEmbedder(BaseEmbedder):
     ``onnx`` (ONNX Runtime, same vectors, about twice as fast on CPU) or ``onnx-int8``
     (quantised weights, about five times as fast, similarities within about 0.01). The
     ONNX files are exported from the local weights on first use, cached in ``cache_dir``.
+    ``auto``, the default, is ``onnx`` on CPU when ONNX Runtime and the export's needs
+    (``pip install 'semcache-embed-hf[cpu]'``) are installed, else ``torch``; the choice
+    and its reason are logged, and ``backend`` says which runs.
 
     ``threads`` is how many CPU threads one model call may use. One is the default: with
     torch, a second thread stalls every call whenever another process holds a core it
@@ -138,7 +141,7 @@ class HuggingFaceEmbedder(BaseEmbedder):
         model: str | os.PathLike[str] | None = None,
         *,
         device: Device = "cpu",
-        backend: Backend = "torch",
+        backend: BackendChoice = "auto",
         threads: int = 1,
         dimensions: int | None = None,
         batch_size: int = 32,
@@ -146,11 +149,16 @@ class HuggingFaceEmbedder(BaseEmbedder):
         workers: int | None = None,
         calibrate: bool = True,
     ) -> None:
-        if backend not in get_args(Backend):
-            raise ValueError(f"backend must be one of {', '.join(get_args(Backend))}: {backend!r}")
+        if backend not in get_args(BackendChoice):
+            raise ValueError(
+                f"backend must be one of {', '.join(get_args(BackendChoice))}: {backend!r}"
+            )
         if threads < 1 or batch_size < 1 or (workers is not None and workers < 1):
             raise ValueError("threads, batch_size and workers must be at least 1")
         _check_device(device)
+        chosen, why = resolve_backend(backend, device)
+        if backend == "auto":
+            log.info("semcache: embedder backend %s (auto: %s)", chosen, why)
         on_cpu = device == "cpu"
         if workers is None:
             workers = max(1, usable_cores() // threads) if on_cpu else 1
@@ -163,7 +171,8 @@ class HuggingFaceEmbedder(BaseEmbedder):
         """Seconds per text by batch size, measured at start-up with all workers busy."""
         source = resolve_source(None if model is None else os.fspath(model))
         self.source = source
-        self.backend: Backend = backend
+        self.backend: Backend = chosen
+        """The runtime that runs the model (``auto`` resolved)."""
         self.device = device
         self.threads = threads
         self.calls = 0
@@ -177,12 +186,28 @@ class HuggingFaceEmbedder(BaseEmbedder):
         self._closed = False
         cache = Path(cache_dir) if cache_dir is not None else user_cache_dir()
         try:
-            self._run: _Runner = self._executor.submit(
-                self._load, backend, device, threads, batch_size, cache
-            ).result()
+            try:
+                self._run: _Runner = self._executor.submit(
+                    self._load, chosen, device, threads, batch_size, cache
+                ).result()
+            except Exception as exc:
+                if backend != "auto" or chosen == "torch":
+                    raise
+                # A model the exporter cannot trace still runs: auto means "what works
+                # fastest here", never "fail where torch would not".
+                log.warning(
+                    "semcache: the ONNX backend cannot run %s (%s: %s); using torch",
+                    source.name,
+                    type(exc).__name__,
+                    " ".join(str(exc).split())[:200],
+                )
+                chosen = self.backend = "torch"
+                self._run = self._executor.submit(
+                    self._load, chosen, device, threads, batch_size, cache
+                ).result()
         except Exception as exc:
             self._executor.shutdown(wait=False)
-            raise _load_error(source.name, backend, exc) from exc
+            raise _load_error(source.name, chosen, exc) from exc
         except BaseException:
             self._executor.shutdown(wait=False)
             raise
@@ -197,7 +222,7 @@ class HuggingFaceEmbedder(BaseEmbedder):
             raise ValueError(f"dimensions must be between 1 and {native}: {dimensions}")
         self._truncate = dimensions if dimensions is not None and dimensions < native else None
         self.dimension = self._truncate or native
-        suffix = "@onnx-int8" if backend == "onnx-int8" else ""
+        suffix = "@onnx-int8" if chosen == "onnx-int8" else ""
         dim = f":dim={self._truncate}" if self._truncate else ""
         # torch and fp32 ONNX give the same vectors (within 1e-6), so they share an id
         # and an index; int8 weights move similarities by about 0.01, so it gets its own.

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from semcache import SemanticCache, UnsupportedOperationError
 from semcache.tags import TAG_FIELDS
 from semcache_proxy._metrics import CONTENT_TYPE_LATEST, ProxyMetrics
+from semcache_proxy._server import running_stack
 from semcache_proxy.settings import ProxySettings
 
 __all__ = ["OpsEndpoints"]
@@ -39,6 +40,7 @@ class OpsEndpoints:
         self.admin_token = s.admin_token
         self._verdict: tuple[float, int, dict[str, Any]] | None = None
         self._verdict_lock = asyncio.Lock()
+        self._server: dict[str, str] | None = None
 
     def handles(self, path: str) -> bool:
         return path in (self.health_path, self.ready_path, self.metrics_path) or (
@@ -48,6 +50,8 @@ class OpsEndpoints:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
+        if self._server is None:  # fixed for the process's life: seen once
+            self._server = running_stack(send)
         try:
             response = await self._respond(request)
         except Exception as exc:
@@ -76,7 +80,7 @@ class OpsEndpoints:
             verdict = self._verdict
             if verdict is None or time.monotonic() - verdict[0] >= READY_CACHE_SECONDS:
                 verdict = self._verdict = (time.monotonic(), *await self._check())
-        return JSONResponse(verdict[2], status_code=verdict[1])
+        return JSONResponse({**verdict[2], "server": self._server}, status_code=verdict[1])
 
     async def _check(self) -> tuple[int, dict[str, Any]]:
         """Stores reachable and no breaker open: ready. An open breaker is reported too."""

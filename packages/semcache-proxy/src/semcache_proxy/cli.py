@@ -8,6 +8,7 @@ file (``SEMANTIC_CACHE_CONFIG``); variables and options override its values.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import os
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 from semcache import Settings, SettingsError
 from semcache.settings import declared_fields, settings_groups, settings_help
+from semcache_proxy._server import installed_stack
 from semcache_proxy.settings import ProxySettings
 
 __all__ = ["main"]
@@ -104,10 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from semcache.plugins import response_store_name, vector_store_name
 
     proxy = settings.group(ProxySettings)
+    stack = installed_stack()
     print(
         f"semcache-proxy: {proxy.proxy_host}:{proxy.proxy_port} -> {proxy.proxy_upstream} "
         f"(embedder {settings.embedder_type}, {vector_store_name(settings)} vectors, "
-        f"{response_store_name(settings)} responses)",
+        f"{response_store_name(settings)} responses; {stack['loop']} + {stack['http']})",
         file=sys.stderr,
     )
     uvicorn.run(
@@ -116,9 +119,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=proxy.proxy_port,
         workers=proxy.proxy_workers,
         log_level=args.log_level,
+        log_config=_log_config(args.log_level),
         lifespan="on",
+        # uvloop and httptools where installed, asyncio and h11 otherwise.
+        loop="auto",
+        http="auto",
     )
     return 0
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, with semcache's own loggers (the embedder's backend and
+    calibration, store trouble) shown at the same level on the same stream."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["semcache"] = {
+        "handlers": ["default"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
 
 
 if __name__ == "__main__":
