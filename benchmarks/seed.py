@@ -12,15 +12,18 @@ exported once to ONNX fp32, one intra-op thread) and the same servers:
 - semcache on PostgreSQL + Redis (``SEMANTIC_CACHE_EMBEDDER_BACKEND=onnx``);
 - semcache embedded (the same, memory only).
 
-Each gets a database of its own and its own Redis keys, removed afterwards. Per proxy:
-one request at a time, the miss overhead (each miss right after the same request sent
-straight to the upstream, the difference taken pair by pair), exact-repeat hits and
-first-time paraphrase hits (each round of misses and paraphrases under a model name of
-its own, so a paraphrase is never one asked before); then wrk on the hits mix (the
-questions and their paraphrases alternating, all asked before) at 16 and 64
-connections: answers served from the cache per second. Last, semcache on PostgreSQL +
-Redis through ``semcache-proxy`` with ``SEMANTIC_CACHE_PROXY_WORKERS`` 1 and 2 on the
-hits mix at 64 connections.
+Each gets a database of its own and its own Redis keys, removed afterwards, and all
+three run at once, taking turns, so that load from elsewhere on the machine (shared
+cores) falls on each alike. One request at a time, request by request in turn: the miss
+overhead (each miss right after the same request sent straight to the upstream, the
+difference taken pair by pair), exact-repeat hits, and first-time paraphrase hits (each
+round of misses and paraphrases under a model name of its own, so no paraphrase was
+asked before). Then wrk on the hits mix (the questions and their paraphrases
+alternating, all asked before) at 16 and 64 connections, run by run in turn, three
+times: answers served from the cache per second, the median run. Last, with the
+others stopped, semcache on the same PostgreSQL + Redis data through ``semcache-proxy``
+with ``SEMANTIC_CACHE_PROXY_WORKERS`` 1 and 2, in turn, on the hits mix at 64
+connections.
 """
 
 from __future__ import annotations
@@ -98,6 +101,8 @@ class SeedConfig:
     workers_connections: int = 64
     warmup: float = 3.0
     """Seconds of wrk before each worker run is measured (every worker has loaded)."""
+    repeats: int = 3
+    """wrk runs per proxy and connection count (and per worker count); the median counts."""
     pairs: int = len(PAIRS)
     targets: tuple[str, ...] = TARGETS
     seed_venv: Path = field(
@@ -337,71 +342,87 @@ def _answers(response: TimedResponse, question: str) -> bool:
 
 
 async def measure_latency(
-    target: Target, upstream_url: str, pairs: Sequence[tuple[str, str]], cfg: SeedConfig
-) -> dict[str, Any]:
-    proxy, upstream = _conn(target.url), _conn(upstream_url)
-    probe = ProxyProbe(target.url) if target.semcache else None
+    targets: Sequence[Target],
+    upstream_url: str,
+    pairs: Sequence[tuple[str, str]],
+    cfg: SeedConfig,
+) -> dict[str, dict[str, Any]]:
+    """One request at a time, the proxies taking turns request by request, so load from
+    elsewhere on the machine falls on all of them alike."""
+    conns = {t.name: _conn(t.url) for t in targets}
+    probes = {t.name: ProxyProbe(t.url) for t in targets if t.semcache}
+    upstream = _conn(upstream_url)
+    data: dict[str, dict[str, Any]] = {
+        t.name: {"direct": [], "miss": [], "overhead": [], "exact": [], "para": [], "sims": []}
+        for t in targets
+    }
+    para_misses = dict.fromkeys(conns, 0)
+    para_wrong = dict.fromkeys(conns, 0)
     try:
-        # Opens the stores' pools and runs the model once, outside the figures.
+        # Opens the stores' pools and runs each model once, outside the figures.
         warmup = chat_body("A warm-up question for the benchmark?", model=f"{MODEL}-warmup")
-        await post_json(proxy, CHAT_PATH, warmup, AUTH)
-        stores = 0
-        if probe is not None:
+        stores = {}
+        for t in targets:
+            await post_json(conns[t.name], CHAT_PATH, warmup, AUTH)
+        for name, probe in probes.items():
             stats = await probe.wait_stores(1)
-            stores = stats["stores"] + stats["store_failures"]
+            stores[name] = stats["stores"] + stats["store_failures"]
 
-        overhead, misses, direct = [], [], []
         for r in range(cfg.rounds):
-            model = f"{MODEL}-{r}"
+            body = {q: chat_body(q, model=f"{MODEL}-{r}") for q, _ in pairs}
             for question, _ in pairs:
-                d = await post_json(upstream, CHAT_PATH, chat_body(question, model=model), AUTH)
-                m = await post_json(proxy, CHAT_PATH, chat_body(question, model=model), AUTH)
-                if d.status != 200 or m.status != 200 or _cache(m, target) != "miss":
-                    raise RuntimeError(f"{target.name}: miss {question!r}: {m.status} {m.headers}")
-                direct.append(d.latency)
-                misses.append(m.latency)
-                overhead.append(m.latency - d.latency)
-        if probe is not None:
-            await probe.wait_stores(stores + len(overhead))
+                for t in targets:
+                    d = await post_json(upstream, CHAT_PATH, body[question], AUTH)
+                    m = await post_json(conns[t.name], CHAT_PATH, body[question], AUTH)
+                    if d.status != 200 or m.status != 200 or _cache(m, t) != "miss":
+                        raise RuntimeError(f"{t.name}: miss {question!r}: {m.status} {m.headers}")
+                    data[t.name]["direct"].append(d.latency)
+                    data[t.name]["miss"].append(m.latency)
+                    data[t.name]["overhead"].append(m.latency - d.latency)
+        for name, probe in probes.items():  # semcache stores after answering
+            await probe.wait_stores(stores[name] + cfg.rounds * len(pairs))
 
-        exact = []
         for _ in range(cfg.exact_rounds):
             for question, _ in pairs:
-                h = await post_json(proxy, CHAT_PATH, chat_body(question, model=f"{MODEL}-0"), AUTH)
-                if _cache(h, target) != "hit" or not _answers(h, question):
-                    raise RuntimeError(f"{target.name}: exact {question!r}: {h.headers}")
-                exact.append(h.latency)
+                body = chat_body(question, model=f"{MODEL}-0")
+                for t in targets:
+                    h = await post_json(conns[t.name], CHAT_PATH, body, AUTH)
+                    if _cache(h, t) != "hit" or not _answers(h, question):
+                        raise RuntimeError(f"{t.name}: exact {question!r}: {h.headers}")
+                    data[t.name]["exact"].append(h.latency)
 
-        para, similarities = [], []
-        para_misses = para_wrong = 0
         for r in range(cfg.rounds):
             for question, paraphrase in pairs:
                 body = chat_body(paraphrase, model=f"{MODEL}-{r}")
-                h = await post_json(proxy, CHAT_PATH, body, AUTH)
-                if h.status != 200:
-                    raise RuntimeError(f"{target.name}: paraphrase {paraphrase!r}: {h.status}")
-                if _cache(h, target) != "hit":
-                    para_misses += 1
-                elif not _answers(h, question):
-                    para_wrong += 1
-                else:
-                    para.append(h.latency)
-                    similarities.append(_similarity(h, target))
+                for t in targets:
+                    h = await post_json(conns[t.name], CHAT_PATH, body, AUTH)
+                    if h.status != 200:
+                        raise RuntimeError(f"{t.name}: paraphrase {paraphrase!r}: {h.status}")
+                    if _cache(h, t) != "hit":
+                        para_misses[t.name] += 1
+                    elif not _answers(h, question):
+                        para_wrong[t.name] += 1
+                    else:
+                        data[t.name]["para"].append(h.latency)
+                        data[t.name]["sims"].append(_similarity(h, t))
     finally:
-        await proxy.close()
-        await upstream.close()
-        if probe is not None:
+        for conn in (*conns.values(), upstream):
+            await conn.close()
+        for probe in probes.values():
             await probe.close()
     return {
-        "direct": summary_ms(direct),
-        "miss": summary_ms(misses),
-        "miss_overhead": summary_ms(overhead),
-        "exact_hit": summary_ms(exact),
-        "paraphrase_hit": summary_ms(para),
-        "paraphrases_asked": cfg.rounds * len(pairs),
-        "paraphrase_misses": para_misses,
-        "paraphrase_wrong_answers": para_wrong,
-        "paraphrase_similarity_min": min(similarities) if similarities else None,
+        name: {
+            "direct": summary_ms(d["direct"]),
+            "miss": summary_ms(d["miss"]),
+            "miss_overhead": summary_ms(d["overhead"]),
+            "exact_hit": summary_ms(d["exact"]),
+            "paraphrase_hit": summary_ms(d["para"]),
+            "paraphrases_asked": cfg.rounds * len(pairs),
+            "paraphrase_misses": para_misses[name],
+            "paraphrase_wrong_answers": para_wrong[name],
+            "paraphrase_similarity_min": min(d["sims"]) if d["sims"] else None,
+        }
+        for name, d in data.items()
     }
 
 
@@ -438,14 +459,29 @@ def _wrk(url: str, pid: int, script: Path, connections: int, duration: float) ->
     )
     seconds = result["duration_us"] / 1e6
     result["proxy_cpu_share"] = result["proxy_cpu_seconds"] / seconds if seconds else 0.0
+    result["wrk_cpu_share"] = result["wrk_cpu_seconds"] / seconds if seconds else 0.0
     return result
 
 
+def _median_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median answers served per second (the middle one of an odd count)."""
+    ranked = sorted(runs, key=lambda run: float(run["hits_per_second"]))
+    return {**ranked[(len(ranked) - 1) // 2], "repeats": [r["hits_per_second"] for r in runs]}
+
+
 def measure_throughput(
-    target: Target, workdir: Path, pairs: Sequence[tuple[str, str]], cfg: SeedConfig
-) -> list[dict[str, Any]]:
-    script = _hits_script(workdir, target, pairs)
-    return [_wrk(target.url, target.service.pid, script, c, cfg.duration) for c in cfg.connections]
+    targets: Sequence[Target], workdir: Path, pairs: Sequence[tuple[str, str]], cfg: SeedConfig
+) -> dict[str, list[dict[str, Any]]]:
+    """wrk on the hits mix, the proxies taking turns run by run, ``repeats`` times; per
+    proxy and connection count, the median run."""
+    scripts = {t.name: _hits_script(workdir, t, pairs) for t in targets}
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for _ in range(cfg.repeats):
+        for connections in cfg.connections:
+            for t in targets:
+                run = _wrk(t.url, t.service.pid, scripts[t.name], connections, cfg.duration)
+                runs.setdefault((t.name, connections), []).append(run)
+    return {t.name: [_median_run(runs[(t.name, c)]) for c in cfg.connections] for t in targets}
 
 
 def measure_workers(
@@ -456,51 +492,24 @@ def measure_workers(
     pairs: Sequence[tuple[str, str]],
     cfg: SeedConfig,
 ) -> list[dict[str, Any]]:
-    """``semcache-proxy`` on the data ``target`` left in PostgreSQL + Redis, per worker count."""
+    """``semcache-proxy`` on the data ``target`` left in PostgreSQL + Redis, per worker
+    count, the counts taking turns ``repeats`` times; the median run of each."""
     script = _hits_script(workdir, target, pairs)
-    runs = []
-    for workers in cfg.workers:
-        service, url = _start_cli(workdir, upstream, env, workers)
-        try:
-            if cfg.warmup > 0:  # every worker has loaded its model and opened its pools
-                _wrk(url, service.pid, script, cfg.workers_connections, cfg.warmup)
-            run = _wrk(url, service.pid, script, cfg.workers_connections, cfg.duration)
-            run["workers"] = workers
-            runs.append(run)
-        finally:
-            service.stop()
-    return runs
+    runs: dict[int, list[dict[str, Any]]] = {}
+    for _ in range(cfg.repeats):
+        for workers in cfg.workers:
+            service, url = _start_cli(workdir, upstream, env, workers)
+            try:
+                if cfg.warmup > 0:  # every worker has loaded its model and opened its pools
+                    _wrk(url, service.pid, script, cfg.workers_connections, cfg.warmup)
+                run = _wrk(url, service.pid, script, cfg.workers_connections, cfg.duration)
+                runs.setdefault(workers, []).append({**run, "workers": workers})
+            finally:
+                service.stop()
+    return [_median_run(runs[w]) for w in cfg.workers]
 
 
 # -- the run ----------------------------------------------------------------------------
-
-
-async def _bench_target(
-    name: str, workdir: Path, upstream: str, cfg: SeedConfig, pairs: Sequence[tuple[str, str]]
-) -> dict[str, Any]:
-    cleanup: list[Callable[[], None]] = []
-    try:
-        env: dict[str, str] = {}
-        if name == "seed":
-            target = await asyncio.to_thread(_start_seed, workdir, upstream, cfg, cleanup)
-        else:
-            if name == "pg+redis":
-                env = await asyncio.to_thread(_pg_redis_env, cfg, cleanup)
-            target = await asyncio.to_thread(_start_semcache, name, workdir, upstream, env, cleanup)
-        section: dict[str, Any] = {
-            "latency": await measure_latency(target, upstream, pairs, cfg),
-            "throughput": await asyncio.to_thread(measure_throughput, target, workdir, pairs, cfg),
-            "proxy_alive": target.service.alive(),
-        }
-        if name == "pg+redis" and cfg.workers:
-            target.service.stop()  # its data stays for the worker runs
-            section["workers"] = await asyncio.to_thread(
-                measure_workers, workdir, upstream, env, target, pairs, cfg
-            )
-        return section
-    finally:
-        for step in reversed(cleanup):
-            step()
 
 
 async def run_seed_bench(
@@ -525,15 +534,48 @@ async def run_seed_bench(
     progress("the seed's environment (Python 3.12, from PyPI on first use)")
     seed_python = await asyncio.to_thread(ensure_seed_venv, cfg.seed_venv)
     results["seed"] = {"version": SEED_VERSION, "python": str(seed_python)}
-    upstream, upstream_url = await asyncio.to_thread(
-        start_fake_upstream, workdir, latency=cfg.latency
-    )
+    cleanup: list[Callable[[], None]] = []
     try:
+        upstream, upstream_url = await asyncio.to_thread(
+            start_fake_upstream, workdir, latency=cfg.latency
+        )
+        cleanup.append(upstream.stop)
+        targets: list[Target] = []
+        pg_env: dict[str, str] = {}
         for name in cfg.targets:
-            progress(f"{name}: one at a time, then wrk at {cfg.connections} connections")
-            results["targets"][name] = await _bench_target(name, workdir, upstream_url, cfg, pairs)
+            progress(f"starting {name}")
+            if name == "seed":
+                targets.append(
+                    await asyncio.to_thread(_start_seed, workdir, upstream_url, cfg, cleanup)
+                )
+                continue
+            env: dict[str, str] = {}
+            if name == "pg+redis":
+                env = pg_env = await asyncio.to_thread(_pg_redis_env, cfg, cleanup)
+            targets.append(
+                await asyncio.to_thread(_start_semcache, name, workdir, upstream_url, env, cleanup)
+            )
+        progress("one request at a time, the proxies taking turns")
+        latency = await measure_latency(targets, upstream_url, pairs, cfg)
+        progress(f"wrk on the hits mix at {cfg.connections} connections, {cfg.repeats} times")
+        throughput = await asyncio.to_thread(measure_throughput, targets, workdir, pairs, cfg)
+        for t in targets:
+            results["targets"][t.name] = {
+                "latency": latency[t.name],
+                "throughput": throughput[t.name],
+                "proxy_alive": t.service.alive(),
+            }
+        pg = next((t for t in targets if t.name == "pg+redis"), None)
+        if pg is not None and cfg.workers:
+            for t in targets:
+                t.service.stop()  # the machine to the worker runs; the data stays
+            progress(f"semcache-proxy on PostgreSQL + Redis with {cfg.workers} workers")
+            results["targets"]["pg+redis"]["workers"] = await asyncio.to_thread(
+                measure_workers, workdir, upstream_url, pg_env, pg, pairs, cfg
+            )
     finally:
-        upstream.stop()
+        for step in reversed(cleanup):
+            step()
     results["machine"]["load_average_at_end"] = os.getloadavg()
     return results
 
@@ -605,7 +647,8 @@ def format_report(results: dict[str, Any]) -> str:
         runs = ", ".join(
             f"{r['connections']} conn: {r['rps']:.0f} req/s, {r['hit_ratio']:.1%} hits "
             f"({r['semantic_hits']} by similarity), p99 {r['p99_us'] / 1000:.0f} ms, "
-            f"CPU {r['proxy_cpu_share']:.0%}, non-200 {r['non_200']}"
+            f"proxy CPU {r['proxy_cpu_share']:.0%}, wrk CPU {r['wrk_cpu_share']:.0%}, "
+            f"non-200 {r['non_200']}"
             for r in targets[n]["throughput"]
         )
         detail.append(
@@ -619,15 +662,16 @@ def format_report(results: dict[str, Any]) -> str:
         base = workers[0]["hits_per_second"]
         rows = [
             "| workers | served from the cache per second | vs 1 worker | req/s | hits "
-            "| p50 ms | p99 ms | proxy CPU (all processes) | non-200 |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| p50 ms | p99 ms | proxy CPU (all processes) | wrk CPU | non-200 |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for run in workers:
             rows.append(
                 f"| {run['workers']} | {run['hits_per_second']:.0f} | "
                 f"{run['hits_per_second'] / base if base else 0:.2f}x | {run['rps']:.0f} | "
                 f"{run['hit_ratio']:.1%} | {run['p50_us'] / 1000:.1f} | "
-                f"{run['p99_us'] / 1000:.1f} | {run['proxy_cpu_share']:.0%} | {run['non_200']} |"
+                f"{run['p99_us'] / 1000:.1f} | {run['proxy_cpu_share']:.0%} | "
+                f"{run['wrk_cpu_share']:.0%} | {run['non_200']} |"
             )
         out += "\n\n" + "\n".join(rows)
     return out
@@ -646,7 +690,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = SeedConfig(targets=tuple(args.targets), workers=tuple(args.workers))
     if args.quick:
-        cfg.rounds, cfg.exact_rounds, cfg.pairs, cfg.duration, cfg.warmup = 1, 1, 12, 3.0, 1.0
+        cfg.rounds, cfg.exact_rounds, cfg.pairs = 1, 1, 12
+        cfg.duration, cfg.warmup, cfg.repeats = 3.0, 1.0, 1
     if args.duration is not None:
         cfg.duration = args.duration
     if args.seed_venv is not None:
