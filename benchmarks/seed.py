@@ -68,6 +68,7 @@ __all__ = [
     "cpu_model",
     "ensure_seed_venv",
     "format_report",
+    "machine_busy_seconds",
     "main",
     "run_seed_bench",
     "tree_cpu_seconds",
@@ -149,6 +150,13 @@ def tree_cpu_seconds(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue  # exited meanwhile
     return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of the machine spent busy since boot (``/proc/stat``)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _python312() -> str:
@@ -450,6 +458,7 @@ def _hits_script(workdir: Path, target: Target, pairs: Sequence[tuple[str, str]]
 
 
 def _wrk(url: str, pid: int, script: Path, connections: int, duration: float) -> dict[str, Any]:
+    busy = machine_busy_seconds()
     result = run_wrk(
         url,
         script,
@@ -460,6 +469,11 @@ def _wrk(url: str, pid: int, script: Path, connections: int, duration: float) ->
     seconds = result["duration_us"] / 1e6
     result["proxy_cpu_share"] = result["proxy_cpu_seconds"] / seconds if seconds else 0.0
     result["wrk_cpu_share"] = result["wrk_cpu_seconds"] / seconds if seconds else 0.0
+    # Every core's busy time: what the proxy and wrk used, the rest PostgreSQL, Redis and
+    # whatever else shares the machine.
+    result["machine_cpu_share"] = (machine_busy_seconds() - busy) / result["wall_seconds"]
+    cpu = result["proxy_cpu_seconds"]
+    result["hits_per_proxy_cpu_second"] = result["hits"] / cpu if cpu else 0.0
     return result
 
 
@@ -590,6 +604,13 @@ def _served(section: dict[str, Any], connections: int) -> float | None:
     return None
 
 
+def _per_cpu(section: dict[str, Any], connections: int) -> float | None:
+    for run in section.get("throughput", []):
+        if run["connections"] == connections:
+            return float(run["hits_per_proxy_cpu_second"])
+    return None
+
+
 def _p50(section: dict[str, Any], key: str) -> float | None:
     value = section.get("latency", {}).get(key, {}).get("p50")
     return None if value is None else float(value)
@@ -631,6 +652,14 @@ def format_report(results: dict[str, Any]) -> str:
             + " | ".join(cells)
             + " |"
         )
+    most = max(results["config"]["connections"])
+    base = _per_cpu(seed, most) if seed else None
+    cells = [
+        _cell(_per_cpu(targets[n], most), base, unit="/s", higher_is_better=True) for n in names
+    ]
+    lines.append(
+        f"| the same per CPU second of the proxy, {most} connections | " + " | ".join(cells) + " |"
+    )
     for key, label in (
         ("paraphrase_hit", "paraphrase hit p50, one at a time"),
         ("exact_hit", "exact hit p50, one at a time"),
@@ -647,7 +676,9 @@ def format_report(results: dict[str, Any]) -> str:
         runs = ", ".join(
             f"{r['connections']} conn: {r['rps']:.0f} req/s, {r['hit_ratio']:.1%} hits "
             f"({r['semantic_hits']} by similarity), p99 {r['p99_us'] / 1000:.0f} ms, "
-            f"proxy CPU {r['proxy_cpu_share']:.0%}, wrk CPU {r['wrk_cpu_share']:.0%}, "
+            f"proxy CPU {r['proxy_cpu_share']:.0%} "
+            f"({r['hits_per_proxy_cpu_second']:.0f} served per CPU second), "
+            f"wrk CPU {r['wrk_cpu_share']:.0%}, machine {r['machine_cpu_share']:.0%}, "
             f"non-200 {r['non_200']}"
             for r in targets[n]["throughput"]
         )
@@ -662,8 +693,9 @@ def format_report(results: dict[str, Any]) -> str:
         base = workers[0]["hits_per_second"]
         rows = [
             "| workers | served from the cache per second | vs 1 worker | req/s | hits "
-            "| p50 ms | p99 ms | proxy CPU (all processes) | wrk CPU | non-200 |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| p50 ms | p99 ms | proxy CPU (all processes) | served per proxy CPU second "
+            "| wrk CPU | machine CPU (all cores) | non-200 |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for run in workers:
             rows.append(
@@ -671,7 +703,8 @@ def format_report(results: dict[str, Any]) -> str:
                 f"{run['hits_per_second'] / base if base else 0:.2f}x | {run['rps']:.0f} | "
                 f"{run['hit_ratio']:.1%} | {run['p50_us'] / 1000:.1f} | "
                 f"{run['p99_us'] / 1000:.1f} | {run['proxy_cpu_share']:.0%} | "
-                f"{run['wrk_cpu_share']:.0%} | {run['non_200']} |"
+                f"{run['hits_per_proxy_cpu_second']:.0f} | {run['wrk_cpu_share']:.0%} | "
+                f"{run['machine_cpu_share']:.0%} | {run['non_200']} |"
             )
         out += "\n\n" + "\n".join(rows)
     return out
