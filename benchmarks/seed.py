@@ -20,7 +20,8 @@ difference taken pair by pair), exact-repeat hits, and first-time paraphrase hit
 round of misses and paraphrases under a model name of its own, so no paraphrase was
 asked before). Then wrk on the hits mix (the questions and their paraphrases
 alternating, all asked before) at 16 and 64 connections, run by run in turn, three
-times: answers served from the cache per second, the median run. Last, with the
+times, and on exact repeats only at 64 connections (the cost of an answer apart from
+the model): answers served from the cache per second, the median run. Last, with the
 others stopped, semcache on the same PostgreSQL + Redis data through ``semcache-proxy``
 with ``SEMANTIC_CACHE_PROXY_WORKERS`` 1 and 2, in turn, on the hits mix at 64
 connections.
@@ -47,6 +48,7 @@ from typing import Any
 from benchmarks.httpclient import TimedResponse, post_json
 from benchmarks.load import CHAT_PATH, answer_text, chat_body
 from benchmarks.paraphrases import PAIRS
+from benchmarks.peaks import _COUNTERS
 from benchmarks.procs import (
     Service,
     create_database,
@@ -59,7 +61,15 @@ from benchmarks.procs import (
     start_proxy,
     wait_until,
 )
-from benchmarks.proxy_bench import ADMIN_TOKEN, AUTH, MODEL, ProxyProbe, _conn, summary_ms
+from benchmarks.proxy_bench import (
+    ADMIN_TOKEN,
+    AUTH,
+    MODEL,
+    ProxyProbe,
+    _conn,
+    _stats_sync,
+    summary_ms,
+)
 from benchmarks.wrk import WRK, run_wrk, write_script
 
 __all__ = [
@@ -98,6 +108,8 @@ class SeedConfig:
     exact_rounds: int = 3
     duration: float = 10.0
     connections: tuple[int, ...] = (16, 64)
+    exact_connections: tuple[int, ...] = (64,)
+    """wrk on exact repeats only: the cost of an answer apart from the model."""
     workers: tuple[int, ...] = (1, 2)
     workers_connections: int = 64
     warmup: float = 3.0
@@ -437,14 +449,19 @@ async def measure_latency(
 # -- throughput -------------------------------------------------------------------------
 
 
-def _hits_script(workdir: Path, target: Target, pairs: Sequence[tuple[str, str]]) -> Path:
+def _hits_script(
+    workdir: Path, target: Target, pairs: Sequence[tuple[str, str]], mix: str = "hits"
+) -> Path:
+    """``hits``: the questions and their paraphrases alternating; ``exact``: the questions
+    only (no model call on any side: the cost of serving an answer, apart from the model)."""
     model = f"{MODEL}-0"  # the questions stored in the first round, and their paraphrases
     bodies: list[tuple[bytes, bool]] = []
     for question, paraphrase in pairs:
         bodies.append((json.dumps(chat_body(question, model=model)).encode(), False))
-        bodies.append((json.dumps(chat_body(paraphrase, model=model)).encode(), True))
+        if mix == "hits":
+            bodies.append((json.dumps(chat_body(paraphrase, model=model)).encode(), True))
     return write_script(
-        workdir / f"hits-{target.name.replace('+', '-')}.lua",
+        workdir / f"{mix}-{target.name.replace('+', '-')}.lua",
         bodies,
         request_path=CHAT_PATH,
         headers={"Content-Type": "application/json", **AUTH},
@@ -486,16 +503,26 @@ def _median_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def measure_throughput(
     targets: Sequence[Target], workdir: Path, pairs: Sequence[tuple[str, str]], cfg: SeedConfig
 ) -> dict[str, list[dict[str, Any]]]:
-    """wrk on the hits mix, the proxies taking turns run by run, ``repeats`` times; per
-    proxy and connection count, the median run."""
-    scripts = {t.name: _hits_script(workdir, t, pairs) for t in targets}
-    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    """wrk on the hits mix at each of ``connections`` and on exact repeats only at each of
+    ``exact_connections``, the proxies taking turns run by run, ``repeats`` times; per
+    proxy, mix and connection count, the median run."""
+    plan = [("hits", c) for c in cfg.connections] + [("exact", c) for c in cfg.exact_connections]
+    scripts = {
+        (t.name, mix): _hits_script(workdir, t, pairs, mix) for t in targets for mix, _ in plan
+    }
+    runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for _ in range(cfg.repeats):
-        for connections in cfg.connections:
+        for mix, connections in plan:
             for t in targets:
-                run = _wrk(t.url, t.service.pid, scripts[t.name], connections, cfg.duration)
-                runs.setdefault((t.name, connections), []).append(run)
-    return {t.name: [_median_run(runs[(t.name, c)]) for c in cfg.connections] for t in targets}
+                script = scripts[(t.name, mix)]
+                before = _stats_sync(t.url) if t.semcache else None
+                run = _wrk(t.url, t.service.pid, script, connections, cfg.duration)
+                if before is not None:  # the cache's own account: shed, timed out, breakers
+                    after = _stats_sync(t.url)
+                    run["cache"] = {k: after.get(k, 0) - before.get(k, 0) for k in _COUNTERS}
+                    run["breakers_after"] = after.get("breakers")
+                runs.setdefault((t.name, mix, connections), []).append({**run, "mix": mix})
+    return {t.name: [_median_run(runs[(t.name, mix, c)]) for mix, c in plan] for t in targets}
 
 
 def measure_workers(
@@ -597,16 +624,16 @@ async def run_seed_bench(
 # -- the report -------------------------------------------------------------------------
 
 
-def _served(section: dict[str, Any], connections: int) -> float | None:
+def _served(section: dict[str, Any], connections: int, mix: str = "hits") -> float | None:
     for run in section.get("throughput", []):
-        if run["connections"] == connections:
+        if run["connections"] == connections and run.get("mix", "hits") == mix:
             return float(run["hits_per_second"])
     return None
 
 
-def _per_cpu(section: dict[str, Any], connections: int) -> float | None:
+def _per_cpu(section: dict[str, Any], connections: int, mix: str = "hits") -> float | None:
     for run in section.get("throughput", []):
-        if run["connections"] == connections:
+        if run["connections"] == connections and run.get("mix", "hits") == mix:
             return float(run["hits_per_proxy_cpu_second"])
     return None
 
@@ -624,6 +651,14 @@ def _cell(value: float | None, base: float | None, *, unit: str, higher_is_bette
         return text
     ratio = value / base if higher_is_better else base / value
     return f"{text} ({ratio:.2f}x)"
+
+
+def _cache_note(run: dict[str, Any]) -> str:
+    cache = run.get("cache")
+    if not cache:
+        return ""
+    shown = ("misses", "errors", "lookups_shed_to_exact", "lag_timeouts", "queue_timeouts")
+    return " (" + ", ".join(f"{k} {cache[k]}" for k in shown if k in cache) + ")"
 
 
 def format_report(results: dict[str, Any]) -> str:
@@ -660,6 +695,20 @@ def format_report(results: dict[str, Any]) -> str:
     lines.append(
         f"| the same per CPU second of the proxy, {most} connections | " + " | ".join(cells) + " |"
     )
+    for connections in results["config"].get("exact_connections", []):
+        for label, pick in (("served per second", _served), ("per CPU second", _per_cpu)):
+            base = pick(seed, connections, "exact") if seed else None
+            cells = [
+                _cell(
+                    pick(targets[n], connections, "exact"), base, unit="/s", higher_is_better=True
+                )
+                for n in names
+            ]
+            lines.append(
+                f"| exact repeats only, {label}, {connections} connections | "
+                + " | ".join(cells)
+                + " |"
+            )
     for key, label in (
         ("paraphrase_hit", "paraphrase hit p50, one at a time"),
         ("exact_hit", "exact hit p50, one at a time"),
@@ -674,12 +723,12 @@ def format_report(results: dict[str, Any]) -> str:
     for n in names:
         lat = targets[n]["latency"]
         runs = ", ".join(
-            f"{r['connections']} conn: {r['rps']:.0f} req/s, {r['hit_ratio']:.1%} hits "
+            f"{r.get('mix', 'hits')} {r['connections']} conn: {r['rps']:.0f} req/s, {r['hit_ratio']:.1%} hits "
             f"({r['semantic_hits']} by similarity), p99 {r['p99_us'] / 1000:.0f} ms, "
             f"proxy CPU {r['proxy_cpu_share']:.0%} "
             f"({r['hits_per_proxy_cpu_second']:.0f} served per CPU second), "
             f"wrk CPU {r['wrk_cpu_share']:.0%}, machine {r['machine_cpu_share']:.0%}, "
-            f"non-200 {r['non_200']}"
+            f"non-200 {r['non_200']}{_cache_note(r)}"
             for r in targets[n]["throughput"]
         )
         detail.append(
