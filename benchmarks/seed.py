@@ -71,6 +71,7 @@ from benchmarks.proxy_bench import (
     summary_ms,
 )
 from benchmarks.wrk import WRK, run_wrk, write_script
+from semcache_proxy._server import installed_stack
 
 __all__ = [
     "SEED_VERSION",
@@ -90,7 +91,8 @@ SEED_REQUIREMENTS = (
     "onnxruntime",
     "tokenizers",
     "numpy",
-    "uvicorn",
+    # The server stack semcache's proxy runs on (uvloop, httptools): only the caches differ.
+    "uvicorn[standard]",
 )
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "seed.json"
 TARGETS = ("seed", "pg+redis", "embedded")
@@ -189,7 +191,7 @@ def ensure_seed_venv(venv: Path) -> Path:
     """The seed's virtual environment (made and filled from PyPI when missing); its python."""
     python = venv / "bin" / "python"
     probe = (
-        "import importlib.metadata as m, onnxruntime, tokenizers;"
+        "import importlib.metadata as m, onnxruntime, tokenizers, uvloop, httptools;"
         " print(m.version('fastapi-semcache'))"
     )
     if python.exists():
@@ -575,6 +577,7 @@ async def run_seed_bench(
     progress("the seed's environment (Python 3.12, from PyPI on first use)")
     seed_python = await asyncio.to_thread(ensure_seed_venv, cfg.seed_venv)
     results["seed"] = {"version": SEED_VERSION, "python": str(seed_python)}
+    results["server_stack"] = installed_stack()  # the seed's environment has the same
     cleanup: list[Callable[[], None]] = []
     try:
         upstream, upstream_url = await asyncio.to_thread(
