@@ -36,6 +36,7 @@ __all__ = [
     "free_port",
     "http_ok",
     "psql",
+    "python_env",
     "start_fake_upstream",
     "start_proxy",
     "wait_until",
@@ -138,7 +139,9 @@ class Service:
             return ""
 
 
-def _python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment without ``SEMANTIC_CACHE_*``, the repository importable, plus
+    ``extra``: for a child process started by a benchmark."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEMANTIC_CACHE_")}
     env.setdefault("PYTHONUNBUFFERED", "1")
     # Runs from any folder: the benchmarks package is importable from the repository.
@@ -166,7 +169,7 @@ def start_fake_upstream(
             "--chunk-delay",
             str(chunk_delay),
         ],
-        env=_python_env(),
+        env=python_env(),
         log=workdir / f"upstream-{port}.log",
     ).start()
     url = f"http://127.0.0.1:{port}"
@@ -212,7 +215,7 @@ def start_proxy(
     service = Service(
         name,
         [sys.executable, "-m", "benchmarks.proxy_server", "--log-level", "warning"],
-        env=_python_env(settings),
+        env=python_env(settings),
         log=workdir / f"{name}-{port}.log",
     ).start()
     url = f"http://127.0.0.1:{port}"

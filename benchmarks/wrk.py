@@ -73,9 +73,11 @@ local subjects = {%(subjects)s}
 local aspects = {%(aspects)s}
 local fresh = %(fresh)f
 local model = "%(model)s"
+local cache_header = "%(cache_header)s"
+local similarity_header = "%(similarity_header)s"
 local threads = {}
 local counter = 0
-hits, misses, others, bad = 0, 0, 0, 0
+hits, misses, others, bad, semantic = 0, 0, 0, 0, 0
 
 function setup(thread)
   thread:set("id", #threads + 1)
@@ -106,25 +108,41 @@ function request()
   return prepared[(counter %% #prepared) + 1]
 end
 
+-- A header's value whatever the case of its name; nil when absent.
+local function header(hdrs, name)
+  local v = hdrs[name]
+  if v ~= nil then return v end
+  for k, value in pairs(hdrs) do
+    if string.lower(k) == name then return value end
+  end
+  return nil
+end
+
 function response(status, hdrs, body)
   if status ~= 200 then bad = bad + 1 end
-  local s = hdrs["x-semcache"] or hdrs["X-Semcache"]
-  if s == "hit" then hits = hits + 1
+  local s = header(hdrs, cache_header)
+  if s ~= nil then s = string.lower(s) end
+  if s == "hit" then
+    hits = hits + 1
+    -- Below 1: answered by similarity (the model ran), not by the exact text.
+    local sim = tonumber(header(hdrs, similarity_header) or "")
+    if sim ~= nil and sim < 0.999999 then semantic = semantic + 1 end
   elseif s == "miss" then misses = misses + 1
   else others = others + 1 end
 end
 
 function done(summary, latency, requests)
-  local h, m, o, b = 0, 0, 0, 0
+  local h, m, o, b, sm = 0, 0, 0, 0, 0
   for _, t in ipairs(threads) do
     h = h + t:get("hits"); m = m + t:get("misses"); o = o + t:get("others"); b = b + t:get("bad")
+    sm = sm + t:get("semantic")
   end
   local e = summary.errors
   io.write(string.format(
     'WRKJSON {"requests": %%d, "duration_us": %%d, "bytes": %%d, "hits": %%d, "misses": %%d, ' ..
-    '"others": %%d, "non_200": %%d, "socket_errors": %%d, "p50_us": %%d, "p90_us": %%d, ' ..
-    '"p99_us": %%d, "max_us": %%d, "mean_us": %%f}\n',
-    summary.requests, summary.duration, summary.bytes, h, m, o, b,
+    '"others": %%d, "non_200": %%d, "semantic_hits": %%d, "socket_errors": %%d, ' ..
+    '"p50_us": %%d, "p90_us": %%d, "p99_us": %%d, "max_us": %%d, "mean_us": %%f}\n',
+    summary.requests, summary.duration, summary.bytes, h, m, o, b, sm,
     e.connect + e.read + e.write + e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
     latency.mean))
@@ -148,9 +166,15 @@ def write_script(
     extra_headers: dict[str, str] | None = None,
     fresh: float = 0.0,
     model: str = "bench",
+    cache_header: str = "x-semcache",
+    similarity_header: str = "x-semcache-similarity",
 ) -> Path:
     """A script cycling through ``bodies`` (body, flagged): flagged ones also carry
-    ``extra_headers``; a ``fresh`` share of requests are new questions instead."""
+    ``extra_headers``; a ``fresh`` share of requests are new questions instead.
+
+    A response counts as a hit when ``cache_header`` says ``hit`` (any case), and as
+    a semantic hit when ``similarity_header`` is below 1 as well: other caches name
+    these headers differently."""
     lua = _LUA % {
         "path": request_path,
         "headers": "\n".join(f'headers["{k}"] = "{v}"' for k, v in headers.items()),
@@ -161,6 +185,8 @@ def write_script(
         "aspects": ", ".join(f'"{a}"' for a in _FRESH_ASPECTS),
         "fresh": fresh,
         "model": model,
+        "cache_header": cache_header.lower(),
+        "similarity_header": similarity_header.lower(),
     }
     path.write_text(lua)
     return path
@@ -207,6 +233,7 @@ def run_wrk(
     seconds = result["duration_us"] / 1e6
     result["rps"] = result["requests"] / seconds if seconds else 0.0
     result["hit_ratio"] = result["hits"] / result["requests"] if result["requests"] else 0.0
+    result["hits_per_second"] = result["hits"] / seconds if seconds else 0.0
     result["connections"] = connections
     result["wrk_cpu_seconds"] = usage.ru_utime + usage.ru_stime
     result["wall_seconds"] = wall
