@@ -1,0 +1,208 @@
+"""The OpenTelemetry seam: spans and metrics when ``opentelemetry-api`` is installed.
+
+Nothing here imports OpenTelemetry until the first span or metric is asked for, and
+then only when the package is installed and the ``otel`` setting is on; otherwise
+every call is a no-op on a shared object. With the API but no SDK, OpenTelemetry's
+own no-op tracer and meter answer (the process configures an SDK, and its exporters
+through the standard ``OTEL_*`` variables, e.g. with ``opentelemetry-instrument``).
+
+Span names are ``semcache.<stage>``; attributes are ``semcache.*`` for the cache's
+decision and the GenAI semantic conventions (``gen_ai.*``) where they apply.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from semcache.telemetry.savings import Saving
+
+__all__ = [
+    "NO_SPAN",
+    "current_span",
+    "enabled",
+    "enabled_by_setting",
+    "record_lookup",
+    "record_request",
+    "record_saving",
+    "record_upstream",
+    "set_attributes",
+    "set_enabled",
+    "span",
+]
+
+_SCOPE = "semcache"
+
+_lock = threading.Lock()
+_wanted = True
+_resolved = False
+_tracer: Any = None
+_instruments: dict[str, Any] = {}
+
+
+class _NoSpan:
+    """What :func:`span` gives without OpenTelemetry: a context manager that does nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> _NoSpan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        return None
+
+    def is_recording(self) -> bool:
+        return False
+
+
+NO_SPAN: Any = _NoSpan()
+
+
+def set_enabled(on: bool) -> None:
+    """Turn spans and metrics on or off for the process (the ``otel`` setting)."""
+    global _wanted, _resolved, _tracer
+    with _lock:
+        _wanted = on
+        _resolved = False
+        _tracer = None
+        _instruments.clear()
+
+
+def _resolve() -> Any:
+    """The tracer, or ``None``; OpenTelemetry is imported here, once, if at all."""
+    global _resolved, _tracer
+    with _lock:
+        if _resolved:
+            return _tracer
+        _tracer = None
+        if _wanted and importlib.util.find_spec("opentelemetry") is not None:
+            try:
+                from opentelemetry import metrics, trace
+            except ImportError:
+                pass
+            else:
+                _tracer = trace.get_tracer(_SCOPE)
+                _instruments.update(_create_instruments(metrics.get_meter(_SCOPE)))
+        _resolved = True
+        return _tracer
+
+
+def enabled() -> bool:
+    """Is OpenTelemetry in use (installed and switched on)?"""
+    return (_tracer if _resolved else _resolve()) is not None
+
+
+def span(name: str, attributes: Mapping[str, Any] | None = None) -> Any:
+    """A context manager for a span ``name``, the current one's child; it yields the span.
+
+    Without OpenTelemetry: :data:`NO_SPAN`. Exceptions are recorded on the span.
+    """
+    tracer = _tracer if _resolved else _resolve()
+    if tracer is None:
+        return NO_SPAN
+    clean = None if attributes is None else {k: v for k, v in attributes.items() if v is not None}
+    return tracer.start_as_current_span(name, attributes=clean)
+
+
+def current_span() -> Any:
+    """The span of the code running now (:data:`NO_SPAN` without OpenTelemetry)."""
+    if (_tracer if _resolved else _resolve()) is None:
+        return NO_SPAN
+    from opentelemetry import trace
+
+    return trace.get_current_span()
+
+
+def enabled_by_setting() -> bool:
+    """What the ``otel`` setting last asked for (the process-wide switch)."""
+    return _wanted
+
+
+def set_attributes(span: Any, attributes: Mapping[str, Any]) -> None:
+    """Set the ``attributes`` that have a value (``None`` ones are left out)."""
+    if span is NO_SPAN or not span.is_recording():
+        return
+    for key, value in attributes.items():
+        if value is not None:
+            span.set_attribute(key, value)
+
+
+# -- metrics, mirroring the proxy's Prometheus ones ---------------------------------
+
+
+def _create_instruments(meter: Any) -> dict[str, Any]:
+    return {
+        "requests": meter.create_counter(
+            "semcache.requests", unit="{request}", description="Requests by cache result."
+        ),
+        "request_duration": meter.create_histogram(
+            "semcache.request.duration", unit="s", description="Time to the end of the response."
+        ),
+        "lookup_duration": meter.create_histogram(
+            "semcache.lookup.duration", unit="s", description="Cache lookup time."
+        ),
+        "upstream_duration": meter.create_histogram(
+            "semcache.upstream.duration", unit="s", description="Upstream time to response headers."
+        ),
+        "hit_similarity": meter.create_histogram(
+            "semcache.hit.similarity", unit="1", description="Similarity of served hits."
+        ),
+        "saved_tokens": meter.create_counter(
+            "semcache.saved.tokens", unit="{token}", description="Tokens hits did not spend."
+        ),
+        "saved_seconds": meter.create_counter(
+            "semcache.saved.seconds", unit="s", description="Upstream seconds hits did not wait."
+        ),
+        "saved_usd": meter.create_counter(
+            "semcache.saved.usd", unit="USD", description="Dollars hits did not spend."
+        ),
+    }
+
+
+def _instrument(name: str) -> Any:
+    if not _resolved:
+        _resolve()
+    return _instruments.get(name)
+
+
+def record_request(result: str, seconds: float, similarity: float | None = None) -> None:
+    """One response sent, by cache result (``hit``, ``miss``, ``bypass``)."""
+    counter = _instrument("requests")
+    if counter is None:
+        return
+    labels = {"semcache.result": result}
+    counter.add(1, labels)
+    _instruments["request_duration"].record(seconds, labels)
+    if similarity is not None:
+        _instruments["hit_similarity"].record(similarity)
+
+
+def record_lookup(seconds: float) -> None:
+    histogram = _instrument("lookup_duration")
+    if histogram is not None:
+        histogram.record(seconds)
+
+
+def record_upstream(seconds: float, status: int) -> None:
+    histogram = _instrument("upstream_duration")
+    if histogram is not None:
+        histogram.record(seconds, {"http.response.status_code": status})
+
+
+def record_saving(saving: Saving, labels: Mapping[str, str]) -> None:
+    """One hit's saving, under its (capped) model, route and tenant labels."""
+    tokens = _instrument("saved_tokens")
+    if tokens is None:
+        return
+    base = {f"semcache.{k}": v for k, v in labels.items()}
+    tokens.add(saving.input_tokens, {**base, "gen_ai.token.type": "input"})
+    tokens.add(saving.output_tokens, {**base, "gen_ai.token.type": "output"})
+    _instruments["saved_seconds"].add(saving.seconds, base)
+    if saving.usd is not None:
+        _instruments["saved_usd"].add(saving.usd, base)
