@@ -326,15 +326,19 @@ _STATUS = HEADER_STATUS.encode("latin-1")
 
 
 def _watched(send: Send, record: RequestRecord) -> Send:
-    """``send`` noting the status and the ``X-Semcache`` decision in ``record``."""
+    """``send`` noting the status, the ``X-Semcache`` decision and the time to the last
+    byte in ``record``."""
 
     async def watched(message: Message) -> None:
-        if message["type"] == "http.response.start":
+        kind = message["type"]
+        if kind == "http.response.start":
             record.status = message.get("status")
             for name, value in message.get("headers", ()):
                 if name.lower() == _STATUS:
                     record.decision = value.decode("latin-1")
         await send(message)
+        if kind == "http.response.body" and not message.get("more_body", False):
+            record.finish()  # the latency the client saw, not the store that follows
 
     return watched
 

@@ -81,7 +81,7 @@ def _resolve() -> Any:
         if _resolved:
             return _tracer
         _tracer = None
-        if _wanted and importlib.util.find_spec("opentelemetry") is not None:
+        if _wanted and _installed():
             try:
                 from opentelemetry import metrics, trace
             except ImportError:
@@ -91,6 +91,14 @@ def _resolve() -> Any:
                 _instruments.update(_create_instruments(metrics.get_meter(_SCOPE)))
         _resolved = True
         return _tracer
+
+
+def _installed() -> bool:
+    """Is ``opentelemetry-api`` there to import? (Asked without importing it.)"""
+    try:
+        return importlib.util.find_spec("opentelemetry.trace") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def enabled() -> bool:
