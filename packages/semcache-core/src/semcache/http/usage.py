@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from semcache.http.bodies import _decode, _sse_events
 from semcache.http.responses import StoredResponse
@@ -53,10 +53,10 @@ class Usage:
         if not _count(tokens_in) or not _count(tokens_out):
             return None
         model = value.get("model")
-        return cls(int(tokens_in), int(tokens_out), model if isinstance(model, str) else None)
+        return cls(tokens_in, tokens_out, model if isinstance(model, str) else None)
 
 
-def _count(value: object) -> bool:
+def _count(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
@@ -103,9 +103,9 @@ class _Fold:
     def _set(self, tokens_in: object, tokens_out: object) -> None:
         # Anthropic's message_delta reports output only: the input of message_start stays.
         if _count(tokens_in) and (tokens_in or self.input is None):
-            self.input = int(tokens_in)  # type: ignore[call-overload]
+            self.input = tokens_in
         if _count(tokens_out):
-            self.output = int(tokens_out)  # type: ignore[call-overload]
+            self.output = tokens_out
 
     def result(self) -> Usage | None:
         if self.input is None and self.output is None:
@@ -115,7 +115,7 @@ class _Fold:
 
 def _sum(mapping: Mapping[str, Any], *keys: str) -> int | None:
     values = [mapping.get(k) for k in keys]
-    counted = [int(v) for v in values if _count(v)]
+    counted = [v for v in values if _count(v)]
     return sum(counted) if counted else None
 
 
