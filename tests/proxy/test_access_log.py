@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 from semcache import SemanticCache
+from semcache.stores.memory_responses import MemoryResponseStore
 from semcache_proxy import create_semantic_cache_proxy_app
 from semcache_proxy.testing import FakeLLM
 from tests.support.polling import wait_until
@@ -128,3 +130,31 @@ def test_the_proxy_command_writes_the_lines_to_stdout(upstream: str, tmp_path: P
             stop_proxy(proc)
     logged = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
     assert [line["decision"] for line in logged] == ["miss", "hit"]
+
+
+class SlowWrites(MemoryResponseStore):
+    """Writes take :data:`WRITE_DELAY` seconds; reads are as fast as ever."""
+
+    async def set(self, entry: Any, ttl: int | None = None) -> None:
+        await asyncio.sleep(WRITE_DELAY)
+        await super().set(entry, ttl)
+
+
+WRITE_DELAY = 2.0
+
+
+def test_the_latency_is_what_the_client_waited_not_the_store_after(
+    real_embedder: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="semcache.access")
+    # Budgets wide enough for the slow write to complete (it is still stored).
+    settings = {"store_timeout_ms": 10_000, "lookup_timeout_ms": 20_000}
+    with served(real_embedder, access_log=True, response_store=SlowWrites(), **settings) as c:
+        c.post(CHAT, json=chat("What is the boiling point of water?"))
+        assert (
+            c.post(CHAT, json=chat("What is the boiling point of water?")).headers["x-semcache"]
+            == "hit"
+        )
+    miss = lines(caplog)[0]
+    # The answer went out before the write began; the write's delay is not in the line.
+    assert miss["decision"] == "miss" and miss["latency_ms"] < WRITE_DELAY * 1000

@@ -83,7 +83,18 @@ def test_anthropic_json_counts_cached_input() -> None:
     assert read(JSON, json.dumps(body).encode()) == Usage(110, 8, "claude-sonnet-4-5")
 
 
-def test_anthropic_stream_input_from_message_start_output_from_message_delta() -> None:
+@pytest.mark.parametrize(
+    "delta",
+    [
+        {"output_tokens": 15},
+        # Some versions repeat the input counts in message_delta, as zero or in full.
+        {"input_tokens": 0, "output_tokens": 15},
+        {"input_tokens": 25, "output_tokens": 15},
+    ],
+)
+def test_anthropic_stream_input_from_message_start_output_from_message_delta(
+    delta: dict[str, int],
+) -> None:
     stream = sse(
         (
             "message_start",
@@ -96,7 +107,7 @@ def test_anthropic_stream_input_from_message_start_output_from_message_delta() -
             },
         ),
         ("content_block_delta", {"type": "content_block_delta", "delta": {"text": "a"}}),
-        ("message_delta", {"type": "message_delta", "usage": {"output_tokens": 15}}),
+        ("message_delta", {"type": "message_delta", "usage": delta}),
         ("message_stop", {"type": "message_stop"}),
     )
     assert read(SSE, stream, True) == Usage(25, 15, "claude-3-5-haiku")
