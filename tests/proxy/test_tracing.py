@@ -34,24 +34,38 @@ CHAT = "/v1/chat/completions"
 _SDK: dict[str, Any] = {}
 
 
-def _sdk() -> tuple[InMemorySpanExporter, InMemoryMetricReader]:
+class Switched(SimpleSpanProcessor):
+    """Exports only while :attr:`on`: the provider outlives this module (OpenTelemetry
+    allows one per process), and the tests after it keep no spans in memory."""
+
+    on = False
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.on:
+            super().on_end(span)
+
+
+def _sdk() -> tuple[InMemorySpanExporter, InMemoryMetricReader, Switched]:
     """The process's SDK providers, set once (OpenTelemetry allows one of each)."""
     if not _SDK:
         exporter = InMemorySpanExporter()
+        processor = Switched(exporter)
         provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
         reader = InMemoryMetricReader()
         metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-        _SDK.update(exporter=exporter, reader=reader)
-    return _SDK["exporter"], _SDK["reader"]
+        _SDK.update(exporter=exporter, reader=reader, processor=processor)
+    return _SDK["exporter"], _SDK["reader"], _SDK["processor"]
 
 
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
-    spans, _ = _sdk()
+    spans, _, processor = _sdk()
     spans.clear()
+    processor.on = True
     yield spans
+    processor.on = False
     spans.clear()
 
 
@@ -180,7 +194,7 @@ def test_an_exact_repeat_skips_the_model_and_a_rejection_names_its_rule(
 
 
 def test_metrics_mirror_the_prometheus_ones(client: httpx.Client) -> None:
-    _, reader = _sdk()
+    _, reader, _ = _sdk()
     reader.get_metrics_data()  # start from here: cumulative sums below include this test
     client.post(CHAT, json=chat("What is the boiling point of water?"))
     client.post(CHAT, json=chat("What is the boiling point of water?"))
