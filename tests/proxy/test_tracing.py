@@ -272,3 +272,27 @@ def test_without_the_package_or_with_the_setting_off_nothing_is_imported() -> No
         )
         assert out.returncode == 0, out.stderr
         assert out.stdout.split() == ["hit", "False"], (mode, out.stdout, out.stderr)
+
+
+def test_without_an_sdk_no_span_is_started_and_one_set_later_is_seen_at_once() -> None:
+    script = textwrap.dedent(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from semcache.telemetry import otel
+
+        before = otel.span("semcache.test") is otel.NO_SPAN
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        with otel.span("semcache.test"):
+            pass
+        print(before, [s.name for s in exporter.get_finished_spans()])
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True ['semcache.test']"

@@ -128,8 +128,6 @@ class SemanticCacheMiddleware:
         self.engine = HttpCacheEngine(cache, self.policy, settings=settings)
         self._warmups: set[asyncio.Task[None]] = set()
         self.access_log = settings.group(TelemetrySettings).access_log
-        # Spans and the access log need a record per request; without either, none is kept.
-        self._observed = self.access_log or otel.enabled()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -138,7 +136,8 @@ class SemanticCacheMiddleware:
         if scope["type"] != "http" or not self.policy.in_scope(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
-        if not self._observed:
+        if not (self.access_log or otel.live()):
+            # Spans and the access log need a record per request; without either, none is kept.
             await self._handle(scope, receive, send)
             return
         record = RequestRecord(

@@ -2,9 +2,10 @@
 
 Nothing here imports OpenTelemetry until the first span or metric is asked for, and
 then only when the package is installed and the ``otel`` setting is on; otherwise
-every call is a no-op on a shared object. With the API but no SDK, OpenTelemetry's
-own no-op tracer and meter answer (the process configures an SDK, and its exporters
-through the standard ``OTEL_*`` variables, e.g. with ``opentelemetry-instrument``).
+every call is a no-op on a shared object. With the API but no SDK configured yet, no
+span is started either (the API's would be no-ops costing microseconds); a provider
+the process sets later is used from then on. The process configures the SDK and its
+exporters through the standard ``OTEL_*`` variables (e.g. ``opentelemetry-instrument``).
 
 Span names are ``semcache.<stage>``; attributes are ``semcache.*`` for the cache's
 decision and the GenAI semantic conventions (``gen_ai.*``) where they apply.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,7 @@ __all__ = [
     "current_span",
     "enabled",
     "enabled_by_setting",
+    "live",
     "record_lookup",
     "record_request",
     "record_saving",
@@ -41,6 +44,17 @@ _wanted = True
 _resolved = False
 _tracer: Any = None
 _instruments: dict[str, Any] = {}
+# Where the API keeps the global providers, once imported: (module, attribute, getter).
+_trace_slot: Any = None
+_metrics_slot: Any = None
+_placeholders: tuple[type, ...] = ()
+"""The API's own provider classes, in place while the process has configured no SDK."""
+_sdk = {"trace": False, "metrics": False}
+"""A real provider was seen (one cannot be unset afterwards)."""
+_RECHECK = 1.0
+"""Seconds between two looks for an SDK through the API's getters (the fallback)."""
+_next_look = {"trace": 0.0, "metrics": 0.0}
+_UNKNOWN = object()
 
 
 class _NoSpan:
@@ -71,12 +85,19 @@ def set_enabled(on: bool) -> None:
         _wanted = on
         _resolved = False
         _tracer = None
+        _sdk.update(trace=False, metrics=False)
+        _next_look.update(trace=0.0, metrics=0.0)
         _instruments.clear()
+
+
+def enabled_by_setting() -> bool:
+    """What the ``otel`` setting last asked for (the process-wide switch)."""
+    return _wanted
 
 
 def _resolve() -> Any:
     """The tracer, or ``None``; OpenTelemetry is imported here, once, if at all."""
-    global _resolved, _tracer
+    global _resolved, _tracer, _trace_slot, _metrics_slot, _placeholders
     with _lock:
         if _resolved:
             return _tracer
@@ -88,6 +109,8 @@ def _resolve() -> Any:
                 pass
             else:
                 _tracer = trace.get_tracer(_SCOPE)
+                _trace_slot, _metrics_slot = _provider_slots()
+                _placeholders = _api_placeholders()
                 _instruments.update(_create_instruments(metrics.get_meter(_SCOPE)))
         _resolved = True
         return _tracer
@@ -101,17 +124,82 @@ def _installed() -> bool:
         return False
 
 
+def _provider_slots() -> tuple[Any, Any]:
+    """Where the global tracer and meter providers are kept. The module globals are read
+    directly (nanoseconds, and a provider set later is seen at once); the getters, which
+    also load a provider named by ``OTEL_PYTHON_*_PROVIDER``, are called once here."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.metrics import _internal
+
+    trace.get_tracer_provider()
+    metrics.get_meter_provider()
+    return (
+        (trace, "_TRACER_PROVIDER", trace.get_tracer_provider),
+        (_internal, "_METER_PROVIDER", metrics.get_meter_provider),
+    )
+
+
+def _api_placeholders() -> tuple[type, ...]:
+    """The provider classes the API answers with while no SDK is configured."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.metrics import _internal
+
+    found: list[type] = [trace.ProxyTracerProvider, trace.NoOpTracerProvider]
+    found.append(metrics.NoOpMeterProvider)
+    proxy = getattr(_internal, "_ProxyMeterProvider", None)
+    if isinstance(proxy, type):
+        found.append(proxy)
+    return tuple(found)
+
+
+def _configured(kind: str, slot: Any) -> bool:
+    """Has the process set a real provider of ``kind`` (``trace``, ``metrics``)?"""
+    if _sdk[kind]:
+        return True
+    if slot is None:
+        return False
+    module, attribute, getter = slot
+    held = getattr(module, attribute, _UNKNOWN)
+    if held is _UNKNOWN:
+        # An API that keeps it elsewhere: ask its getter, once a second at most.
+        now = time.monotonic()
+        if now < _next_look[kind]:
+            return False
+        held = getter()
+        _next_look[kind] = now + _RECHECK
+    if held is None or isinstance(held, _placeholders):
+        return False
+    _sdk[kind] = True
+    return True
+
+
 def enabled() -> bool:
     """Is OpenTelemetry in use (installed and switched on)?"""
     return (_tracer if _resolved else _resolve()) is not None
 
 
+def _live_tracer() -> Any:
+    """The tracer once the process has configured a tracer provider (an SDK), else
+    ``None``: until then the API would only hand out no-op spans, at microseconds each,
+    so none are started at all."""
+    tracer = _tracer if _resolved else _resolve()
+    if tracer is None or not _configured("trace", _trace_slot):
+        return None
+    return tracer
+
+
+def live() -> bool:
+    """Would a span be recorded now (OpenTelemetry installed, on, and an SDK configured)?"""
+    return _live_tracer() is not None
+
+
 def span(name: str, attributes: Mapping[str, Any] | None = None) -> Any:
     """A context manager for a span ``name``, the current one's child; it yields the span.
 
-    Without OpenTelemetry: :data:`NO_SPAN`. Exceptions are recorded on the span.
+    Without OpenTelemetry, or while the process has configured no SDK: :data:`NO_SPAN`.
+    Exceptions are recorded on the span.
     """
-    tracer = _tracer if _resolved else _resolve()
+    tracer = _live_tracer()
     if tracer is None:
         return NO_SPAN
     clean = None if attributes is None else {k: v for k, v in attributes.items() if v is not None}
@@ -120,16 +208,11 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Any:
 
 def current_span() -> Any:
     """The span of the code running now (:data:`NO_SPAN` without OpenTelemetry)."""
-    if (_tracer if _resolved else _resolve()) is None:
+    if _live_tracer() is None:
         return NO_SPAN
     from opentelemetry import trace
 
     return trace.get_current_span()
-
-
-def enabled_by_setting() -> bool:
-    """What the ``otel`` setting last asked for (the process-wide switch)."""
-    return _wanted
 
 
 def set_attributes(span: Any, attributes: Mapping[str, Any]) -> None:
@@ -174,8 +257,12 @@ def _create_instruments(meter: Any) -> dict[str, Any]:
 
 
 def _instrument(name: str) -> Any:
+    """The instrument, once the process configured a meter provider (else ``None``:
+    the API's own would only discard the values)."""
     if not _resolved:
         _resolve()
+    if not _configured("metrics", _metrics_slot):
+        return None
     return _instruments.get(name)
 
 
