@@ -2,8 +2,8 @@
 
 A page writes ``<!-- settings-table -->`` on a line of its own for every setting, or
 ``<!-- settings-table: GROUP -->`` for one group (``core``, ``proxy``, ``pgvector``,
-``redis``, ``embedded``, ``telemetry``, ``django``, ``flask``, ``fastapi``); the marker is replaced by the
-Markdown table. Tables are never pasted into the pages by hand.
+``redis``, ``embedded``, ``telemetry``, ``django``, ``flask``, ``fastapi``); the marker is
+replaced by the Markdown table. Tables are never pasted into the pages by hand.
 """
 
 from __future__ import annotations
