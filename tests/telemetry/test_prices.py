@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from semcache import Settings, SettingsError
+from semcache import SemanticCache, Settings, SettingsError
+from semcache.http import HttpCacheEngine
 from semcache.telemetry import TelemetrySettings, default_prices, load_prices, parse_prices
+from semcache.testing import HashingTestEmbedder
 
 
 def test_defaults_price_common_models_and_their_dated_versions() -> None:
@@ -88,3 +90,12 @@ def test_the_setting_reaches_the_group() -> None:
     assert settings.group(TelemetrySettings).prices == '{"x": {"input": 1, "output": 1}}'
     with pytest.raises(SettingsError, match="SEMANTIC_CACHE_SAVINGS_MAX_LABELS"):
         Settings.from_env({"SEMANTIC_CACHE_SAVINGS_MAX_LABELS": "0"})
+
+
+def test_a_configuration_files_prices_reach_the_engines_table(tmp_path: Path) -> None:
+    config = tmp_path / "semcache.toml"
+    config.write_text('[prices."house-model"]\ninput = 1000\noutput = 0\n')
+    settings = Settings.from_env({"SEMANTIC_CACHE_CONFIG": str(config)})
+    engine = HttpCacheEngine(SemanticCache(settings, embedder=HashingTestEmbedder()))
+    assert engine.prices.cost("house-model-v2", 1_000_000, 5) == pytest.approx(1000.0)
+    assert engine.prices.price("gpt-4o") == default_prices().price("gpt-4o")  # defaults kept
