@@ -16,6 +16,7 @@ import pytest
 from semcache import SemanticCache
 from semcache_proxy import create_semantic_cache_proxy_app
 from semcache_proxy.testing import FakeLLM
+from tests.support.polling import wait_until
 from tests.support.servers import serve_asgi
 
 pytest.importorskip("opentelemetry.sdk", reason="opentelemetry-sdk is not installed")
@@ -92,12 +93,24 @@ def tree(spans: list[ReadableSpan], root: ReadableSpan) -> dict[str, Any]:
     return {root.name: [tree(spans, child) for child in children]}
 
 
-def request_span(exporter: InMemorySpanExporter, index: int) -> tuple[ReadableSpan, dict[str, Any]]:
+def request_spans(exporter: InMemorySpanExporter, count: int) -> list[ReadableSpan]:
+    """The first ``count`` requests' spans, in the order they started. A miss's span ends
+    after its store, which follows the answer: waited for."""
+
+    def roots() -> list[ReadableSpan]:
+        found = (s for s in exporter.get_finished_spans() if s.name == "semcache.request")
+        return sorted(found, key=lambda s: s.start_time or 0)
+
+    wait_until(lambda: len(roots()) >= count, timeout=10, what=f"{count} request spans ended")
+    return roots()[:count]
+
+
+def request_span(
+    exporter: InMemorySpanExporter, index: int, count: int
+) -> tuple[ReadableSpan, dict[str, Any]]:
+    """The ``index``-th of ``count`` requests' span, and its tree."""
+    root = request_spans(exporter, count)[index]
     spans = list(exporter.get_finished_spans())
-    roots = sorted(
-        (s for s in spans if s.name == "semcache.request"), key=lambda s: s.start_time or 0
-    )
-    root = roots[index]
     return root, tree([s for s in spans if s.context.trace_id == root.context.trace_id], root)
 
 
@@ -112,7 +125,7 @@ def test_a_miss_then_a_hit_give_the_expected_span_trees(
     hit = client.post(CHAT, json=chat("How can I reset my password?"))
     assert (miss.headers["x-semcache"], hit.headers["x-semcache"]) == ("miss", "hit")
 
-    root, shape = request_span(exporter, 0)
+    root, shape = request_span(exporter, 0, 2)
     assert shape == {
         "semcache.request": [
             leaf("semcache.plan"),
@@ -138,7 +151,7 @@ def test_a_miss_then_a_hit_give_the_expected_span_trees(
     assert attributes["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
     assert len(str(attributes["semcache.partition"])) == 32
 
-    root, shape = request_span(exporter, 1)
+    root, shape = request_span(exporter, 1, 2)
     assert shape == {
         "semcache.request": [
             leaf("semcache.plan"),
@@ -172,7 +185,7 @@ def test_an_exact_repeat_skips_the_model_and_a_rejection_names_its_rule(
     other = client.post(CHAT, json=chat("How do I disable dark mode?"))
     assert (again.headers["x-semcache"], other.headers["x-semcache"]) == ("hit", "miss")
 
-    root, shape = request_span(exporter, 1)
+    root, shape = request_span(exporter, 1, 3)
     assert shape == {
         "semcache.request": [
             leaf("semcache.plan"),
@@ -181,7 +194,7 @@ def test_an_exact_repeat_skips_the_model_and_a_rejection_names_its_rule(
     }
     assert dict(root.attributes or {})["semcache.source"] == "exact"
 
-    root, _ = request_span(exporter, 2)
+    root, _ = request_span(exporter, 2, 3)
     attributes = dict(root.attributes or {})
     assert attributes["semcache.decision"] == "miss"
     assert attributes["semcache.verifier.rule"] == "polarity"
@@ -296,3 +309,16 @@ def test_without_an_sdk_no_span_is_started_and_one_set_later_is_seen_at_once() -
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True ['semcache.test']"
+
+
+def test_a_callers_traceparent_is_the_parent_and_requests_on_one_connection_stay_apart(
+    exporter: InMemorySpanExporter, client: httpx.Client
+) -> None:
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    client.post(CHAT, json=chat("How far is the moon?"), headers={"traceparent": caller})
+    # The next request on the same keep-alive connection starts a trace of its own.
+    client.post(CHAT, json=chat("How far is the moon?"))
+    first, second = request_spans(exporter, 2)
+    assert first.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert first.parent is not None and first.parent.span_id == 0xB7AD6B7169203331
+    assert second.parent is None and second.context.trace_id != first.context.trace_id

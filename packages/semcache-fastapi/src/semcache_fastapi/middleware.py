@@ -144,7 +144,12 @@ class SemanticCacheMiddleware:
             scope["method"], raw_request_path(scope.get("raw_path"), scope["path"])
         )
         attributes = {"http.request.method": record.method, "url.path": record.path}
-        with recording(record), otel.span("semcache.request", attributes) as span:
+        carrier = {
+            k.decode("latin-1").lower(): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k.lower() in _TRACE_HEADERS
+        }
+        with recording(record), otel.request_span("semcache.request", attributes, carrier) as span:
             try:
                 await self._handle(scope, receive, _watched(send, record))
             finally:
@@ -322,6 +327,8 @@ def _record() -> RequestRecord | None:
 
 
 _STATUS = HEADER_STATUS.encode("latin-1")
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+"""The W3C trace context headers a caller's trace continues from."""
 
 
 def _watched(send: Send, record: RequestRecord) -> Send:

@@ -32,6 +32,7 @@ __all__ = [
     "record_request",
     "record_saving",
     "record_upstream",
+    "request_span",
     "set_attributes",
     "set_enabled",
     "span",
@@ -204,6 +205,32 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Any:
         return NO_SPAN
     clean = None if attributes is None else {k: v for k, v in attributes.items() if v is not None}
     return tracer.start_as_current_span(name, attributes=clean)
+
+
+def request_span(
+    name: str, attributes: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> Any:
+    """:func:`span` for one HTTP request served: the child of the span running now when
+    that one is an outer server's (an instrumented server or framework), else of the
+    caller's ``traceparent`` in ``headers`` (lower-case names), else a new trace.
+
+    A span of semcache's own is never the parent: some event loops (uvloop) run a
+    keep-alive connection's next request in the context its previous response was sent
+    in, while that request's spans are still open.
+    """
+    tracer = _live_tracer()
+    if tracer is None:
+        return NO_SPAN
+    from opentelemetry import propagate, trace
+
+    clean = {k: v for k, v in attributes.items() if v is not None}
+    ambient = trace.get_current_span()
+    if ambient.is_recording() and not str(getattr(ambient, "name", "")).startswith("semcache."):
+        return tracer.start_as_current_span(name, attributes=clean)
+    parent = propagate.extract(dict(headers or {}))
+    return tracer.start_as_current_span(
+        name, context=parent, kind=trace.SpanKind.SERVER, attributes=clean
+    )
 
 
 def current_span() -> Any:
