@@ -322,3 +322,18 @@ def test_a_callers_traceparent_is_the_parent_and_requests_on_one_connection_stay
     assert first.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
     assert first.parent is not None and first.parent.span_id == 0xB7AD6B7169203331
     assert second.parent is None and second.context.trace_id != first.context.trace_id
+
+
+def test_a_request_span_is_the_child_of_an_outer_servers_span_never_of_one_of_ours(
+    exporter: InMemorySpanExporter,
+) -> None:
+    from semcache.telemetry import otel
+
+    tracer = trace.get_tracer("an instrumented server")
+    server_span = tracer.start_as_current_span("POST /v1/chat/completions")
+    with server_span as server, otel.request_span("semcache.request", {}) as ours:
+        assert ours.parent.span_id == server.get_span_context().span_id
+    # The context a previous request's response was sent in, still open (uvloop hands it
+    # to the next request of the connection): not a parent.
+    with otel.span("semcache.forward"), otel.request_span("semcache.request", {}) as ours:
+        assert ours.parent is None
