@@ -2,8 +2,8 @@
 
 A page writes ``<!-- settings-table -->`` on a line of its own for every setting, or
 ``<!-- settings-table: GROUP -->`` for one group (``core``, ``proxy``, ``pgvector``,
-``redis``, ``embedded``, ``django``, ``flask``, ``fastapi``); the marker is replaced by the
-Markdown table. Tables are never pasted into the pages by hand.
+``redis``, ``embedded``, ``telemetry``, ``django``, ``flask``, ``fastapi``); the marker is
+replaced by the Markdown table. Tables are never pasted into the pages by hand.
 """
 
 from __future__ import annotations
@@ -14,7 +14,17 @@ from typing import Any
 __all__ = ["GROUPS", "MARKER", "on_page_markdown", "render_markers"]
 
 #: The groups a page may ask for, one per part that declares settings.
-GROUPS = ("core", "proxy", "pgvector", "redis", "embedded", "django", "flask", "fastapi")
+GROUPS = (
+    "core",
+    "proxy",
+    "pgvector",
+    "redis",
+    "embedded",
+    "telemetry",
+    "django",
+    "flask",
+    "fastapi",
+)
 
 #: ``<!-- settings-table -->`` or ``<!-- settings-table: GROUP -->``, alone on its line (so a
 #: marker quoted in prose or in a code block stays as it is).

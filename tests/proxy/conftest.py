@@ -46,3 +46,14 @@ def proxy_url(upstream):
     app = make_proxy(upstream, admin_token="s3cret")
     with serve_asgi(app) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    """all-MiniLM-L6-v2 through the huggingface plugin, loaded once per session."""
+    hf = pytest.importorskip("semcache_embed_hf", reason="semcache-embed-hf is not installed")
+    try:
+        embedder = hf.HuggingFaceEmbedder(threads=2)
+    except Exception as exc:  # no weights package and no network
+        pytest.skip(f"all-MiniLM-L6-v2 is not available: {exc}")
+    return embedder

@@ -27,9 +27,12 @@ from semcache.protocols import Embedder, PartitionIndex, ResponseStore, VectorSt
 from semcache.settings import Settings
 from semcache.singleflight import SingleFlight
 from semcache.tags import query_tags
+from semcache.telemetry import otel
+from semcache.telemetry.record import current as current_record
+from semcache.telemetry.settings import TelemetrySettings
 from semcache.text import MAX_SEMANTIC_CHARS, exact_text, fold_layout, hash_text, normalize_query
 from semcache.thresholds import default_threshold
-from semcache.types import Entry, Hit, Matrix, Vector
+from semcache.types import Entry, Hit, Matrix, Vector, VectorMatch
 
 __all__ = ["FROM_SETTINGS", "SemanticCache"]
 
@@ -87,6 +90,9 @@ class SemanticCache:
     ) -> None:
         base = settings if settings is not None else Settings.from_env()
         self.settings = base.replace(**overrides) if overrides else base
+        otel_wanted = self.settings.group(TelemetrySettings).otel
+        if otel_wanted != otel.enabled_by_setting():
+            otel.set_enabled(otel_wanted)
         self._given_embedder = embedder
         self.embedder: Embedder | None = None
         self.vector_store = vector_store
@@ -302,24 +308,39 @@ class SemanticCache:
             return None
         self.counters["lookups"] += 1
         started = time.perf_counter()
-        try:
-            async with self._whole_budget():
-                hit = await self._lookup(query, partition, context, exact, threshold)
-        except _Skipped:
-            hit = None
-        except TimeoutError:
-            self.counters["errors"] += 1
-            log.debug("semcache: lookup over its %d ms budget", self.settings.lookup_timeout_ms)
-            hit = None
-        except Exception:
-            self.counters["errors"] += 1
-            log.exception("semcache: lookup failed; treating as a miss")
-            hit = None
-        if hit is None:
-            self.counters["misses"] += 1
-        else:
-            self.counters["exact_hits" if hit.source == "exact" else "semantic_hits"] += 1
+        with otel.span("semcache.lookup") as span:
+            try:
+                async with self._whole_budget():
+                    hit = await self._lookup(query, partition, context, exact, threshold)
+            except _Skipped as skipped:
+                otel.set_attributes(span, {"semcache.skipped": str(skipped)})
+                hit = None
+            except TimeoutError:
+                self.counters["errors"] += 1
+                log.debug("semcache: lookup over its %d ms budget", self.settings.lookup_timeout_ms)
+                otel.set_attributes(span, {"semcache.error": "timeout"})
+                hit = None
+            except Exception:
+                self.counters["errors"] += 1
+                log.exception("semcache: lookup failed; treating as a miss")
+                otel.set_attributes(span, {"semcache.error": "exception"})
+                hit = None
+            if hit is None:
+                self.counters["misses"] += 1
+                otel.set_attributes(span, {"semcache.decision": "miss"})
+            else:
+                self.counters["exact_hits" if hit.source == "exact" else "semantic_hits"] += 1
+                otel.set_attributes(
+                    span,
+                    {
+                        "semcache.decision": "hit",
+                        "semcache.source": hit.source,
+                        "semcache.similarity": hit.similarity,
+                        "semcache.entry_id": hit.entry_id,
+                    },
+                )
         elapsed = time.perf_counter() - started
+        otel.record_lookup(elapsed)
         for observe in self.lookup_observers:
             observe(hit, elapsed)
         return hit
@@ -341,16 +362,17 @@ class SemanticCache:
         part = self._partition(partition, ctx)
         responses, vectors = self._stores()
 
-        get_exact_entry = getattr(responses, "get_exact_entry", None)
-        if get_exact_entry is not None:  # index and payload in one call
-            entry = await self._guard("response store", get_exact_entry(part, raw))
-        else:
-            entry_id = await self._guard("response store", responses.get_exact(part, raw))
-            entry = (
-                None
-                if entry_id is None
-                else await self._guard("response store", responses.get(entry_id))
-            )
+        with otel.span("semcache.exact_lookup"):
+            get_exact_entry = getattr(responses, "get_exact_entry", None)
+            if get_exact_entry is not None:  # index and payload in one call
+                entry = await self._guard("response store", get_exact_entry(part, raw))
+            else:
+                entry_id = await self._guard("response store", responses.get_exact(part, raw))
+                entry = (
+                    None
+                    if entry_id is None
+                    else await self._guard("response store", responses.get(entry_id))
+                )
         # The exact index holds one entry per text; another context is no exact hit. An
         # alias (a paraphrase that hit before) is no answer to a request for this text only.
         if (
@@ -370,22 +392,47 @@ class SemanticCache:
         self._remember((part, text, stored_ctx or ""), rows)
         vector = rows[0]
         context_vector = rows[1] if stored_ctx is not None else None
-        matches = await self._guard(
-            "vector store",
-            vectors.search(
-                part,
-                vector,
-                self.settings.top_k,
-                self.threshold if threshold is None else threshold,
-            ),
-        )
+        with otel.span("semcache.vector_search") as span:
+            matches = await self._guard(
+                "vector store",
+                vectors.search(
+                    part,
+                    vector,
+                    self.settings.top_k,
+                    self.threshold if threshold is None else threshold,
+                ),
+            )
+            otel.set_attributes(span, {"semcache.candidates": len(matches)})
         if not matches:
             return None
-        entries = await self._guard(
-            "response store", responses.get_many([m.entry_id for m in matches])
-        )
+        with otel.span("semcache.fetch"):
+            entries = await self._guard(
+                "response store", responses.get_many([m.entry_id for m in matches])
+            )
+        with otel.span("semcache.verify") as span:
+            hit = await self._verified(
+                part, raw, text, stored_ctx, context_vector, matches, entries
+            )
+            otel.set_attributes(span, {"semcache.verified": hit is not None})
+        return hit
+
+    async def _verified(
+        self,
+        part: str,
+        raw: str,
+        text: str,
+        stored_ctx: str | None,
+        context_vector: Vector | None,
+        matches: list[VectorMatch],
+        entries: list[Entry | None],
+    ) -> Hit | None:
+        """The first candidate that passes the checks, in order of similarity; the rule
+        that turned down the best one goes to the request's record and the span."""
+        responses, vectors = self._stores()
+        record = current_record()
         stale = []
         hit = None
+        rejected: tuple[float, str] | None = None
         for match, entry in zip(matches, entries, strict=True):
             if entry is None:
                 stale.append(match.entry_id)
@@ -397,14 +444,16 @@ class SemanticCache:
                 # Equal once normalised, yet not the same text: the difference (x² vs
                 # x2, indentation) is one neither the model nor the verifier can see.
                 self.counters["rejected_by_verifier"] += 1
+                rejected = rejected or (match.similarity, "layout")
                 continue
             if not await self._context_matches(stored_ctx, context_vector, entry):
                 self.counters["rejected_by_context"] += 1
+                rejected = rejected or (match.similarity, "context")
                 continue
-            if self.verifier is not None and not await self.verifier.verify(
-                text, candidate, match.similarity
-            ):
+            rule = await self._rule(text, candidate, match.similarity)
+            if rule is not None:
                 self.counters["rejected_by_verifier"] += 1
+                rejected = rejected or (match.similarity, rule)
                 continue
             hit = Hit(entry.payload, entry.metadata, match.similarity, entry.entry_id, "semantic")
             if entry.context == stored_ctx and entry.query != raw:
@@ -414,7 +463,33 @@ class SemanticCache:
             break
         if stale:  # the payload expired or was evicted: drop its vector too
             self._in_background(vectors.delete(stale))
+        if rejected is not None:
+            span = otel.current_span()
+            otel.set_attributes(
+                span,
+                {
+                    "semcache.verifier.rule": rejected[1],
+                    "semcache.rejected_similarity": rejected[0],
+                },
+            )
+            if record is not None:
+                record.rule = rejected[1]
+                if hit is None:
+                    record.similarity = rejected[0]
         return hit
+
+    async def _rule(self, text: str, candidate: str, similarity: float) -> str | None:
+        """The verifier's verdict: ``None`` to serve, else the rule that rejected it
+        (``"verifier"`` for a verifier that does not name its rules)."""
+        if self.verifier is None:
+            return None
+        verdict: Callable[[str, str, float], Awaitable[Any]] | None = getattr(
+            self.verifier, "verdict", None
+        )
+        if verdict is not None:
+            rule: str | None = (await verdict(text, candidate, similarity)).rule
+            return rule
+        return None if await self.verifier.verify(text, candidate, similarity) else "verifier"
 
     # -- store ------------------------------------------------------------------
 
@@ -442,10 +517,12 @@ class SemanticCache:
         self._storing += 1
         self._no_stores_running.clear()
         try:
-            async with self._whole_budget():
-                entry_id = await self._store(
-                    query, payload, partition, ttl, metadata, context, exact
-                )
+            with otel.span("semcache.store") as span:
+                async with self._whole_budget():
+                    entry_id = await self._store(
+                        query, payload, partition, ttl, metadata, context, exact
+                    )
+                otel.set_attributes(span, {"semcache.entry_id": entry_id})
         except _Skipped:
             entry_id = None
         except TimeoutError:
@@ -634,7 +711,8 @@ class SemanticCache:
     async def _embed_many(self, texts: list[str]) -> Matrix:
         # Query and context go to the model in one call.
         assert self.embedder is not None
-        matrix = await self._guard("embedder", self.embedder.embed(texts))
+        with otel.span("semcache.embed", {"semcache.texts": len(texts)}):
+            matrix = await self._guard("embedder", self.embedder.embed(texts))
         return normalize_rows(np.asarray(matrix))
 
     def _exact_only(self, text: str, context: str | None) -> bool:

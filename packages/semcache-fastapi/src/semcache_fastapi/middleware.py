@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from semcache.http import (
     DEFAULT_IGNORED_FIELDS,
     DEFAULT_MAX_RESPONSE_BYTES,
+    HEADER_STATUS,
     Bypass,
     CachePlan,
     Extractor,
@@ -30,6 +31,14 @@ from semcache.http import (
     RoutePolicy,
     marked_headers,
     raw_request_path,
+)
+from semcache.telemetry import (
+    RequestRecord,
+    TelemetrySettings,
+    current,
+    log_request,
+    otel,
+    recording,
 )
 
 if TYPE_CHECKING:
@@ -118,6 +127,7 @@ class SemanticCacheMiddleware:
         )
         self.engine = HttpCacheEngine(cache, self.policy, settings=settings)
         self._warmups: set[asyncio.Task[None]] = set()
+        self.access_log = settings.group(TelemetrySettings).access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -126,7 +136,57 @@ class SemanticCacheMiddleware:
         if scope["type"] != "http" or not self.policy.in_scope(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
+        if not (self.access_log or otel.live()):
+            # Spans and the access log need a record per request; without either, none is kept.
+            await self._handle(scope, receive, send)
+            return
+        record = RequestRecord(
+            scope["method"], raw_request_path(scope.get("raw_path"), scope["path"])
+        )
+        attributes = {"http.request.method": record.method, "url.path": record.path}
+        carrier = {
+            k.decode("latin-1").lower(): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k.lower() in _TRACE_HEADERS
+        }
+        with recording(record), otel.request_span("semcache.request", attributes, carrier) as span:
+            try:
+                await self._handle(scope, receive, _watched(send, record))
+            finally:
+                record.finish()
+                self._report(record, span)
 
+    def _report(self, record: RequestRecord, span: object) -> None:
+        """The request's span attributes, OpenTelemetry metrics and access log line."""
+        saved = record.saved
+        otel.set_attributes(
+            span,
+            {
+                "http.response.status_code": record.status,
+                "semcache.decision": record.decision,
+                "semcache.bypass_reason": record.reason,
+                "semcache.similarity": record.similarity,
+                "semcache.source": record.source,
+                "semcache.verifier.rule": record.rule,
+                "semcache.entry_id": record.entry,
+                "semcache.partition": record.partition,
+                "semcache.tenant": record.tenant,
+                "gen_ai.request.model": record.model,
+                "semcache.saved.tokens": saved.tokens if saved else None,
+                "semcache.saved.seconds": saved.seconds if saved else None,
+                "semcache.saved.usd": saved.usd if saved else None,
+            },
+        )
+        otel.record_request(
+            record.decision,
+            record.seconds or 0.0,
+            record.similarity if record.decision == "hit" else None,
+        )
+        if self.access_log:
+            log_request(record)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One looked-at request: plan it, then bypass, replay or forward."""
         headers = tuple(
             (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]
         )
@@ -145,7 +205,8 @@ class SemanticCacheMiddleware:
             headers=headers,
             body=body,
         )
-        decision = await self.policy.plan(request, Request(scope, _body_once(body)))
+        with otel.span("semcache.plan"):
+            decision = await self.policy.plan(request, Request(scope, _body_once(body)))
         if isinstance(decision, Bypass):
             await self._bypass(scope, app_receive, send, decision)
             return
@@ -155,6 +216,9 @@ class SemanticCacheMiddleware:
 
     async def _bypass(self, scope: Scope, receive: Receive, send: Send, why: Bypass) -> None:
         log.debug("semcache: bypass %s %s (%s)", scope["method"], scope["path"], why.reason)
+        record = _record()
+        if record is not None:
+            record.reason = why.reason
 
         async def send_marked(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -164,6 +228,12 @@ class SemanticCacheMiddleware:
         await self.app(scope, receive, send_marked)
 
     async def _cached(self, scope: Scope, receive: Receive, send: Send, plan: CachePlan) -> None:
+        record = _record()
+        if record is not None:
+            record.partition = plan.partition
+            record.tenant = plan.tenant
+            model = plan.metadata.get("model")
+            record.model = model if isinstance(model, str) else None
         outcome = await self.engine.begin(plan)
         if isinstance(outcome, Replay):
             await _send_replay(send, outcome)
@@ -203,7 +273,8 @@ class SemanticCacheMiddleware:
                 await send(message)
 
         try:
-            await self.app(scope, receive_watched, send_copied)
+            with otel.span("semcache.forward"):
+                await self.app(scope, receive_watched, send_copied)
         finally:
             forward.abort()  # nothing when the answer was finished
             # Wait for the write (the response is already sent), so it is not lost when
@@ -249,6 +320,33 @@ class SemanticCacheMiddleware:
             await start()
         except Exception:
             log.exception("semcache: the cache could not start; requests pass through uncached")
+
+
+def _record() -> RequestRecord | None:
+    return current()
+
+
+_STATUS = HEADER_STATUS.encode("latin-1")
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+"""The W3C trace context headers a caller's trace continues from."""
+
+
+def _watched(send: Send, record: RequestRecord) -> Send:
+    """``send`` noting the status, the ``X-Semcache`` decision and the time to the last
+    byte in ``record``."""
+
+    async def watched(message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            record.status = message.get("status")
+            for name, value in message.get("headers", ()):
+                if name.lower() == _STATUS:
+                    record.decision = value.decode("latin-1")
+        await send(message)
+        if kind == "http.response.body" and not message.get("more_body", False):
+            record.finish()  # the latency the client saw, not the store that follows
+
+    return watched
 
 
 def _str_headers(message: Message) -> list[tuple[str, str]]:

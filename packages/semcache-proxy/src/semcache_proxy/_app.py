@@ -38,10 +38,11 @@ class SemanticCacheProxy:
         self.cache = cache
         self.forwarder = forwarder
         self.metrics = metrics
-        self.ops = OpsEndpoints(cache, metrics)
         cache.lookup_observers.append(metrics.observe_lookup)
         self.cached_app = SemanticCacheMiddleware(forwarder, cache=cache, **middleware_options)
-        metrics.watch(cache, self.cached_app.engine.breakers.open_count)
+        engine = self.cached_app.engine
+        self.ops = OpsEndpoints(cache, metrics, engine.savings)
+        metrics.watch(cache, engine.breakers.open_count, engine.savings)
         self._owns_cache = owns_cache
         self._warmup: asyncio.Task[None] | None = None
 

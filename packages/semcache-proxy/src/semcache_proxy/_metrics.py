@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,12 +14,12 @@ from starlette.types import Message, Send
 
 from semcache import SemanticCache
 from semcache.http.headers import HEADER_SIMILARITY, HEADER_STATUS
+from semcache.telemetry import SavingsLedger, otel
 
 __all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _SIMILARITY_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 1.0)
-_MAX_PARSED_HIT = 1 << 20  # hits larger than this are not parsed for token usage
 
 _STATUS = HEADER_STATUS.encode()
 _SIMILARITY = HEADER_SIMILARITY.encode()
@@ -67,6 +66,51 @@ class CacheStateCollector(Collector):
         )
 
 
+class SavingsCollector(Collector):
+    """Read at each scrape: what hits saved, per model, route and tenant (the engine's
+    :class:`~semcache.telemetry.SavingsLedger`, whose labels are capped)."""
+
+    def __init__(self, ledger: SavingsLedger) -> None:
+        self.ledger = ledger
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        labels = ["model", "route", "tenant"]
+        tokens = CounterMetricFamily(
+            "semcache_saved_tokens",
+            "Tokens hits did not spend, as the upstream reported them for the stored answer "
+            "(kind: input or output).",
+            labels=[*labels, "kind"],
+        )
+        seconds = CounterMetricFamily(
+            "semcache_saved_seconds",
+            "Upstream seconds hits did not wait (the stored answer's time to its last byte).",
+            labels=labels,
+        )
+        usd = CounterMetricFamily(
+            "semcache_saved_usd",
+            "US dollars hits did not spend, at the price table (unpriced models count 0).",
+            labels=labels,
+        )
+        hits = CounterMetricFamily(
+            "semcache_saved_hits", "Hits counted in the savings.", labels=labels
+        )
+        total = 0
+        for key, row in self.ledger.rows():
+            values = list(key)
+            tokens.add_metric([*values, "input"], row["input_tokens"])
+            tokens.add_metric([*values, "output"], row["output_tokens"])
+            seconds.add_metric(values, row["seconds"])
+            usd.add_metric(values, row["usd"])
+            hits.add_metric(values, row["hits"])
+            total += row["tokens"]
+        yield from (tokens, seconds, usd, hits)
+        yield CounterMetricFamily(
+            "semcache_tokens_saved",
+            "LLM tokens (input and output) served from the cache.",
+            value=total,
+        )
+
+
 class ProxyMetrics:
     """Counters and histograms in a registry of their own (several apps per process in tests)."""
 
@@ -110,15 +154,18 @@ class ProxyMetrics:
         self.bytes_saved = Counter(
             "semcache_bytes_saved", "Response bytes served from the cache.", registry=r
         )
-        self.tokens_saved = Counter(
-            "semcache_tokens_saved",
-            "LLM tokens (usage.total_tokens) served from the cache.",
-            registry=r,
-        )
 
-    def watch(self, cache: SemanticCache, upstream_open: Callable[[], int]) -> None:
-        """Export the cache's load-shedding counters and breaker states as well."""
+    def watch(
+        self,
+        cache: SemanticCache,
+        upstream_open: Callable[[], int],
+        savings: SavingsLedger | None = None,
+    ) -> None:
+        """Export the cache's load-shedding counters and breaker states, and what hits
+        saved (``savings``), as well."""
         self.registry.register(CacheStateCollector(cache, upstream_open))
+        if savings is not None:
+            self.registry.register(SavingsCollector(savings))
 
     def export(self) -> bytes:
         return generate_latest(self.registry)
@@ -129,17 +176,12 @@ class ProxyMetrics:
     def observe_upstream(self, seconds: float, status: int) -> None:
         self.upstream_seconds.observe(seconds)
         self.upstream_responses.labels(status=f"{status // 100}xx").inc()
+        otel.record_upstream(seconds, status)
 
     def wrap_send(self, send: Send) -> Send:
         """A ``send`` that records the result, latency and savings of one response."""
         started = time.perf_counter()
-        state: dict[str, Any] = {
-            "result": "bypass",
-            "similarity": None,
-            "body": [],
-            "size": 0,
-            "plain_json": False,
-        }
+        state: dict[str, Any] = {"result": "bypass", "similarity": None, "size": 0}
 
         async def observed(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -147,19 +189,8 @@ class ProxyMetrics:
                 state["result"] = headers.get(_STATUS, b"bypass").decode("latin-1")
                 similarity = headers.get(_SIMILARITY)
                 state["similarity"] = float(similarity) if similarity else None
-                state["plain_json"] = (
-                    b"json" in headers.get(b"content-type", b"")
-                    and b"content-encoding" not in headers
-                )
             elif message["type"] == "http.response.body":
-                body = message.get("body", b"")
-                state["size"] += len(body)
-                if (
-                    state["result"] == "hit"
-                    and state["plain_json"]
-                    and state["size"] <= _MAX_PARSED_HIT
-                ):
-                    state["body"].append(body)
+                state["size"] += len(message.get("body", b""))
                 if not message.get("more_body", False):
                     self._finish(state, time.perf_counter() - started)
             await send(message)
@@ -175,9 +206,3 @@ class ProxyMetrics:
         if state["similarity"] is not None:
             self.hit_similarity.observe(state["similarity"])
         self.bytes_saved.inc(state["size"])
-        if state["body"]:
-            try:
-                usage = json.loads(b"".join(state["body"])).get("usage") or {}
-                self.tokens_saved.inc(int(usage.get("total_tokens", 0)))
-            except (ValueError, AttributeError, TypeError):
-                pass

@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from semcache import SemanticCache, UnsupportedOperationError
 from semcache.tags import TAG_FIELDS
+from semcache.telemetry import SavingsLedger
 from semcache_proxy._metrics import CONTENT_TYPE_LATEST, ProxyMetrics
 from semcache_proxy._server import running_stack
 from semcache_proxy.settings import ProxySettings
@@ -29,9 +30,12 @@ READY_CACHE_SECONDS = 1.0
 class OpsEndpoints:
     """Answers the configured operations paths; anything else is not theirs."""
 
-    def __init__(self, cache: SemanticCache, metrics: ProxyMetrics) -> None:
+    def __init__(
+        self, cache: SemanticCache, metrics: ProxyMetrics, savings: SavingsLedger | None = None
+    ) -> None:
         self.cache = cache
         self.metrics = metrics
+        self.savings = savings
         s = cache.settings.group(ProxySettings)
         self.health_path = s.health_path
         self.ready_path = s.ready_path
@@ -100,6 +104,12 @@ class OpsEndpoints:
             if method != "GET":
                 return _error(405, "method_not_allowed", "use GET")
             return JSONResponse(await self.cache.stats())
+        if sub == "/savings":
+            if method != "GET":
+                return _error(405, "method_not_allowed", "use GET")
+            if self.savings is None:
+                return _error(404, "not_found", "no savings are counted here")
+            return JSONResponse(self.savings.summary())
         if sub.startswith("/entries/"):
             if method != "DELETE":
                 return _error(405, "method_not_allowed", "use DELETE")

@@ -2,7 +2,8 @@
 
     python -m semcache_proxy.testing --port 9100 --latency 0.3
 
-Answers ``POST /v1/chat/completions`` (JSON, or SSE when ``"stream": true``),
+Answers ``POST /v1/chat/completions`` (JSON, or SSE when ``"stream": true``; the usage
+in a last chunk when ``stream_options.include_usage``),
 ``POST /v1/completions`` and Anthropic's ``POST /v1/messages`` with a deterministic reply that names the question, after
 ``latency`` seconds. Attributes switch on the failures a proxy must survive.
 """
@@ -193,6 +194,19 @@ class FakeLLM:
             yield compressor.send(data) if compressor else data
             if i == 0 and self.reset_mid_stream:
                 raise ConnectionResetError("upstream dropped the connection")
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            # OpenAI's last chunk when asked for: no choices, the usage of the whole answer.
+            last = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": body.get("model", "fake"),
+                "choices": [],
+                "usage": _usage(answer),
+            }
+            data = f"data: {json.dumps(last)}\n\n".encode()
+            yield compressor.send(data) if compressor else data
         tail = b"data: [DONE]\n\n"
         if compressor:
             yield compressor.send(tail) + compressor.send(None)
@@ -246,12 +260,14 @@ def _completion(body: dict[str, Any], answer: str) -> dict[str, Any]:
                 "finish_reason": "stop",
             }
         ],
-        "usage": {
-            "prompt_tokens": 12,
-            "completion_tokens": len(answer.split()),
-            "total_tokens": 12 + len(answer.split()),
-        },
+        "usage": _usage(answer),
     }
+
+
+def _usage(answer: str) -> dict[str, int]:
+    """OpenAI's usage for ``answer``: 12 prompt tokens, a completion token per word."""
+    words = len(answer.split())
+    return {"prompt_tokens": 12, "completion_tokens": words, "total_tokens": 12 + words}
 
 
 def _message(body: dict[str, Any], answer: str) -> dict[str, Any]:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from semcache.http.breaker import UpstreamBreakers
@@ -26,6 +27,12 @@ from semcache.http.flow import Forward, Replay
 from semcache.http.partition import ANSWER_HEADERS
 from semcache.http.policy import CachePlan, HttpCachePolicy
 from semcache.http.responses import ResponseRecorder, StoredResponse
+from semcache.http.usage import Usage, usage_of
+from semcache.telemetry import otel
+from semcache.telemetry.prices import load_prices
+from semcache.telemetry.record import current as current_record
+from semcache.telemetry.savings import Saving, SavingsLedger
+from semcache.telemetry.settings import TelemetrySettings
 
 if TYPE_CHECKING:
     from semcache.cache import SemanticCache
@@ -43,6 +50,9 @@ class CachedAnswer:
     response: StoredResponse
     similarity: float
     entry_id: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """The entry's metadata: the usage and upstream seconds of the answer (what a hit saves)."""
+    source: str = "semantic"
 
 
 class FlightTicket:
@@ -72,6 +82,10 @@ class HttpCacheEngine:
     per requester, built from ``settings`` (default: the cache's) when not given. The engine belongs to the
     event loop it is first used on; :class:`~semcache.http.flow.Forward` objects it
     hands out may be driven from other threads.
+
+    ``savings`` counts what hits saved (tokens, upstream seconds, dollars at the
+    ``prices`` table) per model, route and tenant; a stored answer keeps the usage its
+    upstream reported and the seconds it took, so a later hit knows what it saved.
     """
 
     def __init__(
@@ -90,6 +104,9 @@ class HttpCacheEngine:
             s.upstream_429_threshold, s.upstream_429_cooldown
         )
         self.settings = s
+        telemetry = s.group(TelemetrySettings)
+        self.prices = load_prices(telemetry.prices)
+        self.savings = SavingsLedger(telemetry.savings_max_labels)
         self._loop = loop
         # Strong references: a store outlives the request that scheduled it.
         self._pending: set[asyncio.Task[None]] = set()
@@ -133,10 +150,50 @@ class HttpCacheEngine:
         stored = answer.response
         try:
             headers = stored.replay_headers(similarity=answer.similarity, entry_id=answer.entry_id)
-            return Replay(stored.status, headers, stored.chunks(), stored.streamed)
+            replay = Replay(stored.status, headers, stored.chunks(), stored.streamed)
         except Exception:
             log.exception("semcache: unusable cache entry; treating as a miss")
             return None
+        try:
+            self._count_saving(plan, answer)
+        except Exception:
+            log.exception("semcache: could not count what a hit saved")
+        return replay
+
+    def _count_saving(self, plan: CachePlan, answer: CachedAnswer) -> Saving:
+        """What this hit saved, counted in :attr:`savings` and told to the request's record."""
+        meta = answer.metadata
+        usage = Usage.from_metadata(meta.get("usage"))
+        if usage is None and "usage" not in meta:  # stored before usage was kept
+            usage = usage_of(answer.response)
+        seconds = meta.get("upstream_s")
+        request_model = plan.metadata.get("model")
+        model = request_model if isinstance(request_model, str) and request_model else None
+        saving = Saving(
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            seconds=float(seconds) if isinstance(seconds, int | float) else 0.0,
+            # Priced by the model that answered (a dated version), else the one asked for.
+            usd=self.prices.cost(
+                (usage.model if usage else None) or model,
+                usage.input_tokens if usage else 0,
+                usage.output_tokens if usage else 0,
+            )
+            if usage is not None
+            else None,
+        )
+        model = model or (usage.model if usage else None)
+        self.savings.record(
+            saving, model=model, route=str(plan.metadata.get("path", "")), tenant=plan.tenant
+        )
+        record = current_record()
+        if record is not None:
+            record.saved = saving
+            record.similarity = answer.similarity
+            record.source = answer.source
+            record.entry = answer.entry_id
+            record.rule = None  # a candidate turned down before the one served
+        return saving
 
     def rejection(self, requester: str) -> Replay:
         """The answer to ``requester``'s miss while its upstream breaker is open."""
@@ -169,25 +226,35 @@ class HttpCacheEngine:
             log.exception("semcache: 429 breaker failed")
 
     async def settle(
-        self, plan: CachePlan, stored: StoredResponse | None, ticket: FlightTicket | None
+        self,
+        plan: CachePlan,
+        stored: StoredResponse | None,
+        ticket: FlightTicket | None,
+        upstream_seconds: float | None = None,
     ) -> None:
         """Store an answer (when there is one), then let the waiting requests in."""
         try:
             if stored is not None:
-                await self.store(plan, stored)
+                await self.store(plan, stored, upstream_seconds=upstream_seconds)
         finally:
             if ticket is not None:
                 await ticket.release()
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None] | None:
-        """Run ``coro`` on the engine's loop in the background; its task when called there."""
+    def spawn(
+        self, coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None
+    ) -> asyncio.Future[None] | None:
+        """Run ``coro`` on the engine's loop in the background; its task when called there.
+
+        ``context``: the context variables it runs with (the request's, so its span and
+        record are the parents of what the store does); default a copy of the caller's.
+        """
         try:
             if self._on_own_loop():
-                task = asyncio.get_running_loop().create_task(coro)
+                task = asyncio.get_running_loop().create_task(coro, context=context)
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
                 return task
-            self._require_loop().call_soon_threadsafe(self.spawn, coro)
+            self._require_loop().call_soon_threadsafe(self.spawn, coro, context)
         except Exception:
             coro.close()
             log.exception("semcache: could not schedule a store; the response is not cached")
@@ -239,14 +306,29 @@ class HttpCacheEngine:
             return None
         if not plan.can_replay(stored):
             return None
-        return CachedAnswer(stored, hit.similarity, hit.entry_id)
+        return CachedAnswer(stored, hit.similarity, hit.entry_id, hit.metadata, hit.source)
 
-    async def store(self, plan: CachePlan, response: StoredResponse) -> str | None:
-        """Store ``response`` as the answer to ``plan``'s request; its entry id or ``None``."""
+    async def store(
+        self, plan: CachePlan, response: StoredResponse, *, upstream_seconds: float | None = None
+    ) -> str | None:
+        """Store ``response`` as the answer to ``plan``'s request; its entry id or ``None``.
+
+        The usage the upstream reported in it and ``upstream_seconds`` (how long the
+        answer took) are kept with the entry: what a hit on it saves.
+        """
         if not plan.store:
             return None
         metadata = dict(plan.metadata)
         metadata["status"] = response.status
+        try:
+            usage = usage_of(response)
+        except Exception:
+            log.exception("semcache: could not read the usage of an answer")
+            usage = None
+        metadata["usage"] = usage.as_metadata() if usage is not None else None
+        if upstream_seconds is not None:
+            metadata["upstream_s"] = round(upstream_seconds, 6)
+        _tell_usage(plan, usage, upstream_seconds)
         try:
             return await self.cache.store(
                 plan.query,
@@ -281,6 +363,26 @@ class HttpCacheEngine:
             yield ticket
         finally:
             await ticket.release()
+
+
+def _tell_usage(plan: CachePlan, usage: Usage | None, upstream_seconds: float | None) -> None:
+    """A miss's usage to the request's record and span (GenAI semantic conventions)."""
+    record = current_record()
+    if record is not None:
+        record.usage = usage
+        if upstream_seconds is not None:
+            record.upstream_seconds = upstream_seconds
+    if usage is None:
+        return
+    otel.set_attributes(
+        otel.current_span(),
+        {
+            "gen_ai.request.model": plan.metadata.get("model"),
+            "gen_ai.response.model": usage.model,
+            "gen_ai.usage.input_tokens": usage.input_tokens,
+            "gen_ai.usage.output_tokens": usage.output_tokens,
+        },
+    )
 
 
 def _context(plan: CachePlan) -> dict[str, Any]:

@@ -15,7 +15,9 @@ out.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
@@ -72,6 +74,11 @@ class Forward:
         )
         self._done = False
         self._settling: asyncio.Future[None] | None = None
+        # The upstream's time to the whole answer, and the request's context (its span
+        # and record) for the store that follows.
+        self._started = time.perf_counter()
+        self._seconds: float | None = None
+        self._context = contextvars.copy_context()
         self._release: weakref.finalize[Any, Any] | None = None
         if engine is not None and ticket is not None:
             self._release = weakref.finalize(self, engine.release_later, ticket)
@@ -114,6 +121,7 @@ class Forward:
         if self._done:
             return
         self._done = True
+        self._seconds = time.perf_counter() - self._started
         stored: StoredResponse | None = None
         if self._recorder is not None:
             try:
@@ -148,7 +156,9 @@ class Forward:
             self._release.detach()
         if self._engine is None or (stored is None and ticket is None):
             return
-        self._settling = self._engine.spawn(self._engine.settle(self.plan, stored, ticket))
+        self._settling = self._engine.spawn(
+            self._engine.settle(self.plan, stored, ticket, self._seconds), self._context
+        )
 
 
 class RecordedBody:

@@ -115,6 +115,10 @@ class CachePlan:
     requester: str = ANONYMOUS_REQUESTER
     exact: bool = False
     threshold: float | None = None
+    tenant: str = "anonymous"
+    """Who asks, as a label for savings and logs: the tenant value (application or
+    trusted header), else ``key:`` and a short hash of the credential, else
+    ``anonymous``. Never a raw credential."""
 
     @property
     def flight_key(self) -> str:
@@ -140,6 +144,15 @@ def cache_directives(headers: Headers) -> dict[str, str | None]:
     if not found and (header_value(headers, "pragma") or "").strip().lower() == "no-cache":
         found["no-cache"] = None
     return found
+
+
+def tenant_label(tenant: str | None, credential_id: str | None) -> str:
+    """The label of who asks (:attr:`CachePlan.tenant`)."""
+    if tenant:
+        return tenant.strip()[:64] or "anonymous"
+    if credential_id:
+        return "key:" + credential_id[:12]
+    return "anonymous"
 
 
 def _matches(path: str, patterns: Sequence[str]) -> bool:
@@ -409,6 +422,7 @@ class HttpCachePolicy:
             ),
             exact=route.mode == "exact" if route else _matches(request.path, self.exact_paths),
             threshold=route.threshold if route else None,
+            tenant=tenant_label(tenant or trusted or "/".join(route_values), credential_id),
         )
 
     async def _user(self, name: str, fn: Extractor, native: Any, body: Any) -> str | Bypass | None:

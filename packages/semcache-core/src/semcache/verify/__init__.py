@@ -85,12 +85,15 @@ class DefaultVerifier:
         self.threshold = threshold
 
     async def verify(self, query: str, candidate: str, similarity: float) -> bool:
+        return (await self.verdict(query, candidate, similarity)).accepted
+
+    async def verdict(self, query: str, candidate: str, similarity: float) -> Verdict:
+        """:meth:`verify` with the rule that rejected (the cache reports it in traces
+        and the access log)."""
         if len(query) + len(candidate) > _INLINE_CHARS:
             # Long texts (conversation contexts) can take milliseconds: not on the loop.
-            verdict = await asyncio.to_thread(self.check, query, candidate, similarity)
-        else:
-            verdict = self.check(query, candidate, similarity)
-        return verdict.rule is None
+            return await asyncio.to_thread(self.check, query, candidate, similarity)
+        return self.check(query, candidate, similarity)
 
     def check(self, query: str, candidate: str, similarity: float) -> Verdict:
         """The verdict with the rule that fired: for tests, tuning and debugging."""
