@@ -99,6 +99,10 @@ def test_the_page_shows_what_metrics_export(
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         sent: list[str] = []
         page.on("request", lambda request: sent.append(request.url))
+        # A script error or a blocked resource (the page's own security policy) shows here.
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.goto(f"{url}{ADMIN_PATH}/dashboard#token={TOKEN}")
         page.wait_for_selector("body[data-loaded=true]", timeout=30_000)
         shown = {
@@ -155,6 +159,7 @@ def test_the_page_shows_what_metrics_export(
     model, route, _tenant, partition_hits, *_ = partitions[0]
     assert (model, route, partition_hits) == ("gpt-4o-mini", CHAT, "2")
 
+    assert problems == []
     # The token left the address bar, and no request carried it in a URL.
     assert TOKEN not in address and not any(TOKEN in u for u in sent)
 

@@ -123,7 +123,8 @@ class OpsEndpoints:
         if sub == "/overview":
             if method != "GET":
                 return _error(405, "method_not_allowed", "use GET")
-            return JSONResponse(await self.dashboard.overview())
+            overview = await self.dashboard.overview()
+            return JSONResponse(overview, headers={"cache-control": "no-store"})
         if sub.startswith("/entries/"):
             if method != "DELETE":
                 return _error(405, "method_not_allowed", "use DELETE")
