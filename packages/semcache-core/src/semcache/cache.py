@@ -131,6 +131,9 @@ class SemanticCache:
         the lookup or store took the exact path only. ``queue_timeouts`` and ``lag_timeouts``:
         component calls whose time ran out while they waited for capacity of ours or the
         event loop lagged; neither counts against the component's breaker."""
+        self.rejections: dict[str, int] = {}
+        """Candidates turned down, by the rule that did it (``negation``, ``number``,
+        ``layout``, ``context``...): the sum of ``rejected_by_*`` split per rule."""
         self.loop_lag = LoopLagMonitor()
         self._recent: OrderedDict[tuple[str, str, str], Matrix] = OrderedDict()
         self._start_lock = asyncio.Lock()
@@ -443,16 +446,16 @@ class SemanticCache:
             if candidate == text and fold_layout(entry.query) != fold_layout(raw):
                 # Equal once normalised, yet not the same text: the difference (x² vs
                 # x2, indentation) is one neither the model nor the verifier can see.
-                self.counters["rejected_by_verifier"] += 1
+                self._count_rejection("rejected_by_verifier", "layout")
                 rejected = rejected or (match.similarity, "layout")
                 continue
             if not await self._context_matches(stored_ctx, context_vector, entry):
-                self.counters["rejected_by_context"] += 1
+                self._count_rejection("rejected_by_context", "context")
                 rejected = rejected or (match.similarity, "context")
                 continue
             rule = await self._rule(text, candidate, match.similarity)
             if rule is not None:
-                self.counters["rejected_by_verifier"] += 1
+                self._count_rejection("rejected_by_verifier", rule)
                 rejected = rejected or (match.similarity, rule)
                 continue
             hit = Hit(entry.payload, entry.metadata, match.similarity, entry.entry_id, "semantic")
@@ -477,6 +480,10 @@ class SemanticCache:
                 if hit is None:
                     record.similarity = rejected[0]
         return hit
+
+    def _count_rejection(self, counter: str, rule: str) -> None:
+        self.counters[counter] += 1
+        self.rejections[rule] = self.rejections.get(rule, 0) + 1
 
     async def _rule(self, text: str, candidate: str, similarity: float) -> str | None:
         """The verifier's verdict: ``None`` to serve, else the rule that rejected it
@@ -658,6 +665,7 @@ class SemanticCache:
         out["threshold"] = self.threshold
         out["model_id"] = self.embedder.model_id if self.embedder else None
         out["breakers"] = {name: b.state for name, b in self.breakers.items()}
+        out["rejections"] = dict(self.rejections)
         if self._started:
             for name, store in (("vectors", self.vector_store), ("entries", self.response_store)):
                 try:

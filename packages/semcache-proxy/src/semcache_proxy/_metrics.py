@@ -15,6 +15,7 @@ from starlette.types import Message, Send
 from semcache import SemanticCache
 from semcache.http.headers import HEADER_SIMILARITY, HEADER_STATUS
 from semcache.telemetry import SavingsLedger, otel
+from semcache_proxy._history import RequestHistory
 
 __all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics"]
 
@@ -59,6 +60,15 @@ class CacheStateCollector(Collector):
         for name, breaker in self.cache.breakers.items():
             breakers.add_metric([name], 1.0 if breaker.state == "open" else 0.0)
         yield breakers
+        rejections = CounterMetricFamily(
+            "semcache_verifier_rejections",
+            "Candidates turned down before serving, by rule (negation, number, layout, "
+            "context...).",
+            labels=["rule"],
+        )
+        for rule, count in sorted(self.cache.rejections.items()):
+            rejections.add_metric([rule], count)
+        yield rejections
         yield GaugeMetricFamily(
             "semcache_upstream_breakers_open",
             "Requesters whose misses are answered 503 now (their upstream 429 breaker is open).",
@@ -116,6 +126,8 @@ class ProxyMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.history = RequestHistory()
+        """The last hour per 10 s slot, for the dashboard (Prometheus keeps its own)."""
         r = self.registry
         self.requests = Counter(
             "semcache_requests",
@@ -201,6 +213,7 @@ class ProxyMetrics:
         result = state["result"] if state["result"] in ("hit", "miss", "bypass") else "bypass"
         self.requests.labels(result=result).inc()
         self.request_seconds.labels(result=result).observe(seconds)
+        self.history.observe(result, seconds)
         if result != "hit":
             return
         if state["similarity"] is not None:

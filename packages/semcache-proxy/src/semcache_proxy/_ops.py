@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from semcache import SemanticCache, UnsupportedOperationError
 from semcache.tags import TAG_FIELDS
 from semcache.telemetry import SavingsLedger
+from semcache_proxy._dashboard import Dashboard
 from semcache_proxy._metrics import CONTENT_TYPE_LATEST, ProxyMetrics
 from semcache_proxy._server import running_stack
 from semcache_proxy.settings import ProxySettings
@@ -42,6 +43,7 @@ class OpsEndpoints:
         self.metrics_path = s.metrics_path
         self.admin_path = s.admin_path.rstrip("/")
         self.admin_token = s.admin_token
+        self.dashboard = Dashboard(cache, metrics, self.admin_path)
         self._verdict: tuple[float, int, dict[str, Any]] | None = None
         self._verdict_lock = asyncio.Lock()
         self._server: dict[str, str] | None = None
@@ -95,11 +97,19 @@ class OpsEndpoints:
         return (200 if ok else 503), body
 
     async def _admin(self, request: Request, sub: str) -> Response:
+        method = request.method
+        if sub == "/dashboard" or sub.startswith("/dashboard/"):
+            # The page holds no data and no secret: it asks for the token itself.
+            if method != "GET":
+                return _error(405, "method_not_allowed", "use GET")
+            if sub == "/dashboard":
+                return self.dashboard.page()
+            asset = self.dashboard.asset(sub[len("/dashboard/") :])
+            return asset or _error(404, "not_found", f"no dashboard file {sub}")
         supplied = request.headers.get("authorization", "")
         expected = f"Bearer {self.admin_token}"
         if not hmac.compare_digest(supplied.encode(), expected.encode()):
             return _error(401, "unauthorized", "admin token required")
-        method = request.method
         if sub == "/stats":
             if method != "GET":
                 return _error(405, "method_not_allowed", "use GET")
@@ -110,6 +120,11 @@ class OpsEndpoints:
             if self.savings is None:
                 return _error(404, "not_found", "no savings are counted here")
             return JSONResponse(self.savings.summary())
+        if sub == "/overview":
+            if method != "GET":
+                return _error(405, "method_not_allowed", "use GET")
+            overview = await self.dashboard.overview()
+            return JSONResponse(overview, headers={"cache-control": "no-store"})
         if sub.startswith("/entries/"):
             if method != "DELETE":
                 return _error(405, "method_not_allowed", "use DELETE")

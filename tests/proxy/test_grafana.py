@@ -1,0 +1,59 @@
+"""The Grafana dashboard shipped in the docs queries only metrics the proxy exports."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.proxy.conftest import make_proxy
+from tests.support.servers import serve_asgi
+
+GRAFANA = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "semcache.json"
+
+# The series names each family type gives (a counter ``x`` is scraped as ``x_total``).
+_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "summary": ("_sum", "_count"),
+}
+
+
+def expressions(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["expr"]] if isinstance(node.get("expr"), str) else []
+        return found + [e for value in node.values() for e in expressions(value)]
+    if isinstance(node, list):
+        return [e for value in node for e in expressions(value)]
+    return []
+
+
+def exported_series(upstream: str) -> set[str]:
+    with serve_asgi(make_proxy(upstream)) as url:
+        text = httpx.get(f"{url}/metrics").text
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.update(family.name + s for s in _SUFFIXES.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def test_every_metric_a_panel_queries_is_exported(upstream: str) -> None:
+    board = json.loads(GRAFANA.read_text())
+    queries = expressions(board["panels"])
+    assert len(queries) >= 15
+    used = {name for q in queries for name in re.findall(r"\bsemcache_[a-z0-9_]+", q)}
+    exported = exported_series(upstream)
+    assert used - exported == set()
+    # Each panel has a query, and every exported family is on some panel.
+    assert all(expressions(panel) for panel in board["panels"])
+    families = {
+        n.removesuffix("_total")
+        for n in exported
+        if not n.endswith(("_bucket", "_sum", "_count", "_created"))
+    }
+    assert {f for f in families if not any(f in u for u in used)} == set()
