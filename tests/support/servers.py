@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -19,7 +19,11 @@ __all__ = ["serve_asgi", "serve_wsgi"]
 
 @contextmanager
 def serve_asgi(
-    app: Any, *, startup_timeout: float = 30.0, lifespan: str = "on", http: str = "auto"
+    app: Any,
+    *,
+    startup_timeout: float = 30.0,
+    lifespan: Literal["auto", "on", "off"] = "on",
+    http: str = "auto",
 ) -> Iterator[str]:
     """Serve ``app`` on ``127.0.0.1`` (a free port); yields the base URL.
 
