@@ -27,7 +27,6 @@ import os
 import platform
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,9 +36,7 @@ from benchmarks.httpclient import post_json
 from benchmarks.load import CHAT_PATH, chat_body
 from benchmarks.paraphrases import PAIRS
 from benchmarks.procs import (
-    create_database,
-    delete_redis_prefix,
-    drop_database,
+    shared_stores,
     start_fake_upstream,
     start_proxy,
 )
@@ -126,19 +123,9 @@ async def _bench_backend(
     env = {"SEMANTIC_CACHE_ADMIN_TOKEN": ADMIN_TOKEN}
     cleanup: list[Callable[[], None]] = []
     if backend == "pg+redis":
-        database = create_database(cfg.pg_admin_uri, prefix="semcache_peaks")
-        prefix = f"semcache_peaks_{uuid.uuid4().hex[:10]}"
-
-        def drop() -> None:
-            drop_database(cfg.pg_admin_uri, database)
-            delete_redis_prefix(cfg.redis_uri, prefix)
-
+        stores, drop = shared_stores(cfg.pg_admin_uri, cfg.redis_uri, "semcache_peaks")
         cleanup.append(drop)
-        env.update(
-            SEMANTIC_CACHE_PG_URI=database,
-            SEMANTIC_CACHE_REDIS_URI=cfg.redis_uri,
-            SEMANTIC_CACHE_PREFIX=prefix,
-        )
+        env.update(stores)
     try:
         proxy, url = await asyncio.to_thread(
             start_proxy, workdir, upstream_url, env, name=f"peaks-{backend.replace('+', '-')}"

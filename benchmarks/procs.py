@@ -37,6 +37,7 @@ __all__ = [
     "http_ok",
     "psql",
     "python_env",
+    "shared_stores",
     "start_fake_upstream",
     "start_proxy",
     "wait_until",
@@ -412,6 +413,26 @@ class RedisServer:
     def stop(self) -> None:
         if self.service is not None:
             self.service.stop()
+
+
+def shared_stores(
+    admin_uri: str, redis_uri: str, name: str
+) -> tuple[dict[str, str], Callable[[], None]]:
+    """A database and a Redis key prefix of a run's own, as a proxy's environment, and
+    the function that drops both afterwards."""
+    database = create_database(admin_uri, prefix=name)
+    prefix = f"{name}_{uuid.uuid4().hex[:10]}"
+
+    def drop() -> None:
+        drop_database(admin_uri, database)
+        delete_redis_prefix(redis_uri, prefix)
+
+    env = {
+        "SEMANTIC_CACHE_PG_URI": database,
+        "SEMANTIC_CACHE_REDIS_URI": redis_uri,
+        "SEMANTIC_CACHE_PREFIX": prefix,
+    }
+    return env, drop
 
 
 def delete_redis_prefix(uri: str, prefix: str) -> int:

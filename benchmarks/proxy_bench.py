@@ -18,7 +18,6 @@ import platform
 import shutil
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,9 +33,7 @@ from benchmarks.paraphrases import PAIRS
 from benchmarks.populate import populate
 from benchmarks.procs import (
     Service,
-    create_database,
-    delete_redis_prefix,
-    drop_database,
+    shared_stores,
     start_fake_upstream,
     start_proxy,
 )
@@ -558,19 +555,9 @@ async def _bench_backend(
     env = {"SEMANTIC_CACHE_ADMIN_TOKEN": ADMIN_TOKEN, **cfg.embedder_env}
     cleanup: list[Callable[[], None]] = []
     if backend == "pg+redis":
-        database = create_database(cfg.pg_admin_uri)
-        prefix = f"semcache_proxybench_{uuid.uuid4().hex[:10]}"
-
-        def drop() -> None:
-            drop_database(cfg.pg_admin_uri, database)
-            delete_redis_prefix(cfg.redis_uri, prefix)
-
+        stores, drop = shared_stores(cfg.pg_admin_uri, cfg.redis_uri, "semcache_proxybench")
         cleanup.append(drop)
-        env.update(
-            SEMANTIC_CACHE_PG_URI=database,
-            SEMANTIC_CACHE_REDIS_URI=cfg.redis_uri,
-            SEMANTIC_CACHE_PREFIX=prefix,
-        )
+        env.update(stores)
     try:
         proxy, url = await asyncio.to_thread(
             start_proxy, workdir, upstream_url, env, name=f"proxy-{backend.replace('+', '-')}"

@@ -57,6 +57,7 @@ from benchmarks.procs import (
     free_port,
     http_ok,
     python_env,
+    shared_stores,
     start_fake_upstream,
     start_proxy,
     wait_until,
@@ -283,19 +284,9 @@ def _start_seed(
 
 
 def _pg_redis_env(cfg: SeedConfig, cleanup: list[Callable[[], None]]) -> dict[str, str]:
-    database = create_database(cfg.pg_admin_uri, prefix="semcache_seedbench")
-    prefix = f"semcache_seedbench_{uuid.uuid4().hex[:10]}"
-
-    def drop() -> None:
-        drop_database(cfg.pg_admin_uri, database)
-        delete_redis_prefix(cfg.redis_uri, prefix)
-
+    stores, drop = shared_stores(cfg.pg_admin_uri, cfg.redis_uri, "semcache_seedbench")
     cleanup.append(drop)
-    return {
-        "SEMANTIC_CACHE_PG_URI": database,
-        "SEMANTIC_CACHE_REDIS_URI": cfg.redis_uri,
-        "SEMANTIC_CACHE_PREFIX": prefix,
-    }
+    return stores
 
 
 def _start_semcache(
