@@ -13,6 +13,7 @@ import asyncio
 import statistics
 import time
 import uuid
+from typing import Any
 
 from semcache import SemanticCache
 from semcache.testing.embedders import HashingTestEmbedder
@@ -78,7 +79,7 @@ async def main() -> None:
             sent = 0
             original = client.execute_command
 
-            async def counting(*a, **kw):
+            async def counting(*a: Any, **kw: Any) -> Any:
                 nonlocal sent
                 sent += 1
                 return await original(*a, **kw)
