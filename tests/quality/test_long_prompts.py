@@ -160,8 +160,9 @@ def test_through_the_proxy_a_shared_contract_with_another_question_is_a_miss(
                 for question in (TERMINATION, "How do I reset my password?"):
                     assert client.post(path, json=chat(question)).headers["x-semcache"] == "miss"
                     wait_until(
-                        lambda q=question: client.post(path, json=chat(q)).headers["x-semcache"]
-                        == "hit",
+                        lambda q=question: (
+                            client.post(path, json=chat(q)).headers["x-semcache"] == "hit"
+                        ),
                         timeout=60,
                         what="the answer stored",
                     )
