@@ -442,20 +442,13 @@ class SemanticCache:
                 continue
             if entry.partition != part:  # a store bug must never leak across partitions
                 continue
-            candidate = normalize_query(entry.query)
-            if candidate == text and fold_layout(entry.query) != fold_layout(raw):
-                # Equal once normalised, yet not the same text: the difference (x² vs
-                # x2, indentation) is one neither the model nor the verifier can see.
-                self._count_rejection("rejected_by_verifier", "layout")
-                rejected = rejected or (match.similarity, "layout")
-                continue
-            if not await self._context_matches(stored_ctx, context_vector, entry):
-                self._count_rejection("rejected_by_context", "context")
-                rejected = rejected or (match.similarity, "context")
-                continue
-            rule = await self._rule(text, candidate, match.similarity)
-            if rule is not None:
-                self._count_rejection("rejected_by_verifier", rule)
+            why = await self._turned_down(
+                raw, text, entry, stored_ctx, context_vector, match.similarity
+            )
+            if why is not None:
+                counter, rule = why
+                self.counters[counter] += 1
+                self.rejections[rule] = self.rejections.get(rule, 0) + 1
                 rejected = rejected or (match.similarity, rule)
                 continue
             hit = Hit(entry.payload, entry.metadata, match.similarity, entry.entry_id, "semantic")
@@ -481,9 +474,25 @@ class SemanticCache:
                     record.similarity = rejected[0]
         return hit
 
-    def _count_rejection(self, counter: str, rule: str) -> None:
-        self.counters[counter] += 1
-        self.rejections[rule] = self.rejections.get(rule, 0) + 1
+    async def _turned_down(
+        self,
+        raw: str,
+        text: str,
+        entry: Entry,
+        stored_ctx: str | None,
+        context_vector: Vector | None,
+        similarity: float,
+    ) -> tuple[str, str] | None:
+        """Why ``entry`` may not answer: the counter and the rule, or ``None``."""
+        candidate = normalize_query(entry.query)
+        if candidate == text and fold_layout(entry.query) != fold_layout(raw):
+            # Equal once normalised, yet not the same text: the difference (x² vs
+            # x2, indentation) is one neither the model nor the verifier can see.
+            return "rejected_by_verifier", "layout"
+        if not await self._context_matches(stored_ctx, context_vector, entry):
+            return "rejected_by_context", "context"
+        rule = await self._rule(text, candidate, similarity)
+        return None if rule is None else ("rejected_by_verifier", rule)
 
     async def _rule(self, text: str, candidate: str, similarity: float) -> str | None:
         """The verifier's verdict: ``None`` to serve, else the rule that rejected it
