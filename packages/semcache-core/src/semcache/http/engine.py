@@ -169,20 +169,19 @@ class HttpCacheEngine:
         seconds = meta.get("upstream_s")
         request_model = plan.metadata.get("model")
         model = request_model if isinstance(request_model, str) and request_model else None
+        answered_by = usage.model if usage is not None else None
+        input_tokens = usage.input_tokens if usage is not None else 0
+        output_tokens = usage.output_tokens if usage is not None else 0
         saving = Saving(
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             seconds=float(seconds) if isinstance(seconds, int | float) else 0.0,
             # Priced by the model that answered (a dated version), else the one asked for.
-            usd=self.prices.cost(
-                (usage.model if usage else None) or model,
-                usage.input_tokens if usage else 0,
-                usage.output_tokens if usage else 0,
-            )
-            if usage is not None
-            else None,
+            usd=None
+            if usage is None
+            else self.prices.cost(answered_by or model, input_tokens, output_tokens),
         )
-        model = model or (usage.model if usage else None)
+        model = model or answered_by
         self.savings.record(
             saving, model=model, route=str(plan.metadata.get("path", "")), tenant=plan.tenant
         )
