@@ -216,7 +216,7 @@ class SemanticCacheMiddleware:
 
     async def _bypass(self, scope: Scope, receive: Receive, send: Send, why: Bypass) -> None:
         log.debug("semcache: bypass %s %s (%s)", scope["method"], scope["path"], why.reason)
-        record = _record()
+        record = current()
         if record is not None:
             record.reason = why.reason
 
@@ -228,7 +228,7 @@ class SemanticCacheMiddleware:
         await self.app(scope, receive, send_marked)
 
     async def _cached(self, scope: Scope, receive: Receive, send: Send, plan: CachePlan) -> None:
-        record = _record()
+        record = current()
         if record is not None:
             record.partition = plan.partition
             record.tenant = plan.tenant
@@ -320,10 +320,6 @@ class SemanticCacheMiddleware:
             await start()
         except Exception:
             log.exception("semcache: the cache could not start; requests pass through uncached")
-
-
-def _record() -> RequestRecord | None:
-    return current()
 
 
 _STATUS = HEADER_STATUS.encode("latin-1")
