@@ -37,6 +37,9 @@ HELDOUT_TRAP_CATEGORIES = (
 )
 HELDOUT_SHA256 = "e22bb4596fa6d3f7936935ee4f2a5c75c9b5d9626dabb01b6ddcd320051e2de9"
 """The held-out pairs may not be edited to suit a rule: a changed file fails here."""
+HELDOUT2 = HELDOUT.with_name("heldout2.jsonl")
+HELDOUT2_SHA256 = "5d063f7533a98aca42dc59f4b5c23213068ffcbd0c8c0b9357bd09a690b77da7"
+"""The second held-out set is asserted the same way: never edited to suit a result."""
 HELDOUT_TRAPS_MAX = 7
 """Measured: 5 of 123 traps served; two more allowed for other CPUs' rounding."""
 HELDOUT_PARAPHRASES_MIN = 32
@@ -96,6 +99,14 @@ def test_heldout_file_is_unchanged() -> None:
     digest = hashlib.sha256(HELDOUT.read_bytes()).hexdigest()
     assert digest == HELDOUT_SHA256, (
         "heldout.jsonl changed: it is held out, never edited to fit a rule "
+        "(see tests/data/README.md)"
+    )
+
+
+def test_heldout2_file_is_unchanged() -> None:
+    digest = hashlib.sha256(HELDOUT2.read_bytes()).hexdigest()
+    assert digest == HELDOUT2_SHA256, (
+        "heldout2.jsonl changed: it is held out, never edited to fit a rule "
         "(see tests/data/README.md)"
     )
 
