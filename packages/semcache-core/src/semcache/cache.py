@@ -33,6 +33,8 @@ from semcache.telemetry.settings import TelemetrySettings
 from semcache.text import MAX_SEMANTIC_CHARS, exact_text, fold_layout, hash_text, normalize_query
 from semcache.thresholds import default_threshold
 from semcache.types import Entry, Hit, Matrix, Vector, VectorMatch
+from semcache.verify import DefaultVerifier
+from semcache.verify.levels import Levels, load_levels
 
 __all__ = ["FROM_SETTINGS", "SemanticCache"]
 
@@ -103,6 +105,12 @@ class SemanticCache:
             if isinstance(verifier, str)
             else verifier
         )
+        # Fitted levels (`semcache tune`): the threshold here, the verifier's above; a
+        # broken file fails here, loudly, rather than serve with levels nobody chose.
+        self._levels: Levels | None = (
+            load_levels(self.settings.verifier_params) if self.settings.verifier_params else None
+        )
+        self._verifier_from_settings = isinstance(verifier, str)
         self.single_flight = SingleFlight(wait=self.settings.single_flight_timeout)
         s = self.settings
         cooldown = s.breaker_cooldown_ms / 1000
@@ -191,6 +199,7 @@ class SemanticCache:
                 self._start_retry_at = time.monotonic() + backoff
                 log.exception("semcache: a store could not be built; retrying in %.0fs", backoff)
                 raise
+            self._check_levels(model_id)
             # A verifier whose bar depends on the threshold learns it (optional method).
             use_threshold: Callable[[float], None] | None = getattr(
                 self.verifier, "use_threshold", None
@@ -229,11 +238,29 @@ class SemanticCache:
             task = self._start_task = asyncio.get_running_loop().create_task(self.start())
         await asyncio.shield(task)
 
+    def _check_levels(self, model_id: str) -> None:
+        """Levels fitted for another model would be wrong here: warn, use the defaults."""
+        levels = self._levels
+        if levels is None or levels.model_id in (None, model_id):
+            return
+        log.warning(
+            "semcache: %s was fitted for %s, not %s; using the default levels",
+            self.settings.verifier_params,
+            levels.model_id,
+            model_id,
+        )
+        self._levels = None
+        if self._verifier_from_settings and isinstance(self.verifier, DefaultVerifier):
+            self.verifier = DefaultVerifier()
+
     @property
     def threshold(self) -> float:
-        """The similarity a semantic hit needs (setting, else the model's default)."""
+        """The similarity a semantic hit needs (setting, else fitted levels for this
+        model, else the model's measured default)."""
         if self.settings.threshold is not None:
             return self.settings.threshold
+        if self._levels is not None:
+            return self._levels.threshold
         model_id = self.embedder.model_id if self.embedder is not None else ""
         return default_threshold(model_id)
 

@@ -1,4 +1,4 @@
-"""The ``semcache`` command: inspect settings, run a demo, evaluate hit quality."""
+"""The ``semcache`` command: inspect settings, run a demo, evaluate and tune hit quality."""
 
 from __future__ import annotations
 
@@ -92,6 +92,44 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 _DEFAULT_SWEEP = "0.70:0.99:0.01"
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    """Fit the default verifier's levels on labelled pairs; write them to a file."""
+    from pathlib import Path
+
+    from semcache import evaluation
+
+    overrides: dict[str, Any] = {}
+    if args.embedder is not None:
+        overrides["embedder_type"] = args.embedder
+    if args.model is not None:
+        overrides["embedder_model"] = args.model
+    if args.threshold is not None:
+        overrides["threshold"] = args.threshold
+    settings = Settings.from_env(**overrides)
+    named = {}
+    for path in args.pairs:
+        pairs = evaluation.load_pairs(path, limit=args.limit, sample=args.sample, seed=args.seed)
+        if not pairs:
+            print(f"semcache: no pairs in {path}", file=sys.stderr)
+            return 2
+        named[Path(path).name if Path(path).name not in named else path] = pairs
+    result = asyncio.run(
+        evaluation.tune(
+            named,
+            settings,
+            max_false_hit_rate=args.max_false_hit_rate,
+            folds=args.folds,
+            seed=args.seed,
+            progress=None if args.quiet else _progress,
+        )
+    )
+    print(result.format())
+    if args.out:
+        Path(args.out).write_text(result.levels.to_json(), encoding="utf-8")
+        print(f"levels: {args.out} (load with SEMANTIC_CACHE_VERIFIER_PARAMS={args.out})")
+    return 0
+
+
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -142,6 +180,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_cmd_eval)
+    p = sub.add_parser(
+        "tune",
+        help="fit the default verifier's similarity levels on labelled pairs",
+        description=(
+            "Fit the threshold and the topic rule's levels on labelled pairs (the same "
+            "JSON lines as `eval`) so that more right answers are served while each file's "
+            "false-hit rate stays at most what the current levels serve on it (or "
+            "--max-false-hit-rate). Prints k-fold cross-validated numbers; --out writes "
+            "the levels for SEMANTIC_CACHE_VERIFIER_PARAMS. Hard rules (negation, numbers, "
+            "dates, names...) are never relaxed."
+        ),
+    )
+    p.add_argument("pairs", nargs="+", help="JSON-lines files of labelled pairs (one set each)")
+    p.add_argument("--out", metavar="LEVELS.json", help="write the fitted levels here")
+    p.add_argument(
+        "--max-false-hit-rate",
+        type=float,
+        metavar="RATE",
+        help="allowed false-hit rate on every file (default: what the current levels serve)",
+    )
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    p.add_argument("--limit", type=int, metavar="N", help="use the first N pairs of each file")
+    p.add_argument("--sample", action="store_true", help="with --limit: N pairs at random")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threshold", type=float, help="the current threshold to start from")
+    p.add_argument("--embedder", help="embedder plugin (overrides SEMANTIC_CACHE_EMBEDDER_TYPE)")
+    p.add_argument("--model", help="embedder model (overrides SEMANTIC_CACHE_EMBEDDER_MODEL)")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=_cmd_tune)
     return parser
 
 

@@ -174,7 +174,10 @@ def create_verifier(settings: Settings, name: str | None = None) -> Verifier | N
         return None
     if name == "default":
         from semcache.verify import DefaultVerifier
+        from semcache.verify.levels import load_levels
 
+        if settings.verifier_params:
+            return DefaultVerifier(**load_levels(settings.verifier_params).verifier_options())
         return DefaultVerifier()
     hook = _load("verifier", name).hook
     return _created("verifier", name, hook.semcache_create_verifier(name=name, settings=settings))  # type: ignore[no-any-return]

@@ -249,6 +249,12 @@ class Settings:
         "default",
         "Check after the vector search: `default` (rule-based), `none`, or a plugin name.",
     )
+    verifier_params: str | None = setting(
+        env.VERIFIER_PARAMS,
+        None,
+        "Levels file for the default verifier and the threshold, written by `semcache tune`; "
+        "applied only with the embedding model it was fitted for.",
+    )
     context_mode: str = setting(
         env.CONTEXT_MODE,
         "exact",

@@ -17,7 +17,8 @@ so pairs never see each other; the entries are deleted as the run goes.
 - :mod:`._pairs`: reading pairs and splitting requests;
 - :mod:`._run`: the run through a real cache;
 - :mod:`._report`: counts, rates, tables and JSON;
-- :mod:`._plot`: the threshold chart (optional matplotlib).
+- :mod:`._plot`: the threshold chart (optional matplotlib);
+- :mod:`._tune`: fitting the default verifier's levels (``semcache tune``).
 """
 
 from semcache.errors import EvaluationError
@@ -32,14 +33,17 @@ from semcache.evaluation._pairs import (
 from semcache.evaluation._plot import plot_report, require_matplotlib
 from semcache.evaluation._report import Metrics, Report, SweepPoint, metrics
 from semcache.evaluation._run import evaluate, sweep_thresholds
+from semcache.evaluation._tune import SetScore, TuneResult, tune
 
 __all__ = [
     "EvaluationError",
     "Metrics",
     "Pair",
     "Report",
+    "SetScore",
     "Side",
     "SweepPoint",
+    "TuneResult",
     "evaluate",
     "load_pairs",
     "metrics",
@@ -49,4 +53,5 @@ __all__ = [
     "split_conversation",
     "split_request",
     "sweep_thresholds",
+    "tune",
 ]

@@ -13,10 +13,21 @@ from dataclasses import dataclass
 from semcache.verify.analysis import Analysis, analyze, stem
 from semcache.verify.shared import split_shared
 
-__all__ = ["DefaultVerifier", "Verdict", "analyze", "stem"]
+__all__ = ["DefaultVerifier", "Shape", "Verdict", "analyze", "stem"]
 
 _INLINE_CHARS = 400
 """Pairs of questions up to this size are checked on the event loop (~0.1 ms)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A pair as the check sees it before the similarity: ``rule`` rejects at any
+    similarity (negation, number, ...); otherwise the topic rule weighs ``edits`` (the
+    differing topic words) and ``other_question`` (another kind of answer asked for)."""
+
+    rule: str | None
+    edits: float = 0.0
+    other_question: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +108,23 @@ class DefaultVerifier:
 
     def check(self, query: str, candidate: str, similarity: float) -> Verdict:
         """The verdict with the rule that fired: for tests, tuning and debugging."""
-        if query == candidate:
+        shape = self.shape(query, candidate)
+        if shape.rule is not None:
+            return Verdict(shape.rule, shape.edits)
+        if not self.topic_rule:
             return Verdict(None)
+        needed = self.needed(shape.edits, shape.other_question)
+        if similarity < needed:
+            kind = "question" if shape.other_question and shape.edits == 0 else "topic"
+            return Verdict(kind, shape.edits)
+        return Verdict(None, shape.edits)
+
+    def shape(self, query: str, candidate: str) -> Shape:
+        """What the check sees in a pair before the similarity is known: a rule that
+        rejects at any similarity, else the differing words and question kinds the
+        topic rule weighs. :mod:`semcache.verify.levels` fits the levels on these."""
+        if query == candidate:
+            return Shape(None)
         differing = split_shared(query, candidate)
         if differing is not None:
             query, candidate = differing.a, differing.b
@@ -107,27 +133,27 @@ class DefaultVerifier:
         numbers_differ = False
         for rule, only_a, only_b in _details(a, b):
             if only_a and only_b:
-                return Verdict(rule)
+                return Shape(rule)
             if rule == "unit" and numbers_differ:
                 continue  # "$500" on one side is one detail, not a number and a unit
             numbers_differ = numbers_differ or (rule == "number" and bool(only_a or only_b))
             details += len(only_a) + len(only_b)
         hard = _hard_rules(a, b)
         if hard is not None:
-            return Verdict(hard)
-        if not self.topic_rule:
-            return Verdict(None)
+            return Shape(hard)
         # A swapped word is one edit, like an added one: max, not sum.
         edits = max(len(unmatched(a, b)), len(unmatched(b, a))) + self.detail_weight * details
         other_question = (
             a.question is not None and b.question is not None and a.question != b.question
         )
-        if differing is not None and differing.dominated and (edits > 0 or other_question):
-            return Verdict("instruction", edits)
-        needed = self.needed(edits, other_question)
-        if similarity < needed:
-            return Verdict("question" if other_question and edits == 0 else "topic", edits)
-        return Verdict(None, edits)
+        if (
+            self.topic_rule
+            and differing is not None
+            and differing.dominated
+            and (edits > 0 or other_question)
+        ):
+            return Shape("instruction", edits)
+        return Shape(None, edits, other_question)
 
     def needed(self, edits: float, other_question: bool = False) -> float:
         """Similarity a candidate needs, given its differing words and question kind."""
