@@ -183,3 +183,17 @@ def test_a_missing_levels_file_is_a_clear_error(
     monkeypatch.setenv("SEMANTIC_CACHE_VERIFIER_PARAMS", str(tmp_path / "missing.json"))
     with pytest.raises(SettingsError, match=r"missing\.json"):
         SemanticCache(embedder=HashingTestEmbedder())
+
+
+def test_eval_measures_with_a_levels_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "levels.json"
+    path.write_text(Levels(threshold=0.999, model_id=HashingTestEmbedder().model_id).to_json())
+    args = ["eval", str(TINY), *HASH, "--json", "--quiet"]
+    assert main(args) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert main([*args, "--verifier-params", str(path)]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert before["threshold"] != 0.999
+    assert after["threshold"] == 0.999

@@ -58,6 +58,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for arg, name in (
         ("threshold", "threshold"),
         ("verifier", "verifier"),
+        ("verifier_params", "verifier_params"),
         ("context_mode", "context_mode"),
         ("context_threshold", "context_threshold"),
         ("embedder", "embedder_type"),
@@ -173,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threshold", type=float, help="similarity threshold (overrides the setting)")
     p.add_argument("--verifier", help="verifier: default, none or a plugin name")
+    p.add_argument(
+        "--verifier-params",
+        metavar="LEVELS.json",
+        help="levels written by `semcache tune` (overrides SEMANTIC_CACHE_VERIFIER_PARAMS)",
+    )
     p.add_argument("--context-mode", choices=("exact", "semantic"), help="context matching")
     p.add_argument("--context-threshold", type=float, help="context similarity threshold")
     p.add_argument("--embedder", help="embedder plugin (overrides SEMANTIC_CACHE_EMBEDDER_TYPE)")

@@ -21,6 +21,7 @@ from semcache.settings import Settings
 from semcache.text import normalize_query
 from semcache.thresholds import default_threshold
 from semcache.types import Matrix
+from semcache.verify.levels import load_levels
 
 __all__ = ["evaluate", "sweep_thresholds"]
 
@@ -115,8 +116,8 @@ async def evaluate(
     memo = _SharedEmbedder(inner, remember=bool(sweep))
     try:
         current = base.threshold
-        if current is None:  # as the cache does: the model's measured default
-            current = default_threshold(memo.model_id)
+        if current is None:  # as the cache does: fitted levels, else the model's default
+            current = _fitted_threshold(base, memo.model_id) or default_threshold(memo.model_id)
         floor = min([current, *sweep])
         verifier_name = base.verifier
         verified = await _run_pass(run_settings, memo, usable, floor, FROM_SETTINGS, progress)
@@ -158,6 +159,13 @@ async def evaluate(
         skipped=skipped,
         seconds=time.perf_counter() - started,
     )
+
+
+def _fitted_threshold(settings: Settings, model_id: str) -> float | None:
+    if not settings.verifier_params:
+        return None
+    levels = load_levels(settings.verifier_params)
+    return levels.threshold if levels.model_id in (None, model_id) else None
 
 
 async def _run_pass(
