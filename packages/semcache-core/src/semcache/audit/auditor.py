@@ -15,22 +15,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from semcache.audit.answers import answer_text
 from semcache.audit.compare import AnswerComparer, EmbeddingComparer
 from semcache.audit.ledger import Audited, AuditLedger
 from semcache.audit.sampler import AuditSampler
 from semcache.audit.settings import AuditSettings
-from semcache.http.responses import StoredResponse
 
 if TYPE_CHECKING:
     from semcache.cache import SemanticCache
+    from semcache.http.responses import StoredResponse
     from semcache.settings import Settings
 
 __all__ = ["AuditJob", "Auditor", "Shadow"]
 
 log = logging.getLogger("semcache")
 
-Shadow = Callable[[], Awaitable[StoredResponse | None]]
+Shadow = Callable[[], Awaitable["StoredResponse | None"]]
 """Sends the audited request to the upstream again: its complete, successful answer, or
 ``None`` (any other answer). Given by the adapter, which alone can reach the upstream."""
 
@@ -115,6 +114,9 @@ class Auditor:
         return agreed
 
     async def _score(self, job: AuditJob, shadow: Shadow) -> float | None:
+        # Imported here: semcache.http imports this module.
+        from semcache.audit.answers import answer_text
+
         fresh = await shadow()
         if fresh is None:
             return None

@@ -72,7 +72,9 @@ class AuditState:
 
     def add(self, similarity: float, agreed: bool, max_rate: float) -> AuditState:
         """This state with one more outcome, its threshold learned again."""
-        samples = (*self.samples, (round(float(similarity), 6), bool(agreed)))[-MAX_SAMPLES:]
+        # Rounded down: a learned bar never exceeds the similarity it was learned from.
+        kept = math.floor(float(similarity) * 1e6) / 1e6
+        samples = (*self.samples, (kept, bool(agreed)))[-MAX_SAMPLES:]
         threshold, quarantined = learn(samples, max_rate)
         # Quarantine is final for the entry's life: no semantic hit brings new evidence.
         return AuditState(samples, threshold, quarantined or self.quarantined)
