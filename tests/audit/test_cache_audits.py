@@ -70,6 +70,10 @@ async def test_a_failed_audit_quarantines(cache: SemanticCache) -> None:
     exact = await cache.lookup(Q)
     assert exact is not None and exact.source == "exact" and exact.payload == b"answer"
     assert await cache.vector_store.count() == 0  # type: ignore[union-attr]
+    # An alias written late (its write raced the quarantine) is not served either.
+    entry_now = await cache.response_store.get(entry)  # type: ignore[union-attr]
+    assert await cache.response_store.add_alias(entry_now.partition, NEAR, entry_now)  # type: ignore[union-attr]
+    assert await cache.lookup(NEAR) is None
     after = await cache.response_store.get(entry)  # type: ignore[union-attr]
     assert after.expires_at == stored.expires_at and after.created_at == stored.created_at
 
@@ -85,6 +89,10 @@ async def test_a_failure_raises_the_entry_threshold_above_it(cache: SemanticCach
     assert cache.counters["rejected_by_audit"] == 1 and cache.rejections["audit"] == 1
     hit = await cache.lookup(NEAR)
     assert hit is not None and hit.source == "semantic"
+    # An alias written late (it raced the audit) is no way around the bar.
+    entry_now = await cache.response_store.get(entry)  # type: ignore[union-attr]
+    assert await cache.response_store.add_alias(entry_now.partition, FAR, entry_now)  # type: ignore[union-attr]
+    assert await cache.lookup(FAR) is None
     # A route's own, lower bar does not undo the entry's.
     assert await cache.lookup(FAR, threshold=0.1) is None
 

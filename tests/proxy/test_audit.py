@@ -156,8 +156,11 @@ def test_a_paraphrase_hit_is_audited_and_agrees(real_embedder: object) -> None:
         state = s.state(hit.headers["x-semcache-entry"])
         assert state is not None and state["q"] is False and state["t"] is None
         assert state["s"][0][1] == 1
-        # Still served, semantically too.
+        # Still served, semantically too; exact hits are never audited.
         assert s.ask(DELIVERY).headers["x-semcache"] == "hit"
+        assert s.ask(SHIPPING).headers["x-semcache"] == "hit"
+        s.wait_events(agreed=2)
+        assert s.events()["sampled"] == 2
 
 
 def test_a_wrong_hit_is_counted_and_its_entry_quarantined(real_embedder: object) -> None:
