@@ -128,6 +128,7 @@ class SemanticCacheMiddleware:
             routes=routes,
         )
         self.engine = HttpCacheEngine(cache, self.policy, settings=settings)
+        self.engine.shadows = True  # audits call the wrapped app again (see _shadow)
         self._warmups: set[asyncio.Task[None]] = set()
         self.access_log = settings.group(TelemetrySettings).access_log
 

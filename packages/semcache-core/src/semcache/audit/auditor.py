@@ -82,11 +82,13 @@ class Auditor:
         question: str,
         cached: StoredResponse,
         usd: float | None,
+        sample: bool = True,
     ) -> AuditJob | None:
-        """A semantic hit was served: its audit job when it is sampled, else ``None``."""
+        """A semantic hit was served: its audit job when it is sampled, else ``None``
+        (``sample=False``: an adapter that cannot ask the upstream again)."""
         hit = Audited(entry_id, similarity, route, tenant, verdict or "unknown")
         self.ledger.served(hit)
-        if not self.sampler.wants(route, model):
+        if not sample or not self.sampler.wants(route, model):
             return None
         self.ledger.count("sampled")
         return AuditJob(hit, question, cached, usd)

@@ -113,6 +113,9 @@ class HttpCacheEngine:
         self.auditor = Auditor(cache, s, max_labels=telemetry.savings_max_labels)
         """Audits of semantic hits (off unless ``audit_rate`` is set); its ``comparer``
         may be replaced (a judge)."""
+        self.shadows = False
+        """Can the adapter send a request to the upstream again (:meth:`audit`)? Hits
+        are sampled for audits only then."""
         self._loop = loop
         # Strong references: a store outlives the request that scheduled it.
         self._pending: set[asyncio.Task[None]] = set()
@@ -183,6 +186,7 @@ class HttpCacheEngine:
                 question=plan.query,
                 cached=answer.response,
                 usd=saving.usd if saving is not None else None,
+                sample=self.shadows,
             )
         except Exception:
             log.exception("semcache: could not sample a hit for an audit")
