@@ -73,7 +73,7 @@ class AuditSettings:
     )
     audit_agreement: float = setting(
         AUDIT_AGREEMENT,
-        0.7,
+        0.65,
         "Similarity of the embeddings of the cached and the fresh answer's text at or above "
         "which they agree; below it the hit was wrong.",
         low=0.0,
