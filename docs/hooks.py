@@ -21,6 +21,7 @@ GROUPS = (
     "redis",
     "embedded",
     "telemetry",
+    "audit",
     "django",
     "flask",
     "fastapi",

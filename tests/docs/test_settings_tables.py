@@ -86,6 +86,7 @@ def test_every_group_has_a_page_and_the_settings_page_has_the_full_table() -> No
         ("stores/redis.md", "redis"),
         ("engine.md", "core"),
         ("operations/savings.md", "telemetry"),
+        ("operations/audit.md", "audit"),
     ],
 )
 def test_each_adapter_and_store_page_shows_its_own_settings(page: str, group: str) -> None:

@@ -9,11 +9,14 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import numpy as np
 
 from semcache import plugins
+from semcache.audit.learner import STATE_KEY, AuditState
+from semcache.audit.settings import AuditSettings
 from semcache.breaker import CircuitBreaker
 from semcache.budget import CallBudget, LoopLagMonitor, bind_call
 from semcache.embedder import (
@@ -63,6 +66,11 @@ _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "semcache_deadline", default=None
 )
 """When the lookup or store in progress must be done (``time.monotonic()``)."""
+
+
+def _audit_failed(entry: Entry) -> bool:
+    state = AuditState.of(entry.metadata)
+    return state is not None and state.failed
 
 
 class _Skipped(Exception):
@@ -127,6 +135,9 @@ class SemanticCache:
             "misses": 0,
             "rejected_by_verifier": 0,
             "rejected_by_context": 0,
+            "rejected_by_audit": 0,
+            "quarantined": 0,
+            "wrong_hit_reports": 0,
             "errors": 0,
             "stores": 0,
             "store_failures": 0,
@@ -138,7 +149,10 @@ class SemanticCache:
         """``*_shed_to_exact``: the model was too far behind (``batch_queue_max_ms``) and
         the lookup or store took the exact path only. ``queue_timeouts`` and ``lag_timeouts``:
         component calls whose time ran out while they waited for capacity of ours or the
-        event loop lagged; neither counts against the component's breaker."""
+        event loop lagged; neither counts against the component's breaker.
+        ``rejected_by_audit``: candidates below their entry's learned threshold or
+        quarantined; ``quarantined``: entries this process quarantined after audits;
+        ``wrong_hit_reports``: :meth:`report_wrong_hit` calls."""
         self.rejections: dict[str, int] = {}
         """Candidates turned down, by the rule that did it (``negation``, ``number``,
         ``layout``, ``context``...): the sum of ``rejected_by_*`` split per rule."""
@@ -404,12 +418,13 @@ class SemanticCache:
                     else await self._guard("response store", responses.get(entry_id))
                 )
         # The exact index holds one entry per text; another context is no exact hit. An
-        # alias (a paraphrase that hit before) is no answer to a request for this text only.
+        # alias (a paraphrase that hit before) is no answer to a request for this text only,
+        # nor once an audit failed: its similarity is unknown, so the semantic path decides.
         if (
             entry is not None
             and entry.partition == part
             and entry.context == stored_ctx
-            and (not exact or entry.query == raw)
+            and (entry.query == raw or not (exact or _audit_failed(entry)))
         ):
             return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
         if exact or self._exact_only(text, stored_ctx):
@@ -478,7 +493,14 @@ class SemanticCache:
                 self.rejections[rule] = self.rejections.get(rule, 0) + 1
                 rejected = rejected or (match.similarity, rule)
                 continue
-            hit = Hit(entry.payload, entry.metadata, match.similarity, entry.entry_id, "semantic")
+            hit = Hit(
+                entry.payload,
+                entry.metadata,
+                match.similarity,
+                entry.entry_id,
+                "semantic",
+                self._verdict_path(text, entry, rejected),
+            )
             if entry.context == stored_ctx and entry.query != raw:
                 # The same paraphrase next time is an exact hit: no embedding. Only where
                 # an exact hit would be served (same context), and it dies with the entry.
@@ -511,6 +533,9 @@ class SemanticCache:
         similarity: float,
     ) -> tuple[str, str] | None:
         """Why ``entry`` may not answer: the counter and the rule, or ``None``."""
+        audit = AuditState.of(entry.metadata)
+        if audit is not None and not audit.allows(similarity):
+            return "rejected_by_audit", "audit"  # quarantined, or under its learned bar
         candidate = normalize_query(entry.query)
         if candidate == text and fold_layout(entry.query) != fold_layout(raw):
             # Equal once normalised, yet not the same text: the difference (x² vs
@@ -520,6 +545,14 @@ class SemanticCache:
             return "rejected_by_context", "context"
         rule = await self._rule(text, candidate, similarity)
         return None if rule is None else ("rejected_by_verifier", rule)
+
+    def _verdict_path(self, text: str, entry: Entry, rejected: tuple[float, str] | None) -> str:
+        """What let a semantic hit through (:attr:`Hit.verdict`)."""
+        if rejected is not None:
+            return "after_" + rejected[1]
+        if normalize_query(entry.query) == text:
+            return "same_text"
+        return "unverified" if self.verifier is None else "verifier"
 
     async def _rule(self, text: str, candidate: str, similarity: float) -> str | None:
         """The verifier's verdict: ``None`` to serve, else the rule that rejected it
@@ -637,6 +670,78 @@ class SemanticCache:
         removed = await responses.delete(entry_id)
         await vectors.delete([entry_id])
         return removed
+
+    # -- audits -----------------------------------------------------------------
+
+    async def audit_state(self, entry_id: str) -> AuditState | None:
+        """What the audits of an entry found (``None``: no entry, or never audited)."""
+        await self._ready()
+        entry = await self.response_store.get(entry_id)  # type: ignore[union-attr]
+        return None if entry is None else AuditState.of(entry.metadata)
+
+    async def record_audit(
+        self, entry_id: str, similarity: float, agreed: bool
+    ) -> AuditState | None:
+        """Add one audit outcome of a semantic hit on ``entry_id`` at ``similarity``:
+        the entry's threshold is learned again (:mod:`semcache.audit.learner`) and, where
+        no similarity keeps the ``max_false_hit_rate`` bound, the entry is quarantined.
+
+        The state is written into the entry's metadata (its aliases go, the semantic path
+        decides for them again), so replicas sharing the stores agree; two replicas
+        recording the same entry at once may lose one outcome. ``None`` when the entry is
+        gone or a store failed (never raises for that).
+        """
+        bound = self.settings.group(AuditSettings).max_false_hit_rate
+        try:
+            return await self._update_audit(
+                entry_id, lambda state: state.add(similarity, agreed, bound)
+            )
+        except Exception as exc:
+            log.debug("semcache: audit outcome of %s not recorded (%s)", entry_id, exc)
+            return None
+
+    async def report_wrong_hit(
+        self, entry_id: str, *, similarity: float | None = None, evict: bool = True
+    ) -> bool:
+        """An application says the answer served from ``entry_id`` was wrong.
+
+        ``evict`` (default): the entry is deleted; the question is asked upstream again
+        next time. Otherwise the report counts as a failed audit at ``similarity`` (the
+        entry's threshold is learned again) or, without one, quarantines the entry.
+        True when the entry existed.
+        """
+        self.counters["wrong_hit_reports"] += 1
+        if evict:
+            return await self.delete(entry_id)
+        if similarity is not None:
+            return await self.record_audit(entry_id, similarity, False) is not None
+        return await self._update_audit(entry_id, AuditState.quarantine) is not None
+
+    async def _update_audit(
+        self, entry_id: str, change: Callable[[AuditState], AuditState]
+    ) -> AuditState | None:
+        await self._ready()
+        responses, vectors = self._stores()
+        async with self._whole_budget():
+            entry = await self._guard("response store", responses.get(entry_id))
+            if entry is None:
+                return None
+            before = AuditState.of(entry.metadata) or AuditState()
+            after = change(before)
+            metadata = {**entry.metadata, STATE_KEY: after.to_metadata()}
+            ttl: int | None = None
+            if entry.expires_at is not None:
+                ttl = int(entry.expires_at - time.time())
+                if ttl <= 0:
+                    return None  # expired meanwhile
+            await self._guard(
+                "response store", responses.set(replace(entry, metadata=metadata), ttl)
+            )
+            if after.quarantined and not before.quarantined:
+                self.counters["quarantined"] += 1
+                # No vector, no semantic hit: what a lookup never finds costs nothing.
+                await self._guard("vector store", vectors.delete([entry_id]))
+        return after
 
     async def flush(self, partition: str | None = None, *, hashed: bool = False) -> int:
         """Remove every entry, or those of one partition (raw, or already ``hashed``)."""

@@ -39,6 +39,11 @@ class Hit:
     similarity: float
     entry_id: str
     source: Literal["exact", "semantic"]
+    verdict: str | None = None
+    """What let a semantic hit through: ``verifier`` (the verifier accepted it),
+    ``unverified`` (no verifier), ``same_text`` (equal once normalised), or
+    ``after_RULE`` (a closer candidate was turned down by RULE first). The audit's
+    false-hit rate is kept per verdict."""
 
 
 @dataclass(frozen=True, slots=True)

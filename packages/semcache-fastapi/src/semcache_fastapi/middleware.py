@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from semcache.audit import Shadow
 from semcache.http import (
     DEFAULT_IGNORED_FIELDS,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -29,6 +30,7 @@ from semcache.http import (
     HttpRequest,
     Replay,
     RoutePolicy,
+    StoredResponse,
     marked_headers,
     raw_request_path,
 )
@@ -126,6 +128,7 @@ class SemanticCacheMiddleware:
             routes=routes,
         )
         self.engine = HttpCacheEngine(cache, self.policy, settings=settings)
+        self.engine.shadows = True  # audits call the wrapped app again (see _shadow)
         self._warmups: set[asyncio.Task[None]] = set()
         self.access_log = settings.group(TelemetrySettings).access_log
 
@@ -210,7 +213,7 @@ class SemanticCacheMiddleware:
         if isinstance(decision, Bypass):
             await self._bypass(scope, app_receive, send, decision)
             return
-        await self._cached(scope, app_receive, send, decision)
+        await self._cached(scope, app_receive, send, decision, body)
 
     # -- paths through the middleware --------------------------------------------
 
@@ -227,7 +230,9 @@ class SemanticCacheMiddleware:
 
         await self.app(scope, receive, send_marked)
 
-    async def _cached(self, scope: Scope, receive: Receive, send: Send, plan: CachePlan) -> None:
+    async def _cached(
+        self, scope: Scope, receive: Receive, send: Send, plan: CachePlan, body: bytes
+    ) -> None:
         record = current()
         if record is not None:
             record.partition = plan.partition
@@ -237,6 +242,8 @@ class SemanticCacheMiddleware:
         outcome = await self.engine.begin(plan)
         if isinstance(outcome, Replay):
             await _send_replay(send, outcome)
+            if outcome.audit is not None:  # only now: an audit never delays the answer
+                self.engine.audit(outcome.audit, self._shadow(scope, body))
             return
         await self._forward(scope, receive, send, outcome)
 
@@ -280,6 +287,32 @@ class SemanticCacheMiddleware:
             # Wait for the write (the response is already sent), so it is not lost when
             # the server shuts down right after; shielded against cancellation.
             await forward.settled()
+
+    def _shadow(self, scope: Scope, body: bytes) -> Shadow:
+        """The audited request sent to the app once more (the proxy's app forwards it
+        upstream): its answer recorded, never stored, never passed to a client."""
+
+        async def call() -> StoredResponse | None:
+            recorder = self.engine.recorder()
+            delivered = asyncio.Event()
+
+            async def receive() -> Message:
+                if not delivered.is_set():
+                    delivered.set()
+                    return {"type": "http.request", "body": body, "more_body": False}
+                await asyncio.Event().wait()  # no disconnect: the app is cancelled with us
+                return {"type": "http.disconnect"}
+
+            async def send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    recorder.start(message.get("status", 0), _str_headers(message, lower=True))
+                elif message["type"] == "http.response.body":
+                    recorder.add(message.get("body", b""))
+
+            await self.app(dict(scope), receive, send)
+            return recorder.finish()
+
+        return call
 
     # -- helpers -----------------------------------------------------------------
 
@@ -345,8 +378,11 @@ def _watched(send: Send, record: RequestRecord) -> Send:
     return watched
 
 
-def _str_headers(message: Message) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+def _str_headers(message: Message, *, lower: bool = False) -> list[tuple[str, str]]:
+    return [
+        (k.decode("latin-1").lower() if lower else k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in message.get("headers", [])
+    ]
 
 
 def _marked(message: Message, status: str) -> Message:

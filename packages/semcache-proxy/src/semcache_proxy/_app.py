@@ -41,8 +41,8 @@ class SemanticCacheProxy:
         cache.lookup_observers.append(metrics.observe_lookup)
         self.cached_app = SemanticCacheMiddleware(forwarder, cache=cache, **middleware_options)
         engine = self.cached_app.engine
-        self.ops = OpsEndpoints(cache, metrics, engine.savings)
-        metrics.watch(cache, engine.breakers.open_count, engine.savings)
+        self.ops = OpsEndpoints(cache, metrics, engine.savings, engine.auditor)
+        metrics.watch(cache, engine.breakers.open_count, engine.savings, engine.auditor)
         self._owns_cache = owns_cache
         self._warmup: asyncio.Task[None] | None = None
 

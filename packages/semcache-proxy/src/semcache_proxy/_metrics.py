@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from starlette.types import Message, Send
 
 from semcache import SemanticCache
+from semcache.audit import Auditor
 from semcache.http.headers import HEADER_SIMILARITY, HEADER_STATUS
 from semcache.telemetry import SavingsLedger, otel
 from semcache_proxy._history import RequestHistory
@@ -121,6 +122,61 @@ class SavingsCollector(Collector):
         )
 
 
+class AuditCollector(Collector):
+    """Read at each scrape: audits of semantic hits (:mod:`semcache.audit`), the live
+    false-hit rate overall, per route and tenant and per verdict path, quarantines and
+    feedback reports."""
+
+    def __init__(self, auditor: Auditor, cache: SemanticCache) -> None:
+        self.auditor = auditor
+        self.cache = cache
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        ledger = self.auditor.ledger
+        events = CounterMetricFamily(
+            "semcache_audits",
+            "Audits of semantic hits by event: sampled, started (a shadow call was made), "
+            "agreed, wrong (a false hit), no_outcome (the shadow call or the comparison "
+            "failed), skipped_budget / skipped_spend (over the hourly budget), "
+            "feedback_wrong / feedback_right (reports of applications).",
+            labels=["event"],
+        )
+        for name, count in ledger.events().items():
+            events.add_metric([name], count)
+        yield events
+        outcomes = CounterMetricFamily(
+            "semcache_audit_outcomes",
+            "Audited hits by route, tenant, verdict path (what let the hit through) and "
+            "outcome (agreed, wrong).",
+            labels=["route", "tenant", "rule", "outcome"],
+        )
+        for key, count in ledger.outcomes():
+            outcomes.add_metric(list(key), count)
+        yield outcomes
+        rate = GaugeMetricFamily(
+            "semcache_false_hit_rate",
+            "Live false-hit rate: wrong audited hits over audited hits, since the start.",
+        )
+        overall = ledger.false_hit_rates().get(())
+        if overall is not None:
+            rate.add_metric([], overall)
+        yield rate
+        for by, labels in ((("route", "tenant"), ["route", "tenant"]), (("rule",), ["rule"])):
+            family = GaugeMetricFamily(
+                "semcache_false_hit_rate_by_" + "_".join(by),
+                f"Live false-hit rate per {' and '.join(by)}.",
+                labels=labels,
+            )
+            for group, value in sorted(ledger.false_hit_rates(by).items()):
+                family.add_metric(list(group), value)
+            yield family
+        yield CounterMetricFamily(
+            "semcache_audit_quarantined",
+            "Entries quarantined (no longer served semantically) after audits or reports.",
+            value=self.cache.counters.get("quarantined", 0),
+        )
+
+
 class ProxyMetrics:
     """Counters and histograms in a registry of their own (several apps per process in tests)."""
 
@@ -172,12 +228,15 @@ class ProxyMetrics:
         cache: SemanticCache,
         upstream_open: Callable[[], int],
         savings: SavingsLedger | None = None,
+        auditor: Auditor | None = None,
     ) -> None:
-        """Export the cache's load-shedding counters and breaker states, and what hits
-        saved (``savings``), as well."""
+        """Export the cache's load-shedding counters and breaker states, what hits
+        saved (``savings``) and what audits found (``auditor``), as well."""
         self.registry.register(CacheStateCollector(cache, upstream_open))
         if savings is not None:
             self.registry.register(SavingsCollector(savings))
+        if auditor is not None:
+            self.registry.register(AuditCollector(auditor, cache))
 
     def export(self) -> bytes:
         return generate_latest(self.registry)

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from semcache import SemanticCache, UnsupportedOperationError
+from semcache.audit import Auditor
 from semcache.tags import TAG_FIELDS
 from semcache.telemetry import SavingsLedger
 from semcache_proxy._dashboard import Dashboard
@@ -32,11 +33,16 @@ class OpsEndpoints:
     """Answers the configured operations paths; anything else is not theirs."""
 
     def __init__(
-        self, cache: SemanticCache, metrics: ProxyMetrics, savings: SavingsLedger | None = None
+        self,
+        cache: SemanticCache,
+        metrics: ProxyMetrics,
+        savings: SavingsLedger | None = None,
+        auditor: Auditor | None = None,
     ) -> None:
         self.cache = cache
         self.metrics = metrics
         self.savings = savings
+        self.auditor = auditor
         s = cache.settings.group(ProxySettings)
         self.health_path = s.health_path
         self.ready_path = s.ready_path
@@ -134,7 +140,48 @@ class OpsEndpoints:
             if method != "POST":
                 return _error(405, "method_not_allowed", "use POST")
             return await self._flush(request)
+        if sub == "/feedback":
+            if method != "POST":
+                return _error(405, "method_not_allowed", "use POST")
+            return await self._feedback(request)
+        if sub == "/audit":
+            if method != "GET":
+                return _error(405, "method_not_allowed", "use GET")
+            if self.auditor is None:
+                return _error(404, "not_found", "no audits are counted here")
+            return JSONResponse(self.auditor.ledger.summary())
+        if sub.startswith("/audit/"):
+            if method != "GET":
+                return _error(405, "method_not_allowed", "use GET")
+            state = await self.cache.audit_state(sub[len("/audit/") :])
+            if state is None:
+                return _error(404, "not_found", "no such entry, or never audited")
+            return JSONResponse(state.to_metadata())
         return _error(404, "not_found", f"no admin endpoint {method} {sub or '/'}")
+
+    async def _feedback(self, request: Request) -> Response:
+        """``{"entry": ID, "wrong": true}``: the answer served from entry ID (its
+        ``X-Semcache-Entry``) was wrong; the entry is evicted (``"evict": false``:
+        quarantined instead, its threshold learned from the report)."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "bad_request", "body must be JSON")
+        if not isinstance(body, dict) or set(body) - {"entry", "wrong", "evict"}:
+            return _error(400, "bad_request", 'expected {"entry": ID, "wrong": true}')
+        entry, wrong, evict = body.get("entry"), body.get("wrong", True), body.get("evict", True)
+        if not isinstance(entry, str) or not entry or len(entry) > 256:
+            return _error(400, "bad_request", "entry must be the X-Semcache-Entry value")
+        if not isinstance(wrong, bool) or not isinstance(evict, bool):
+            return _error(400, "bad_request", "wrong and evict must be true or false")
+        if self.auditor is not None:
+            found = await self.auditor.feedback(entry, wrong=wrong, evict=evict)
+        elif wrong:
+            found = await self.cache.report_wrong_hit(entry, evict=evict)
+        else:
+            found = True
+        body = {"entry": entry, "wrong": wrong, "evicted": wrong and evict and found}
+        return JSONResponse(body, status_code=200 if found else 404)
 
     async def _flush(self, request: Request) -> Response:
         """Everything, one ``partition``, or by ``path``/``model``/``tenant``/``credential``."""

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from semcache.audit.auditor import AuditJob, Auditor, Shadow
 from semcache.http.breaker import UpstreamBreakers
 from semcache.http.flow import Forward, Replay
 from semcache.http.partition import ANSWER_HEADERS
@@ -53,6 +54,8 @@ class CachedAnswer:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     """The entry's metadata: the usage and upstream seconds of the answer (what a hit saves)."""
     source: str = "semantic"
+    verdict: str | None = None
+    """What let a semantic hit through (:attr:`semcache.Hit.verdict`)."""
 
 
 class FlightTicket:
@@ -107,6 +110,12 @@ class HttpCacheEngine:
         telemetry = s.group(TelemetrySettings)
         self.prices = load_prices(telemetry.prices)
         self.savings = SavingsLedger(telemetry.savings_max_labels)
+        self.auditor = Auditor(cache, s, max_labels=telemetry.savings_max_labels)
+        """Audits of semantic hits (off unless ``audit_rate`` is set); its ``comparer``
+        may be replaced (a judge)."""
+        self.shadows = False
+        """Can the adapter send a request to the upstream again (:meth:`audit`)? Hits
+        are sampled for audits only then."""
         self._loop = loop
         # Strong references: a store outlives the request that scheduled it.
         self._pending: set[asyncio.Task[None]] = set()
@@ -150,15 +159,48 @@ class HttpCacheEngine:
         stored = answer.response
         try:
             headers = stored.replay_headers(similarity=answer.similarity, entry_id=answer.entry_id)
-            replay = Replay(stored.status, headers, stored.chunks(), stored.streamed)
+            chunks = stored.chunks()
         except Exception:
             log.exception("semcache: unusable cache entry; treating as a miss")
             return None
+        saving: Saving | None = None
         try:
-            self._count_saving(plan, answer)
+            saving = self._count_saving(plan, answer)
         except Exception:
             log.exception("semcache: could not count what a hit saved")
-        return replay
+        job = self._audit_job(plan, answer, saving) if answer.source == "semantic" else None
+        return Replay(stored.status, headers, chunks, stored.streamed, job)
+
+    def _audit_job(
+        self, plan: CachePlan, answer: CachedAnswer, saving: Saving | None
+    ) -> AuditJob | None:
+        try:
+            model = plan.metadata.get("model")
+            return self.auditor.consider(
+                entry_id=answer.entry_id,
+                similarity=answer.similarity,
+                verdict=answer.verdict,
+                route=str(plan.metadata.get("path", "")),
+                tenant=plan.tenant,
+                model=model if isinstance(model, str) else None,
+                question=plan.query,
+                cached=answer.response,
+                usd=saving.usd if saving is not None else None,
+                sample=self.shadows,
+            )
+        except Exception:
+            log.exception("semcache: could not sample a hit for an audit")
+            return None
+
+    def audit(self, job: AuditJob, shadow: Shadow) -> None:
+        """Run ``job`` in the background (call it once the client has its answer):
+        ``shadow`` asks the upstream again. Outside the request's context, so the shadow
+        call counts in no request record or span of the client's."""
+
+        async def run() -> None:
+            await self.auditor.run(job, shadow)
+
+        self.spawn(run(), contextvars.Context())
 
     def _count_saving(self, plan: CachePlan, answer: CachedAnswer) -> Saving:
         """What this hit saved, counted in :attr:`savings` and told to the request's record."""
@@ -305,7 +347,9 @@ class HttpCacheEngine:
             return None
         if not plan.can_replay(stored):
             return None
-        return CachedAnswer(stored, hit.similarity, hit.entry_id, hit.metadata, hit.source)
+        return CachedAnswer(
+            stored, hit.similarity, hit.entry_id, hit.metadata, hit.source, hit.verdict
+        )
 
     async def store(
         self, plan: CachePlan, response: StoredResponse, *, upstream_seconds: float | None = None

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from semcache.http.responses import ResponseRecorder, StoredResponse
 
 if TYPE_CHECKING:
+    from semcache.audit.auditor import AuditJob
     from semcache.http.engine import FlightTicket, HttpCacheEngine
     from semcache.http.policy import CachePlan
 
@@ -39,13 +40,17 @@ class Replay:
     """A response the adapter sends as it is: a stored answer, or the breaker's 503.
 
     ``headers`` are complete (``X-Semcache`` included, ``Content-Length`` unless
-    ``streamed``); ``streamed`` answers are sent chunk by chunk.
+    ``streamed``); ``streamed`` answers are sent chunk by chunk. ``audit``: this hit was
+    sampled for an audit; an adapter that can call the upstream again hands it to
+    :meth:`HttpCacheEngine.audit <semcache.http.HttpCacheEngine.audit>` once the answer
+    is sent (others ignore it).
     """
 
     status: int
     headers: list[tuple[str, str]]
     chunks: list[bytes]
     streamed: bool = False
+    audit: AuditJob | None = None
 
     @property
     def body(self) -> bytes:
