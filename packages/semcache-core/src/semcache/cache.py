@@ -35,6 +35,7 @@ from semcache.thresholds import default_threshold
 from semcache.types import Entry, Hit, Matrix, Vector, VectorMatch
 from semcache.verify import DefaultVerifier
 from semcache.verify.levels import Levels, load_levels
+from semcache.verify.judge import judge_stats
 
 __all__ = ["FROM_SETTINGS", "SemanticCache"]
 
@@ -63,6 +64,10 @@ _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "semcache_deadline", default=None
 )
 """When the lookup or store in progress must be done (``time.monotonic()``)."""
+
+_bar: contextvars.ContextVar[float | None] = contextvars.ContextVar("semcache_bar", default=None)
+"""The similarity the lookup in progress needs, while a verifier with a ``search_floor``
+(a judge for the grey zone) checks candidates found below it."""
 
 
 class _Skipped(Exception):
@@ -283,8 +288,9 @@ class SemanticCache:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._start_task is not None and not self._start_task.done():
             self._start_task.cancel()
-        for part in (self.embedder, self.vector_store, self.response_store):
-            if part is not None:
+        for part in (self.embedder, self.vector_store, self.response_store, self.verifier):
+            # A verifier closes when it has anything to close (a judge's connections).
+            if part is not None and hasattr(part, "aclose"):
                 with contextlib.suppress(Exception):
                     await part.aclose()
 
@@ -422,14 +428,16 @@ class SemanticCache:
         self._remember((part, text, stored_ctx or ""), rows)
         vector = rows[0]
         context_vector = rows[1] if stored_ctx is not None else None
+        bar = self.threshold if threshold is None else threshold
+        # A verifier with a judge for the grey zone asks for candidates down to its floor,
+        # and is told the bar they fall short of.
+        floor: float | None = getattr(self.verifier, "search_floor", None)
+        _bar.set(None if floor is None else bar)
         with otel.span("semcache.vector_search") as span:
             matches = await self._guard(
                 "vector store",
                 vectors.search(
-                    part,
-                    vector,
-                    self.settings.top_k,
-                    self.threshold if threshold is None else threshold,
+                    part, vector, self.settings.top_k, bar if floor is None else min(bar, floor)
                 ),
             )
             otel.set_attributes(span, {"semcache.candidates": len(matches)})
@@ -526,11 +534,15 @@ class SemanticCache:
         (``"verifier"`` for a verifier that does not name its rules)."""
         if self.verifier is None:
             return None
-        verdict: Callable[[str, str, float], Awaitable[Any]] | None = getattr(
-            self.verifier, "verdict", None
-        )
+        verdict: Callable[..., Awaitable[Any]] | None = getattr(self.verifier, "verdict", None)
         if verdict is not None:
-            rule: str | None = (await verdict(text, candidate, similarity)).rule
+            bar = _bar.get()  # set when the verifier searched below the lookup's threshold
+            found = await (
+                verdict(text, candidate, similarity)
+                if bar is None
+                else verdict(text, candidate, similarity, threshold=bar)
+            )
+            rule: str | None = found.rule
             return rule
         return None if await self.verifier.verify(text, candidate, similarity) else "verifier"
 
@@ -702,6 +714,8 @@ class SemanticCache:
         out["model_id"] = self.embedder.model_id if self.embedder else None
         out["breakers"] = {name: b.state for name, b in self.breakers.items()}
         out["rejections"] = dict(self.rejections)
+        if (judge := judge_stats(self.verifier)) is not None:
+            out["judge"] = judge
         if self._started:
             for name, store in (("vectors", self.vector_store), ("entries", self.response_store)):
                 try:
