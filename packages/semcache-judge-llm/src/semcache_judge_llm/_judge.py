@@ -136,12 +136,15 @@ class LLMJudge:
             "max_tokens": self.max_tokens,
         }
 
-    def _read(self, body: Mapping[str, Any]) -> tuple[object, int]:
-        """The answer's text and the tokens the call used."""
+    def _read(self, body: object) -> tuple[object, int]:
+        """The answer's text and the tokens the call used; raises for any other shape."""
+        if not isinstance(body, Mapping):
+            raise TypeError("not a JSON object")
         if self.api == "ollama":
             used = int(body.get("prompt_eval_count") or 0) + int(body.get("eval_count") or 0)
             return body["message"]["content"], used
-        usage = body.get("usage") or {}
+        usage = body.get("usage")
+        usage = usage if isinstance(usage, Mapping) else {}
         used = int(
             usage.get("total_tokens")
             or int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
