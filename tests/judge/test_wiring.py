@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from semcache import SemanticCache, Settings
@@ -121,3 +123,19 @@ async def test_the_budget_counts_calls_and_tokens_per_minute() -> None:
     assert not budget.take()  # the tokens are spent though a call is left
     now[0] = 121.0
     assert budget.take()
+
+
+async def test_a_judge_that_never_returns_is_cut_off_by_the_verifiers_timeout() -> None:
+    class Stuck:
+        async def same_answer(self, query: str, candidate: str) -> bool | None:
+            await asyncio.Event().wait()  # never set
+            return True
+
+        async def aclose(self) -> None:
+            pass
+
+    verifier = GreyZoneVerifier(DefaultVerifier(), Stuck(), timeout=0.05, threshold=0.85)
+    # The outer bound only keeps a broken build from hanging the suite.
+    verdict = await asyncio.wait_for(verifier.verdict("a b c", "a b c d", 0.7), 30)
+    assert verdict.rule == "threshold"
+    assert verifier.counters["calls"] == 1 and verifier.counters["no_opinion"] == 1
