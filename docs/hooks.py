@@ -21,6 +21,7 @@ GROUPS = (
     "redis",
     "embedded",
     "telemetry",
+    "judge",
     "django",
     "flask",
     "fastapi",
