@@ -9,6 +9,7 @@ the number trap: only the rules keep them from it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -35,6 +36,11 @@ async def test_a_paraphrase_below_the_threshold_is_served_only_with_the_judge(
         hit = await cache.lookup(PARAPHRASE)
         assert hit is not None and hit.payload == b"use the reset link"
         assert 0.55 <= hit.similarity < THRESHOLD
+        # The paraphrase the judge won is an exact key now: its repeats cost no judge call.
+        while cache._background:
+            await asyncio.gather(*cache._background)
+        again = await cache.lookup(PARAPHRASE)
+        assert again is not None and again.source == "exact"
         stats = await cache.stats()
     assert openai_fake.state.pairs == [
         ("how do i reset my password", "how can i change my password")
