@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from semcache.errors import SettingsError
 from semcache.testing import HashingTestEmbedder
 from semcache.verify import DefaultVerifier
 from semcache.verify.judge import SOFT_RULES, GreyZoneVerifier, JudgeBudget
+from semcache.verify.levels import Levels
 from semcache_judge_llm import LLMJudge
 
 
@@ -139,3 +141,24 @@ async def test_a_judge_that_never_returns_is_cut_off_by_the_verifiers_timeout() 
     verdict = await asyncio.wait_for(verifier.verdict("a b c", "a b c d", 0.7), 30)
     assert verdict.rule == "threshold"
     assert verifier.counters["calls"] == 1 and verifier.counters["no_opinion"] == 1
+
+
+async def test_levels_for_another_model_leave_the_rules_under_the_judge_at_their_defaults(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "levels.json"
+    path.write_text(Levels(threshold=0.61, top=0.97, model_id="some/other-model").to_json())
+    settings = Settings.from_env(
+        {},
+        verifier_params=str(path),
+        judge="llm",
+        judge_url="http://127.0.0.1:9",
+        judge_model="tiny-judge",
+    )
+    async with SemanticCache(settings, embedder=HashingTestEmbedder()) as cache:
+        verifier = cache.verifier
+        assert isinstance(verifier, GreyZoneVerifier)
+        assert isinstance(verifier.inner, DefaultVerifier)
+        assert verifier.inner.top == DefaultVerifier().top
+        # The judge and the rules still agree on the threshold the cache uses.
+        assert verifier.threshold == verifier.inner.threshold == cache.threshold

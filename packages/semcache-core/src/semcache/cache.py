@@ -34,8 +34,8 @@ from semcache.text import MAX_SEMANTIC_CHARS, exact_text, fold_layout, hash_text
 from semcache.thresholds import default_threshold
 from semcache.types import Entry, Hit, Matrix, Vector, VectorMatch
 from semcache.verify import DefaultVerifier
+from semcache.verify.judge import GreyZoneVerifier, judge_stats
 from semcache.verify.levels import Levels, load_levels
-from semcache.verify.judge import judge_stats
 
 __all__ = ["FROM_SETTINGS", "SemanticCache"]
 
@@ -255,8 +255,14 @@ class SemanticCache:
             model_id,
         )
         self._levels = None
-        if self._verifier_from_settings and isinstance(self.verifier, DefaultVerifier):
+        if not self._verifier_from_settings:
+            return
+        if isinstance(self.verifier, DefaultVerifier):
             self.verifier = DefaultVerifier()
+        elif isinstance(self.verifier, GreyZoneVerifier) and isinstance(
+            self.verifier.inner, DefaultVerifier
+        ):
+            self.verifier.inner = DefaultVerifier()  # the rules under a judge
 
     @property
     def threshold(self) -> float:
