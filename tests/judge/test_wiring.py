@@ -162,3 +162,12 @@ async def test_levels_for_another_model_leave_the_rules_under_the_judge_at_their
         assert verifier.inner.top == DefaultVerifier().top
         # The judge and the rules still agree on the threshold the cache uses.
         assert verifier.threshold == verifier.inner.threshold == cache.threshold
+
+
+async def test_a_yes_on_earlier_turns_wins_no_hit_by_itself() -> None:
+    judge = CountingJudge(True)
+    verifier = GreyZoneVerifier(DefaultVerifier(), judge, threshold=0.85)
+    assert await verifier.verify("i live in canada", "i live in ontario canada", 0.8)
+    assert verifier.counters["yes"] == 1 and verifier.counters["hits_won"] == 0
+    assert (await verifier.verdict("how do i cook rice", "how to cook rice fast", 0.8)).accepted
+    assert verifier.counters["yes"] == 2 and verifier.counters["hits_won"] == 1

@@ -157,10 +157,17 @@ class GreyZoneVerifier:
             forward(threshold)
 
     async def verify(self, query: str, candidate: str, similarity: float) -> bool:
-        return (await self.verdict(query, candidate, similarity)).accepted
+        # The cache asks this of earlier conversation turns (questions go to verdict()):
+        # a yes here lets the question be checked, it wins no hit by itself.
+        return (await self._decide(query, candidate, similarity, None, won=False)).accepted
 
     async def verdict(
         self, query: str, candidate: str, similarity: float, *, threshold: float | None = None
+    ) -> Verdict:
+        return await self._decide(query, candidate, similarity, threshold, won=True)
+
+    async def _decide(
+        self, query: str, candidate: str, similarity: float, threshold: float | None, won: bool
     ) -> Verdict:
         bar = self.threshold if threshold is None else threshold
         inner = await self._inner(query, candidate, similarity)
@@ -175,7 +182,8 @@ class GreyZoneVerifier:
         if same is None:
             return fallback
         if same:
-            self.counters["hits_won"] += 1
+            if won:
+                self.counters["hits_won"] += 1
             return Verdict(None, inner.edits)
         return Verdict("judge", inner.edits)
 
