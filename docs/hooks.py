@@ -22,6 +22,7 @@ GROUPS = (
     "embedded",
     "telemetry",
     "audit",
+    "judge",
     "django",
     "flask",
     "fastapi",

@@ -19,7 +19,7 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = sorted(p for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").is_file())
-KINDS = ("embedder", "vector_store", "response_store", "verifier", "settings")
+KINDS = ("embedder", "vector_store", "response_store", "verifier", "judge", "settings")
 
 
 def _project(folder: Path) -> dict[str, Any]:
@@ -39,7 +39,8 @@ def _pin(version: Version) -> str:
 
 def _is_plugin(name: str) -> bool:
     return name == "semcache-core" or (
-        name.startswith(("semcache-embed-", "semcache-store-")) and name != "semcache-embed-http"
+        name.startswith(("semcache-embed-", "semcache-store-", "semcache-judge-"))
+        and name != "semcache-embed-http"
     )
 
 

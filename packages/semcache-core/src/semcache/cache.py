@@ -37,6 +37,7 @@ from semcache.text import MAX_SEMANTIC_CHARS, exact_text, fold_layout, hash_text
 from semcache.thresholds import default_threshold
 from semcache.types import Entry, Hit, Matrix, Vector, VectorMatch
 from semcache.verify import DefaultVerifier
+from semcache.verify.judge import GreyZoneVerifier, judge_stats
 from semcache.verify.levels import Levels, load_levels
 
 __all__ = ["FROM_SETTINGS", "SemanticCache"]
@@ -66,6 +67,10 @@ _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "semcache_deadline", default=None
 )
 """When the lookup or store in progress must be done (``time.monotonic()``)."""
+
+_bar: contextvars.ContextVar[float | None] = contextvars.ContextVar("semcache_bar", default=None)
+"""The similarity the lookup in progress needs, while a verifier with a ``search_floor``
+(a judge for the grey zone) checks candidates found below it."""
 
 
 def _audit_failed(entry: Entry) -> bool:
@@ -264,8 +269,14 @@ class SemanticCache:
             model_id,
         )
         self._levels = None
-        if self._verifier_from_settings and isinstance(self.verifier, DefaultVerifier):
+        if not self._verifier_from_settings:
+            return
+        if isinstance(self.verifier, DefaultVerifier):
             self.verifier = DefaultVerifier()
+        elif isinstance(self.verifier, GreyZoneVerifier) and isinstance(
+            self.verifier.inner, DefaultVerifier
+        ):
+            self.verifier.inner = DefaultVerifier()  # the rules under a judge
 
     @property
     def threshold(self) -> float:
@@ -297,8 +308,9 @@ class SemanticCache:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._start_task is not None and not self._start_task.done():
             self._start_task.cancel()
-        for part in (self.embedder, self.vector_store, self.response_store):
-            if part is not None:
+        for part in (self.embedder, self.vector_store, self.response_store, self.verifier):
+            # A verifier closes when it has anything to close (a judge's connections).
+            if part is not None and hasattr(part, "aclose"):
                 with contextlib.suppress(Exception):
                     await part.aclose()
 
@@ -437,14 +449,16 @@ class SemanticCache:
         self._remember((part, text, stored_ctx or ""), rows)
         vector = rows[0]
         context_vector = rows[1] if stored_ctx is not None else None
+        bar = self.threshold if threshold is None else threshold
+        # A verifier with a judge for the grey zone asks for candidates down to its floor,
+        # and is told the bar they fall short of.
+        floor: float | None = getattr(self.verifier, "search_floor", None)
+        _bar.set(None if floor is None else bar)
         with otel.span("semcache.vector_search") as span:
             matches = await self._guard(
                 "vector store",
                 vectors.search(
-                    part,
-                    vector,
-                    self.settings.top_k,
-                    self.threshold if threshold is None else threshold,
+                    part, vector, self.settings.top_k, bar if floor is None else min(bar, floor)
                 ),
             )
             otel.set_attributes(span, {"semcache.candidates": len(matches)})
@@ -559,11 +573,15 @@ class SemanticCache:
         (``"verifier"`` for a verifier that does not name its rules)."""
         if self.verifier is None:
             return None
-        verdict: Callable[[str, str, float], Awaitable[Any]] | None = getattr(
-            self.verifier, "verdict", None
-        )
+        verdict: Callable[..., Awaitable[Any]] | None = getattr(self.verifier, "verdict", None)
         if verdict is not None:
-            rule: str | None = (await verdict(text, candidate, similarity)).rule
+            bar = _bar.get()  # set when the verifier searched below the lookup's threshold
+            found = await (
+                verdict(text, candidate, similarity)
+                if bar is None
+                else verdict(text, candidate, similarity, threshold=bar)
+            )
+            rule: str | None = found.rule
             return rule
         return None if await self.verifier.verify(text, candidate, similarity) else "verifier"
 
@@ -807,6 +825,8 @@ class SemanticCache:
         out["model_id"] = self.embedder.model_id if self.embedder else None
         out["breakers"] = {name: b.state for name, b in self.breakers.items()}
         out["rejections"] = dict(self.rejections)
+        if (judge := judge_stats(self.verifier)) is not None:
+            out["judge"] = judge
         if self._started:
             for name, store in (("vectors", self.vector_store), ("entries", self.response_store)):
                 try:

@@ -1,7 +1,7 @@
 """Plugin discovery: entry points in group ``semcache``, pluggy hook specs.
 
 An entry point is named ``KIND.NAME`` (``embedder.huggingface``,
-``vector_store.pgvector``, ``response_store.redis``, ``verifier.NAME``) and points at
+``vector_store.pgvector``, ``response_store.redis``, ``verifier.NAME``, ``judge.NAME``) and points at
 a module or object implementing the hooks below. Only the plugin a setting chooses is
 imported, so the core never pays for torch or a database driver it does not use.
 """
@@ -18,11 +18,13 @@ from semcache.errors import PluginNotFoundError
 if TYPE_CHECKING:
     from semcache.protocols import Embedder, ResponseStore, VectorStore, Verifier
     from semcache.settings import Settings
+    from semcache.verify.judge import Judge
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "PluginNotFoundError",
     "create_embedder",
+    "create_judge",
     "create_response_store",
     "create_vector_store",
     "create_verifier",
@@ -47,6 +49,7 @@ _KNOWN_DISTRIBUTIONS = {
     "embedder.voyage": "semcache-embed-voyage",
     "vector_store.pgvector": "semcache-store-pgvector",
     "response_store.redis": "semcache-store-redis",
+    "judge.llm": "semcache-judge-llm",
 }
 
 _registered: dict[str, object] = {}
@@ -75,6 +78,10 @@ class SemcacheHookSpecs:
     @hookspec(firstresult=True)
     def semcache_create_verifier(self, name: str, settings: Settings) -> Verifier | None:
         """Build a verifier."""
+
+    @hookspec(firstresult=True)
+    def semcache_create_judge(self, name: str, settings: Settings) -> Judge | None:
+        """Build a judge for the grey zone (:mod:`semcache.verify.judge`)."""
 
 
 def register(kind: str, name: str, plugin: object) -> None:
@@ -168,7 +175,17 @@ def create_response_store(settings: Settings, model_id: str, dimension: int) -> 
 
 
 def create_verifier(settings: Settings, name: str | None = None) -> Verifier | None:
-    """The verifier ``name`` (default: the ``verifier`` setting); ``"none"`` is no verifier."""
+    """The verifier ``name`` (default: the ``verifier`` setting); ``"none"`` is no verifier.
+
+    When the ``judge`` setting names a judge, the verifier comes wrapped in a
+    :class:`~semcache.verify.judge.GreyZoneVerifier` with that judge.
+    """
+    from semcache.verify.judge import with_judge
+
+    return with_judge(_rules(settings, name), settings)
+
+
+def _rules(settings: Settings, name: str | None) -> Verifier | None:
     name = settings.verifier if name is None else name
     if name == "none":
         return None
@@ -181,3 +198,9 @@ def create_verifier(settings: Settings, name: str | None = None) -> Verifier | N
         return DefaultVerifier()
     hook = _load("verifier", name).hook
     return _created("verifier", name, hook.semcache_create_verifier(name=name, settings=settings))  # type: ignore[no-any-return]
+
+
+def create_judge(settings: Settings, name: str) -> Judge:
+    """The judge plugin ``name`` (``llm``: ``semcache-judge-llm``)."""
+    hook = _load("judge", name).hook
+    return _created("judge", name, hook.semcache_create_judge(name=name, settings=settings))  # type: ignore[no-any-return]

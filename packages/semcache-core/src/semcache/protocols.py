@@ -160,7 +160,15 @@ class ExactAliases(Protocol):
 
 @runtime_checkable
 class Verifier(Protocol):
-    """Second opinion on a vector-search candidate before it is served."""
+    """Second opinion on a vector-search candidate before it is served.
+
+    Optional: ``verdict(query, candidate, similarity)`` returning an object whose ``rule``
+    names what rejected the candidate (``None``: serve it), reported per rule in the
+    metrics; ``use_threshold(threshold)``, told the cache's threshold on start; and a
+    ``search_floor`` attribute: the cache then searches down to it and calls
+    ``verdict(..., threshold=...)`` with the lookup's own threshold, which candidates
+    below it fall short of (:class:`~semcache.verify.judge.GreyZoneVerifier`).
+    """
 
     async def verify(self, query: str, candidate: str, similarity: float) -> bool:
         """True when ``candidate``'s stored answer is right for ``query``.

@@ -16,6 +16,7 @@ from semcache import SemanticCache
 from semcache.audit import Auditor
 from semcache.http.headers import HEADER_SIMILARITY, HEADER_STATUS
 from semcache.telemetry import SavingsLedger, otel
+from semcache.verify.judge import judge_stats
 from semcache_proxy._history import RequestHistory
 
 __all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics"]
@@ -75,6 +76,40 @@ class CacheStateCollector(Collector):
             "Requesters whose misses are answered 503 now (their upstream 429 breaker is open).",
             value=self.upstream_open(),
         )
+        judge = judge_stats(self.cache.verifier)
+        if judge is not None:
+            yield from _judge_families(judge)
+
+
+def _judge_families(judge: dict[str, Any]) -> Iterator[CounterMetricFamily]:
+    """The grey-zone judge: its calls by outcome, what they cost, and the hits they won."""
+    calls = CounterMetricFamily(
+        "semcache_judge_calls",
+        "Calls to the grey-zone judge, by outcome (yes, no, no_opinion: a timeout, an error "
+        "or an answer that was neither).",
+        labels=["outcome"],
+    )
+    for outcome in ("yes", "no", "no_opinion"):
+        calls.add_metric([outcome], judge[outcome])
+    yield calls
+    yield CounterMetricFamily(
+        "semcache_judge_over_budget",
+        "Candidates decided without the judge because its budget was spent.",
+        value=judge["over_budget"],
+    )
+    yield CounterMetricFamily(
+        "semcache_judge_hits_won",
+        "Hits served on the judge's yes that the rules or the threshold would have turned away.",
+        value=judge["hits_won"],
+    )
+    yield CounterMetricFamily(
+        "semcache_judge_tokens", "Tokens the judge's calls used.", value=judge["tokens"]
+    )
+    yield CounterMetricFamily(
+        "semcache_judge_usd",
+        "US dollars the judge's calls cost at SEMANTIC_CACHE_JUDGE_PRICE (0 when unpriced).",
+        value=judge["cost_usd"],
+    )
 
 
 class SavingsCollector(Collector):

@@ -22,6 +22,7 @@ from semcache.text import normalize_query
 from semcache.thresholds import default_threshold
 from semcache.types import Matrix
 from semcache.verify.levels import load_levels
+from semcache.verify.settings import JudgeSettings
 
 __all__ = ["evaluate", "sweep_thresholds"]
 
@@ -98,6 +99,14 @@ async def evaluate(
         raise EvaluationError(
             "the cache is turned off (SEMANTIC_CACHE_ENABLED): nothing to measure"
         )
+    # A judge serves hits below the threshold, and where it is asked depends on the
+    # threshold: each threshold of a sweep would need judge calls of its own.
+    judged = base.group(JudgeSettings).judge != "none"
+    if judged and sweep:
+        raise EvaluationError(
+            "a threshold sweep cannot run with a judge (SEMANTIC_CACHE_JUDGE); "
+            "evaluate one threshold at a time"
+        )
     run_settings = base.replace(
         lookup_timeout_ms=_BIG_BUDGET_MS,
         store_timeout_ms=_BIG_BUDGET_MS,
@@ -135,7 +144,7 @@ async def evaluate(
     def hits_at(sims: list[float | None], t: float) -> list[bool]:
         return [s is not None and s >= t - 1e-9 for s in sims]
 
-    now = hits_at(verified, current)
+    now = [s is not None for s in verified] if judged else hits_at(verified, current)
     overall = metrics(labels, now)
     by_category: dict[str, Metrics] = {}
     categories = sorted({p.category for p in usable if p.category is not None})

@@ -1,0 +1,173 @@
+"""How the judge is switched on, and the grey-zone rules with an in-process judge."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from semcache import SemanticCache, Settings
+from semcache.errors import SettingsError
+from semcache.testing import HashingTestEmbedder
+from semcache.verify import DefaultVerifier
+from semcache.verify.judge import SOFT_RULES, GreyZoneVerifier, JudgeBudget
+from semcache.verify.levels import Levels
+from semcache_judge_llm import LLMJudge
+
+
+class CountingJudge:
+    """Says ``answer`` and counts the pairs it was asked about."""
+
+    def __init__(self, answer: bool | None) -> None:
+        self.answer = answer
+        self.asked: list[tuple[str, str]] = []
+
+    async def same_answer(self, query: str, candidate: str) -> bool | None:
+        self.asked.append((query, candidate))
+        return self.answer
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_off_by_default() -> None:
+    cache = SemanticCache(Settings.from_env({}), embedder=HashingTestEmbedder())
+    assert isinstance(cache.verifier, DefaultVerifier)
+
+
+@pytest.mark.parametrize(("name", "inner"), [("default", DefaultVerifier), ("none", type(None))])
+def test_the_setting_wraps_whatever_verifier_is_configured(name: str, inner: type) -> None:
+    environ = {
+        "SEMANTIC_CACHE_VERIFIER": name,
+        "SEMANTIC_CACHE_JUDGE": "llm",
+        "SEMANTIC_CACHE_JUDGE_URL": "http://127.0.0.1:9/v1",
+        "SEMANTIC_CACHE_JUDGE_MODEL": "tiny-judge",
+        "SEMANTIC_CACHE_JUDGE_FLOOR": "0.6",
+        "SEMANTIC_CACHE_JUDGE_TIMEOUT_MS": "300",
+        "SEMANTIC_CACHE_JUDGE_BUDGET": "5",
+    }
+    cache = SemanticCache(Settings.from_env(environ), embedder=HashingTestEmbedder())
+    verifier = cache.verifier
+    assert isinstance(verifier, GreyZoneVerifier) and isinstance(verifier.inner, inner)
+    assert verifier.search_floor == 0.6 and verifier.timeout == 0.3
+    assert verifier.budget.calls_per_minute == 5
+    assert isinstance(verifier.judge, LLMJudge) and verifier.judge.timeout == 0.3
+
+
+def test_an_openai_judge_needs_a_url_and_a_model() -> None:
+    with pytest.raises(SettingsError, match="SEMANTIC_CACHE_JUDGE_URL"):
+        SemanticCache(Settings.from_env({"SEMANTIC_CACHE_JUDGE": "llm"}))
+    with pytest.raises(SettingsError, match="SEMANTIC_CACHE_JUDGE_MODEL"):
+        SemanticCache(
+            Settings.from_env({"SEMANTIC_CACHE_JUDGE": "llm", "SEMANTIC_CACHE_JUDGE_API": "ollama"})
+        )
+
+
+def test_only_the_topic_and_question_rules_are_soft() -> None:
+    assert frozenset({"topic", "question"}) == SOFT_RULES
+
+
+async def test_a_soft_rejection_above_the_threshold_goes_to_the_judge() -> None:
+    # "capital of austria" / "capital of australia": one topic word, 0.91 < the rule's 0.92.
+    judge = CountingJudge(False)
+    verifier = GreyZoneVerifier(DefaultVerifier(), judge, threshold=0.85)
+    verdict = await verifier.verdict("capital of austria", "capital of australia", 0.91)
+    assert verdict.rule == "judge" and len(judge.asked) == 1
+    judge.answer = None  # no opinion: the rule's own verdict stands
+    verdict = await verifier.verdict("capital of austria", "capital of australia", 0.91)
+    assert verdict.rule == "topic"
+
+
+async def test_below_the_floor_the_judge_is_not_asked() -> None:
+    judge = CountingJudge(True)
+    verifier = GreyZoneVerifier(None, judge, floor=0.6, threshold=0.85)
+    assert (await verifier.verdict("a b c", "a b d", 0.59)).rule == "threshold"
+    assert (await verifier.verdict("a b c", "a b d", 0.6)).rule is None
+    assert len(judge.asked) == 1 and verifier.counters["hits_won"] == 1
+
+
+async def test_a_plain_verifiers_refusal_is_final() -> None:
+    class RefuseAll:
+        async def verify(self, query: str, candidate: str, similarity: float) -> bool:
+            return False
+
+    judge = CountingJudge(True)
+    verifier = GreyZoneVerifier(RefuseAll(), judge, threshold=0.85)
+    assert (await verifier.verdict("a", "b", 0.7)).rule == "verifier"
+    assert judge.asked == []
+
+
+async def test_a_routes_own_threshold_is_the_bar(tmp_path: object) -> None:
+    judge = CountingJudge(None)
+    verifier = GreyZoneVerifier(DefaultVerifier(), judge)
+    settings = Settings.from_env({}, threshold=0.8, batch_max_size=1)
+    async with SemanticCache(settings, embedder=HashingTestEmbedder(), verifier=verifier) as cache:
+        assert verifier.threshold == 0.8  # told by the cache, and passed on
+        assert isinstance(verifier.inner, DefaultVerifier) and verifier.inner.threshold == 0.8
+        await cache.store("how do i reset my password", b"a")
+        asked = "how do i reset my password please"  # 0.93, the rules accept it
+        assert await cache.lookup(asked) is not None
+        assert judge.asked == []
+        # A route asking for 0.95: the same candidate is below its bar, so the judge is asked,
+        # and without an opinion it is a miss.
+        assert await cache.lookup(asked, threshold=0.95) is None
+        assert len(judge.asked) == 1
+
+
+async def test_the_budget_counts_calls_and_tokens_per_minute() -> None:
+    now = [0.0]
+    budget = JudgeBudget(2, tokens_per_minute=100, clock=lambda: now[0])
+    assert budget.take() and budget.take() and not budget.take()
+    now[0] = 60.0
+    assert budget.take()
+    budget.spend_tokens(100)
+    assert not budget.take()  # the tokens are spent though a call is left
+    now[0] = 121.0
+    assert budget.take()
+
+
+async def test_a_judge_that_never_returns_is_cut_off_by_the_verifiers_timeout() -> None:
+    class Stuck:
+        async def same_answer(self, query: str, candidate: str) -> bool | None:
+            await asyncio.Event().wait()  # never set
+            return True
+
+        async def aclose(self) -> None:
+            pass
+
+    verifier = GreyZoneVerifier(DefaultVerifier(), Stuck(), timeout=0.05, threshold=0.85)
+    # The outer bound only keeps a broken build from hanging the suite.
+    verdict = await asyncio.wait_for(verifier.verdict("a b c", "a b c d", 0.7), 30)
+    assert verdict.rule == "threshold"
+    assert verifier.counters["calls"] == 1 and verifier.counters["no_opinion"] == 1
+
+
+async def test_levels_for_another_model_leave_the_rules_under_the_judge_at_their_defaults(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "levels.json"
+    path.write_text(Levels(threshold=0.61, top=0.97, model_id="some/other-model").to_json())
+    settings = Settings.from_env(
+        {},
+        verifier_params=str(path),
+        judge="llm",
+        judge_url="http://127.0.0.1:9",
+        judge_model="tiny-judge",
+    )
+    async with SemanticCache(settings, embedder=HashingTestEmbedder()) as cache:
+        verifier = cache.verifier
+        assert isinstance(verifier, GreyZoneVerifier)
+        assert isinstance(verifier.inner, DefaultVerifier)
+        assert verifier.inner.top == DefaultVerifier().top
+        # The judge and the rules still agree on the threshold the cache uses.
+        assert verifier.threshold == verifier.inner.threshold == cache.threshold
+
+
+async def test_a_yes_on_earlier_turns_wins_no_hit_by_itself() -> None:
+    judge = CountingJudge(True)
+    verifier = GreyZoneVerifier(DefaultVerifier(), judge, threshold=0.85)
+    assert await verifier.verify("i live in canada", "i live in ontario canada", 0.8)
+    assert verifier.counters["yes"] == 1 and verifier.counters["hits_won"] == 0
+    assert (await verifier.verdict("how do i cook rice", "how to cook rice fast", 0.8)).accepted
+    assert verifier.counters["yes"] == 2 and verifier.counters["hits_won"] == 1
