@@ -35,6 +35,7 @@ from semcache.telemetry.record import current as current_record
 from semcache.telemetry.settings import TelemetrySettings
 from semcache.text import MAX_SEMANTIC_CHARS, exact_text, fold_layout, hash_text, normalize_query
 from semcache.thresholds import default_threshold
+from semcache.turns import TurnMatcher
 from semcache.types import Entry, Hit, Matrix, Vector, VectorMatch
 from semcache.verify import DefaultVerifier
 from semcache.verify.judge import GreyZoneVerifier, judge_stats
@@ -124,6 +125,7 @@ class SemanticCache:
             load_levels(self.settings.verifier_params) if self.settings.verifier_params else None
         )
         self._verifier_from_settings = isinstance(verifier, str)
+        self._turns = TurnMatcher(self._embed_many)
         self.single_flight = SingleFlight(wait=self.settings.single_flight_timeout)
         s = self.settings
         cooldown = s.breaker_cooldown_ms / 1000
@@ -912,11 +914,11 @@ class SemanticCache:
             # Earlier turns that are not valid text: caching would risk matching the
             # question as if it opened the conversation, so the request goes uncached.
             raise _Skipped("context")
-        return ctx, (ctx or None) if self.settings.context_mode == "semantic" else None
+        return ctx, (ctx or None) if self.settings.context_mode != "exact" else None
 
     def _partition(self, partition: str, ctx: str) -> str:
         # Exact context mode: the earlier turns are part of the partition key.
-        if ctx and self.settings.context_mode != "semantic":
+        if ctx and self.settings.context_mode == "exact":
             return hash_text(partition + "\x00context\x00" + ctx)
         return hash_text(partition)
 
@@ -928,6 +930,8 @@ class SemanticCache:
             return True
         if ctx is None or stored is None or ctx_vector is None:
             return False  # a follow-up never matches a first question
+        if self.settings.context_mode == "turns":
+            return await self._turns.compare(ctx, stored) is None
         other = entry.context_vector
         if other is None or other.shape != ctx_vector.shape:
             return False

@@ -179,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LEVELS.json",
         help="levels written by `semcache tune` (overrides SEMANTIC_CACHE_VERIFIER_PARAMS)",
     )
-    p.add_argument("--context-mode", choices=("exact", "semantic"), help="context matching")
+    p.add_argument(
+        "--context-mode", choices=("exact", "semantic", "turns"), help="context matching"
+    )
     p.add_argument("--context-threshold", type=float, help="context similarity threshold")
     p.add_argument("--embedder", help="embedder plugin (overrides SEMANTIC_CACHE_EMBEDDER_TYPE)")
     p.add_argument("--model", help="embedder model (overrides SEMANTIC_CACHE_EMBEDDER_MODEL)")

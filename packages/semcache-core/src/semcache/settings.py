@@ -258,9 +258,10 @@ class Settings:
     context_mode: str = setting(
         env.CONTEXT_MODE,
         "exact",
-        "Earlier conversation turns: `exact` (part of the partition) or `semantic` (embedded, "
-        "matched with their own threshold).",
-        choices=("exact", "semantic"),
+        "Earlier conversation turns: `exact` (part of the partition), `semantic` (embedded "
+        "whole, matched with their own threshold) or `turns` (each turn embedded and paired "
+        "with the other conversation's; chatter and unrelated turns left out).",
+        choices=("exact", "semantic", "turns"),
     )
     context_threshold: float = setting(
         env.CONTEXT_THRESHOLD,

@@ -49,7 +49,7 @@ class Side:
 
     def keys(self, context_mode: str) -> tuple[str, str | None]:
         """The partition and the context the cache is given under ``context_mode``."""
-        if self.context and context_mode == "semantic":
+        if self.context and context_mode != "exact":
             return self.partition_without_context, self.context
         return self.partition, None
 

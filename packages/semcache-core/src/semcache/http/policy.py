@@ -318,7 +318,7 @@ class HttpCachePolicy:
             found = extract(body)
             if found is not None:
                 query, rest = found.query, found.rest
-                if found.context and self.settings.context_mode == "semantic":
+                if found.context and self.settings.context_mode != "exact":
                     # The earlier turns are matched by the cache, by meaning.
                     rest, context = found.rest_without_context, found.context
         else:

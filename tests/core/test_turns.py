@@ -1,0 +1,94 @@
+"""Conversations matched turn by turn (`context_mode="turns"`), on the model-free embedder."""
+
+import pytest
+
+from semcache import SemanticCache, Settings
+from semcache.testing import HashingTestEmbedder
+from semcache.turns import MAX_TURNS, Turn, TurnMatcher, split_turns
+
+ORDER = (
+    "user: Hi, my order 48213 arrived with a cracked screen protector\n"
+    "assistant: Sorry about that! I can send a replacement for order 48213 or refund it.\n"
+    "user: I would like a replacement please"
+)
+
+
+def test_split_turns_reads_the_rendered_roles() -> None:
+    text = 'user: first line\nsecond line\nassistant: answer\n\nuser:   \ntool: {"x":1}'
+    assert split_turns(text) == [
+        Turn("user", "first line second line"),
+        Turn("assistant", "answer"),
+        Turn("tool", '{"x":1}'),
+    ]
+    assert split_turns("no roles at all") == [Turn("user", "no roles at all")]
+    assert split_turns("") == []
+
+
+@pytest.fixture
+def matcher() -> TurnMatcher:
+    embedder = HashingTestEmbedder()
+    # The hashing embedder scores unrelated texts near 0 and a one-word change ~0.8-0.9.
+    return TurnMatcher(embedder.embed, match_at=0.75, related_at=0.45)
+
+
+async def test_the_same_turns_with_chatter_around_them_match(matcher: TurnMatcher) -> None:
+    padded = (
+        "user: hello!\nassistant: Hi, how can I help you today?\n"
+        + ORDER
+        + "\nassistant: one moment\nuser: ok thanks"
+    )
+    assert await matcher.compare(padded, ORDER) is None
+    assert await matcher.compare(ORDER, padded) is None
+
+
+async def test_a_swapped_detail_is_a_conflict(matcher: TurnMatcher) -> None:
+    swapped = ORDER.replace("48213", "48231")
+    assert await matcher.compare(swapped, ORDER) == "conflict"
+
+
+async def test_a_negated_turn_is_a_conflict(matcher: TurnMatcher) -> None:
+    negated = ORDER.replace("I would like a replacement", "I would not like a replacement")
+    assert await matcher.compare(negated, ORDER) == "conflict"
+
+
+async def test_another_conversation_is_no_match(matcher: TurnMatcher) -> None:
+    other = (
+        "user: my internet keeps dropping every evening\n"
+        "assistant: Let's restart the router and check the cable."
+    )
+    assert await matcher.compare(other, ORDER) == "unmatched"
+
+
+async def test_a_changed_turn_is_refused(matcher: TurnMatcher) -> None:
+    changed = ORDER.replace(
+        "I would like a replacement please", "I would like a refund to my card please"
+    )
+    assert await matcher.compare(changed, ORDER) in ("changed", "conflict")
+
+
+async def test_turn_vectors_are_remembered() -> None:
+    embedder = HashingTestEmbedder()
+    matcher = TurnMatcher(embedder.embed)
+    await matcher.compare(ORDER, ORDER + "\nuser: thanks")
+    texts = embedder.texts_embedded
+    await matcher.compare(ORDER, ORDER + "\nuser: thanks")
+    assert embedder.texts_embedded == texts
+
+
+async def test_through_the_cache_a_padded_conversation_hits_and_a_swapped_one_does_not() -> None:
+    settings = Settings.from_env({}, context_mode="turns", threshold=0.7, batch_max_size=1)
+    async with SemanticCache(settings, embedder=HashingTestEmbedder()) as cache:
+        question = "how long will the replacement take"
+        await cache.store(question, b"3-5 days", context=ORDER)
+        padded = ORDER + "\nassistant: anything else?\nuser: no that's all, thanks"
+        assert await cache.lookup(question, context=padded) is not None
+        swapped = ORDER.replace("48213", "48231")
+        assert await cache.lookup(question, context=swapped) is None
+        assert await cache.lookup(question) is None  # a first question never matches
+
+
+async def test_a_conversation_over_the_turn_bound_is_never_matched_by_meaning(
+    matcher: TurnMatcher,
+) -> None:
+    long = "\n".join(f"user: question number {i} about the order" for i in range(MAX_TURNS + 1))
+    assert await matcher.compare(long, long + "\nuser: thanks") == "too-long"
