@@ -92,3 +92,40 @@ async def test_a_conversation_over_the_turn_bound_is_never_matched_by_meaning(
 ) -> None:
     long = "\n".join(f"user: question number {i} about the order" for i in range(MAX_TURNS + 1))
     assert await matcher.compare(long, long + "\nuser: thanks") == "too-long"
+
+
+def test_the_number_of_earlier_turns_is_not_part_of_the_partition() -> None:
+    # Chatter adds turns; in the meaning-based context modes the turns are matched by the
+    # context, so only one placeholder stands for them in what the partition hashes.
+    from semcache.http.extract import extract
+
+    short = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "my order 48213 is late"},
+            {"role": "assistant", "content": "sorry, checking"},
+            {"role": "user", "content": "how long will it take"},
+        ],
+    }
+    padded = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello!"},
+            {"role": "user", "content": "my order 48213 is late"},
+            {"role": "assistant", "content": "sorry, checking"},
+            {"role": "user", "content": "how long will it take"},
+        ],
+    }
+    a, b = extract(short), extract(padded)
+    assert a is not None and b is not None
+    assert a.rest_without_context == b.rest_without_context
+    assert a.rest != b.rest  # exact context mode: still another partition
+    other_system = {
+        **padded,
+        "messages": [{"role": "system", "content": "be verbose"}, *padded["messages"][1:]],
+    }
+    c = extract(other_system)
+    assert c is not None and c.rest_without_context != b.rest_without_context

@@ -7,18 +7,19 @@ the vector as much as a changed order number, and a long chat is cut at the mode
 window. So each turn is embedded on its own and paired with the closest turn of the same
 role on the other side:
 
-- **matched**: close enough and the verifier's rules find nothing that differs (the
-  same number, date, name, negation...); rewording is fine;
-- **conflict**: close, but a hard rule fires (order #1234 / #1243, "I did receive" /
-  "I did not receive", a flight "delayed" / "cancelled" with the same words around it);
+- **matched**: at least ``match_at`` similar, not saying the opposite (a negation, opposite
+  poles, a reversed direction), and not a topic word or two apart at a similarity the
+  question verifier's topic rule would refuse ("my iphone" / "my pixel");
 - **changed**: related (above ``related_at``) but not close enough: another intent, another
   product in a similar sentence;
 - **unrelated**: nothing like it on the other side: chatter ("thanks!", "one sec"), or an
   exchange about something else.
 
-The contexts match when no turn is in conflict or changed and each side has a matched
-user turn (a conversation about something else entirely has no related turn at all).
-Unrelated turns are left out.
+The contexts match when no turn is changed or opposed, each side has a matched user turn
+(a conversation about something else entirely has no related turn at all), and the
+related turns of both sides give the same facts: a number, date, unit or identifier that
+only one side gives is a conflict (order 48213 / 48231; a flight "delayed 3 hours" /
+"cancelled"), wherever in the conversation each is told. Unrelated turns are left out.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 
 from semcache.text import normalize_query
 from semcache.types import Matrix
-from semcache.verify import DefaultVerifier
+from semcache.verify import DefaultVerifier, analyze, opposed
 
 __all__ = ["MAX_TURNS", "Turn", "TurnMatcher", "split_turns"]
 
@@ -86,14 +87,12 @@ class TurnMatcher:
         *,
         match_at: float = 0.8,
         related_at: float = 0.5,
-        rules: DefaultVerifier | None = None,
         remember: int = 4096,
     ) -> None:
         self._embed = embed
         self.match_at = match_at
         self.related_at = related_at
-        # The turn's own bar: the rules' topic levels, never below match_at.
-        self.rules = rules if rules is not None else DefaultVerifier(threshold=match_at, margin=0.0)
+        self._topic = DefaultVerifier(threshold=match_at, margin=0.0)
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._remember = remember
 
@@ -109,12 +108,21 @@ class TurnMatcher:
         ours_v = np.stack([vectors[t.text] for t in ours])
         theirs_v = np.stack([vectors[t.text] for t in theirs])
         sims = ours_v @ theirs_v.T
-        return self._refusal(ours, theirs, sims) or self._refusal(theirs, ours, sims.T)
+        why, our_related = self._align(ours, theirs, sims)
+        if why is not None:
+            return why
+        why, their_related = self._align(theirs, ours, sims.T)
+        if why is not None:
+            return why
+        return "conflict" if _facts_differ(our_related, their_related) else None
 
-    def _refusal(self, side: Sequence[Turn], other: Sequence[Turn], sims: np.ndarray) -> str | None:
-        """Why ``side`` does not match ``other`` (each turn against the other side's turns
-        of its role), or ``None``."""
+    def _align(
+        self, side: Sequence[Turn], other: Sequence[Turn], sims: np.ndarray
+    ) -> tuple[str | None, list[str]]:
+        """Each turn of ``side`` against the other side's turns of its role: why they do
+        not match (or ``None``), and the texts of the related turns."""
         user_matched = False
+        related: list[str] = []
         for i, turn in enumerate(side):
             candidates = [j for j, t in enumerate(other) if t.role == turn.role]
             if not candidates:
@@ -123,13 +131,24 @@ class TurnMatcher:
             similarity = float(sims[i, j])
             if similarity < self.related_at:
                 continue  # unrelated: chatter, or an exchange about something else
-            verdict = self.rules.check(turn.text, other[j].text, similarity)
-            if verdict.rule is not None and verdict.rule not in _SOFT_RULES:
-                return "conflict"
-            if verdict.rule is not None or similarity < self.match_at:
-                return "changed"
+            if similarity < self.match_at:
+                return "changed", related
+            if opposed(turn.text, other[j].text) is not None:
+                return "conflict", related
+            if self._reworded_topic(turn.text, other[j].text, similarity):
+                return "changed", related
+            related.append(turn.text)
             user_matched = user_matched or turn.role == "user"
-        return None if user_matched else "unmatched"
+        return (None if user_matched else "unmatched"), related
+
+    def _reworded_topic(self, text: str, other: str, similarity: float) -> bool:
+        """A turn close to another but a topic word or two apart ("my iphone" / "my
+        pixel"): the question verifier's topic rule, with ``match_at`` as its floor.
+        Numbers, dates and identifiers are left to the facts of the whole conversation."""
+        shape = self._topic.shape(text, other)
+        if shape.rule is not None:
+            return False
+        return similarity < self._topic.needed(shape.edits, shape.other_question)
 
     async def _vectors_for(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         todo = list(dict.fromkeys(t for t in texts if t not in self._vectors))
@@ -144,3 +163,23 @@ class TurnMatcher:
         while len(self._vectors) > self._remember:
             self._vectors.popitem(last=False)
         return out
+
+
+def _facts(texts: Sequence[str]) -> dict[str, set[str]]:
+    facts: dict[str, set[str]] = {"number": set(), "date": set(), "unit": set(), "id": set()}
+    for text in texts:
+        a = analyze(text)
+        facts["number"] |= a.numbers
+        facts["date"] |= a.temporal
+        facts["unit"] |= a.units
+        facts["id"] |= a.identifiers
+    return facts
+
+
+def _facts_differ(ours: Sequence[str], theirs: Sequence[str]) -> bool:
+    """Does one conversation give a number, date, unit or identifier the other does not
+    (order 48213 / 48231; "delayed 3 hours, new departure 22:45" / "cancelled")?
+    Compared over all the related turns, so a fact told in another turn, or in other
+    words around it, still counts as the same."""
+    a, b = _facts(ours), _facts(theirs)
+    return any(a[kind] != b[kind] for kind in a)

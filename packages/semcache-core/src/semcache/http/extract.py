@@ -84,9 +84,14 @@ def extract(body: Any) -> Extraction | None:
         rest = {**body, field: turn.masked}
         if not turn.earlier:
             return Extraction(turn.text, rest, source, None, rest)
-        without = [
-            CONTEXT_PLACEHOLDER if i in turn.earlier else item for i, item in enumerate(turn.masked)
-        ]
+        # One placeholder for each run of earlier turns: how many there were is for the
+        # context matching to weigh (chatter adds turns), not a partition of its own.
+        without: list[Any] = []
+        for i, item in enumerate(turn.masked):
+            if i not in turn.earlier:
+                without.append(item)
+            elif not without or without[-1] is not CONTEXT_PLACEHOLDER:
+                without.append(CONTEXT_PLACEHOLDER)
         context = "\n".join(_render(turn.masked[i]) for i in turn.earlier)
         return Extraction(turn.text, rest, source, context, {**body, field: without})
     return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from semcache.verify.analysis import Analysis, analyze, stem
 from semcache.verify.shared import split_shared
 
-__all__ = ["DefaultVerifier", "Shape", "Verdict", "analyze", "stem"]
+__all__ = ["DefaultVerifier", "Shape", "Verdict", "analyze", "opposed", "stem"]
 
 _INLINE_CHARS = 400
 """Pairs of questions up to this size are checked on the event loop (~0.1 ms)."""
@@ -162,6 +162,12 @@ class DefaultVerifier:
             return self.top + gap if other_question else 0.0
         floor = self.threshold + self.margin
         return max(self.top - self.step * (edits - 1), floor) + gap
+
+
+def opposed(a: str, b: str) -> str | None:
+    """The rule by which two texts say opposite things (``negation``, ``polarity``,
+    ``direction``), or ``None``; details (numbers, names...) are not compared."""
+    return _hard_rules(analyze(a), analyze(b))
 
 
 def unmatched(a: Analysis, b: Analysis) -> list[str]:
