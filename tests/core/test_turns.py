@@ -129,3 +129,27 @@ def test_the_number_of_earlier_turns_is_not_part_of_the_partition() -> None:
     }
     c = extract(other_system)
     assert c is not None and c.rest_without_context != b.rest_without_context
+
+
+class _ShortWindow(HashingTestEmbedder):
+    """Reads texts of up to 200 characters (a model's input window, in small)."""
+
+    def fits(self, text: str) -> bool:
+        return len(text) <= 200
+
+
+async def test_a_turn_longer_than_the_models_window_makes_the_lookup_exact_only() -> None:
+    settings = Settings.from_env({}, context_mode="turns", threshold=0.7, batch_max_size=1)
+    long_turn = "user: here is my contract: " + "clause " * 60 + "end"
+    context = ORDER + "\n" + long_turn
+    async with SemanticCache(settings, embedder=_ShortWindow()) as cache:
+        question = "how long will the replacement take"
+        await cache.store(question, b"3-5 days", context=context)
+        # The same conversation and question: an exact hit, never embedded nor compared.
+        assert await cache.lookup(question, context=context) is not None
+        # Padded with chatter, it would match by meaning; with a turn the model cannot
+        # read whole, only its exact repeat is served.
+        assert await cache.lookup(question, context=context + "\nuser: thanks!") is None
+        # Its short-turn twin is matched by meaning as usual.
+        await cache.store(question, b"3-5 days", context=ORDER, partition="p")
+        assert await cache.lookup(question + "?", context=ORDER + "\nuser: thanks", partition="p")

@@ -35,7 +35,7 @@ from semcache.telemetry.record import current as current_record
 from semcache.telemetry.settings import TelemetrySettings
 from semcache.text import MAX_SEMANTIC_CHARS, exact_text, fold_layout, hash_text, normalize_query
 from semcache.thresholds import default_threshold
-from semcache.turns import TurnMatcher
+from semcache.turns import MAX_TURNS, TurnMatcher, split_turns
 from semcache.types import Entry, Hit, Matrix, Vector, VectorMatch
 from semcache.verify import DefaultVerifier
 from semcache.verify.judge import GreyZoneVerifier, judge_stats
@@ -450,7 +450,7 @@ class SemanticCache:
         rows = await self._embed_many(self._embedded(text, stored_ctx))
         self._remember((part, text, stored_ctx or ""), rows)
         vector = rows[0]
-        context_vector = rows[1] if stored_ctx is not None else None
+        context_vector = rows[1] if len(rows) > 1 else None
         bar = self.threshold if threshold is None else threshold
         # A verifier with a judge for the grey zone asks for candidates down to its floor,
         # and is told the bar they fall short of.
@@ -672,7 +672,7 @@ class SemanticCache:
         if rows is None:
             rows = await self._embed_many(self._embedded(text, stored_ctx))
         vector = rows[0]
-        context_vector = rows[1] if stored_ctx is not None else None
+        context_vector = rows[1] if len(rows) > 1 else None
         entry = Entry(
             entry_id, part, raw, bytes(payload), meta, now, expires_at, stored_ctx, context_vector
         )
@@ -890,20 +890,30 @@ class SemanticCache:
         """Is this question matched exactly only, never embedded nor analysed?
 
         Over :data:`MAX_SEMANTIC_CHARS`, and when the model would not read all of the
-        question or of the earlier turns (its input window): two texts that differ only
-        in the part it cuts off would embed alike, so only the same text is served.
+        question or of the earlier turns (its input window; in turns mode, of any one
+        turn, and no more than :data:`MAX_TURNS` turns): two texts that differ only in the
+        part it cuts off would embed alike, so only the same text is served.
         """
         if len(text) > MAX_SEMANTIC_CHARS:
             return True
         # An embedder that does not tell its window is taken to have none.
         if not embedder_fits(self.embedder, text):
             return True
-        return context is not None and not embedder_fits(self.embedder, normalize_query(context))
+        if context is None:
+            return False
+        if self.settings.context_mode == "turns":  # each turn is embedded on its own
+            turns = split_turns(context)
+            return len(turns) > MAX_TURNS or not all(
+                embedder_fits(self.embedder, t.text) for t in turns
+            )
+        return not embedder_fits(self.embedder, normalize_query(context))
 
-    @staticmethod
-    def _embedded(text: str, context: str | None) -> list[str]:
-        """What goes to the model: the normalised question (and earlier turns)."""
-        return [text] if context is None else [text, normalize_query(context)]
+    def _embedded(self, text: str, context: str | None) -> list[str]:
+        """What goes to the model: the normalised question, and the earlier turns as one
+        text in semantic mode (turns mode embeds each turn when it compares them)."""
+        if context is None or self.settings.context_mode != "semantic":
+            return [text]
+        return [text, normalize_query(context)]
 
     def _context(self, context: str | None) -> tuple[str, str | None]:
         """The context as sent ("" for none; only its ends stripped), and what an entry
@@ -928,10 +938,12 @@ class SemanticCache:
         stored = entry.context
         if stored == ctx:
             return True
-        if ctx is None or stored is None or ctx_vector is None:
+        if ctx is None or stored is None:
             return False  # a follow-up never matches a first question
         if self.settings.context_mode == "turns":
             return await self._turns.compare(ctx, stored) is None
+        if ctx_vector is None:
+            return False
         other = entry.context_vector
         if other is None or other.shape != ctx_vector.shape:
             return False
