@@ -1,5 +1,8 @@
 """Conversations matched turn by turn (`context_mode="turns"`), on the model-free embedder."""
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from semcache import SemanticCache, Settings
@@ -153,3 +156,57 @@ async def test_a_turn_longer_than_the_models_window_makes_the_lookup_exact_only(
         # Its short-turn twin is matched by meaning as usual.
         await cache.store(question, b"3-5 days", context=ORDER, partition="p")
         assert await cache.lookup(question + "?", context=ORDER + "\nuser: thanks", partition="p")
+
+
+def _long_conversation(seed: int, turns: int = MAX_TURNS) -> str:
+    """``turns`` long turns (each analysed afresh: too long for the analysis cache)."""
+    words = "order refund screen cracked battery laptop invoice delivery address cancel"
+    vocab = words.split()
+    lines = []
+    for i in range(turns):
+        body = " ".join(vocab[(seed + i * 7 + k * 3) % len(vocab)] for k in range(250))
+        lines.append(f"{('user', 'assistant')[i % 2]}: turn {i} {body}")
+    return "\n".join(lines)
+
+
+async def test_long_conversations_are_compared_off_the_event_loop() -> None:
+    # Forty turns of ~1800 characters are hundreds of text analyses per candidate (top_k
+    # per lookup, every lookup): on the loop they would stall every other request.
+    embedder = HashingTestEmbedder()
+    matcher = TurnMatcher(embedder.embed, match_at=0.75, related_at=0.45)
+    ours = _long_conversation(0, MAX_TURNS - 1)
+    theirs = ours + "\nuser: thanks"
+    await matcher.compare(ours, theirs)  # the turn vectors are remembered now
+    compare = asyncio.create_task(matcher.compare(ours, theirs))
+    others_ran = 0
+    while not compare.done():
+        others_ran += 1
+        await asyncio.sleep(0)
+    assert compare.result() is None
+    assert others_ran > 1  # the loop served other tasks while the turns were compared
+
+
+async def test_turn_vectors_evicted_while_a_comparison_waits_for_the_model() -> None:
+    # Another lookup's turns may push this one's remembered vectors out while it waits
+    # for the model to embed its new turns: the comparison still completes.
+    embedder = HashingTestEmbedder()
+    gate = asyncio.Event()
+    waiting = asyncio.Event()
+    held = False
+
+    async def embed(texts: list[str]) -> Any:
+        if held:
+            waiting.set()
+            await gate.wait()
+        return await embedder.embed(texts)
+
+    matcher = TurnMatcher(embed, match_at=0.75, related_at=0.45, remember=4)
+    await matcher.compare(ORDER, ORDER + "\nuser: thanks")  # its turns are remembered
+    held = True
+    first = asyncio.create_task(matcher.compare(ORDER, ORDER + "\nuser: one more thing"))
+    await waiting.wait()
+    held = False
+    other = "user: my router drops\nassistant: restart it\nuser: still drops\nassistant: ok"
+    await matcher.compare(other, other + "\nuser: cheers")  # evicts ORDER's turns
+    gate.set()
+    assert await first is None
