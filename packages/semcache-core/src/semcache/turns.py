@@ -24,6 +24,7 @@ only one side gives is a conflict (order 48213 / 48231; a flight "delayed 3 hour
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,6 +41,10 @@ __all__ = ["MAX_TURNS", "Turn", "TurnMatcher", "split_turns"]
 MAX_TURNS = 40
 """Longer conversations match only their exact repeat, so a comparison costs a bounded
 number of model inputs and similarity products."""
+
+_INLINE_CHARS = 1000
+"""Conversations up to this size (both sides) are compared on the event loop; longer
+ones take up to hundreds of text analyses per candidate, in a worker thread."""
 
 _ROLE_LINE = re.compile(r"^(system|developer|user|assistant|tool|function|model): ", re.MULTILINE)
 
@@ -105,6 +110,13 @@ class TurnMatcher:
         if not ours or not theirs:
             return None if not ours and not theirs else "unmatched"
         vectors = await self._vectors_for([t.text for t in ours + theirs])
+        if len(context) + len(stored) > _INLINE_CHARS:
+            return await asyncio.to_thread(self._decide, ours, theirs, vectors)
+        return self._decide(ours, theirs, vectors)
+
+    def _decide(
+        self, ours: list[Turn], theirs: list[Turn], vectors: dict[str, np.ndarray]
+    ) -> str | None:
         ours_v = np.stack([vectors[t.text] for t in ours])
         theirs_v = np.stack([vectors[t.text] for t in theirs])
         sims = ours_v @ theirs_v.T
@@ -151,15 +163,16 @@ class TurnMatcher:
         return similarity < self._topic.needed(shape.edits, shape.other_question)
 
     async def _vectors_for(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        todo = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        unique = list(dict.fromkeys(texts))
+        out = {t: self._vectors[t] for t in unique if t in self._vectors}
+        todo = [t for t in unique if t not in out]
         if todo:
             rows = np.asarray(await self._embed(todo), dtype=np.float32)
-            for text, row in zip(todo, rows, strict=True):
-                self._vectors[text] = row
-        out = {}
-        for text in texts:
+            out.update(zip(todo, rows, strict=True))
+        # Other comparisons may have pushed some of these out while the model worked.
+        for text, row in out.items():
+            self._vectors[text] = row
             self._vectors.move_to_end(text)
-            out[text] = self._vectors[text]
         while len(self._vectors) > self._remember:
             self._vectors.popitem(last=False)
         return out
