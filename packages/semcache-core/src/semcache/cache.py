@@ -126,6 +126,8 @@ class SemanticCache:
         )
         self._verifier_from_settings = isinstance(verifier, str)
         self._turns = TurnMatcher(self._embed_many)
+        # Audit outcomes are read, changed and written back: one at a time per process.
+        self._audit_lock = asyncio.Lock()
         self.single_flight = SingleFlight(wait=self.settings.single_flight_timeout)
         s = self.settings
         cooldown = s.breaker_cooldown_ms / 1000
@@ -742,7 +744,7 @@ class SemanticCache:
     ) -> AuditState | None:
         await self._ready()
         responses, vectors = self._stores()
-        async with self._whole_budget():
+        async with self._audit_lock, self._whole_budget():
             entry = await self._guard("response store", responses.get(entry_id))
             if entry is None:
                 return None
