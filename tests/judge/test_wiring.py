@@ -171,3 +171,42 @@ async def test_a_yes_on_earlier_turns_wins_no_hit_by_itself() -> None:
     assert verifier.counters["yes"] == 1 and verifier.counters["hits_won"] == 0
     assert (await verifier.verdict("how do i cook rice", "how to cook rice fast", 0.8)).accepted
     assert verifier.counters["yes"] == 2 and verifier.counters["hits_won"] == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="each judge call gets judge_timeout_ms whatever is left of the lookup's budget: "
+    "top_k judged candidates (4 x 800 ms by default) outlast the 2000 ms lookup budget, and "
+    "the whole lookup becomes a miss (counted as an error) before the rules' hit is reached",
+)
+async def test_a_judge_that_never_returns_costs_no_hit_the_rules_would_serve() -> None:
+    class Stuck:
+        async def same_answer(self, query: str, candidate: str) -> bool | None:
+            await asyncio.Event().wait()  # never set
+            return True
+
+        async def aclose(self) -> None:
+            pass
+
+    question = "best way to cook brown rice at home"
+    # One word apart: refused by a strict topic rule (a soft rule: the judge is asked).
+    near = [question + " " + word for word in ("fast", "slowly", "today")]
+    # The same words and some filler: served by the rules, ranked below the three.
+    reworded = "the best way to cook brown rice at home please thanks"
+
+    def rules() -> DefaultVerifier:
+        return DefaultVerifier(top=0.99)
+
+    settings = Settings.from_env({}, threshold=0.8, batch_max_size=1)
+    served: list[bytes | None] = []
+    for verifier in (rules(), GreyZoneVerifier(rules(), Stuck(), timeout=0.8)):
+        async with SemanticCache(
+            settings, embedder=HashingTestEmbedder(), verifier=verifier
+        ) as cache:
+            for text in near:
+                await cache.store(text, text.encode())
+            await cache.store(reworded, b"rinse, then simmer 45 minutes")
+            hit = await cache.lookup(question)
+            served.append(None if hit is None else hit.payload)
+    assert served[0] == b"rinse, then simmer 45 minutes"  # the rules alone
+    assert served[1] == served[0]  # the judge, silent, must not cost that hit
