@@ -29,7 +29,27 @@ import contextvars
 import time
 from collections.abc import Iterator
 
-__all__ = ["CallBudget", "LoopLagMonitor", "current_call", "waiting_for_capacity"]
+__all__ = [
+    "CallBudget",
+    "LoopLagMonitor",
+    "current_call",
+    "deadline",
+    "time_left",
+    "waiting_for_capacity",
+]
+
+deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "semcache_deadline", default=None
+)
+"""When the lookup or store in progress must be done (``time.monotonic()``); set by the
+cache around each one, read by anything inside that waits (components, a judge)."""
+
+
+def time_left() -> float | None:
+    """Seconds left of the lookup or store in progress (``None`` outside one)."""
+    end = deadline.get()
+    return None if end is None else end - time.monotonic()
+
 
 _current: contextvars.ContextVar[CallBudget | None] = contextvars.ContextVar(
     "semcache_call_budget", default=None

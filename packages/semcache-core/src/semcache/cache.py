@@ -19,6 +19,7 @@ from semcache.audit.learner import STATE_KEY, AuditState
 from semcache.audit.settings import AuditSettings
 from semcache.breaker import CircuitBreaker
 from semcache.budget import CallBudget, LoopLagMonitor, bind_call
+from semcache.budget import deadline as budget_deadline
 from semcache.embedder import (
     MicroBatchingEmbedder,
     embedder_fits,
@@ -64,10 +65,7 @@ _LAG_SHARE = 0.25
 budget or more is not held against its component: the delay was the process's own."""
 
 
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "semcache_deadline", default=None
-)
-"""When the lookup or store in progress must be done (``time.monotonic()``)."""
+_deadline = budget_deadline  # when the lookup or store in progress must be done
 
 _bar: contextvars.ContextVar[float | None] = contextvars.ContextVar("semcache_bar", default=None)
 """The similarity the lookup in progress needs, while a verifier with a ``search_floor``

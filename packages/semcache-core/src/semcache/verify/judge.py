@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from semcache.budget import time_left
 from semcache.verify import Verdict
 
 if TYPE_CHECKING:
@@ -215,12 +216,18 @@ class GreyZoneVerifier:
         if not self.budget.take():
             self.counters["over_budget"] += 1
             return None
+        # At most half of what is left of the lookup: a judge that never answers leaves
+        # time for the candidates after it, which the rules alone may serve.
+        left = time_left()
+        timeout = self.timeout if left is None else min(self.timeout, left / 2)
+        if timeout <= 0:
+            return None
         self.counters["calls"] += 1
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(timeout):
                 same = await self.judge.same_answer(query, candidate)
         except TimeoutError:
-            log.debug("semcache: the judge did not answer within %.0f ms", self.timeout * 1000)
+            log.debug("semcache: the judge did not answer within %.0f ms", timeout * 1000)
             same = None
         except Exception as exc:  # a judge problem is no opinion, never a failed lookup
             log.debug("semcache: the judge failed (%s: %s)", type(exc).__name__, exc)
