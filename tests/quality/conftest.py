@@ -21,3 +21,20 @@ def real_embedder() -> Iterator[Any]:
         pytest.skip(f"all-MiniLM-L6-v2 is not available: {exc}")
     yield embedder
     asyncio.run(embedder.aclose())
+
+
+CACHE_ENV = (
+    "SEMANTIC_CACHE_THRESHOLD",
+    "SEMANTIC_CACHE_VERIFIER",
+    "SEMANTIC_CACHE_VERIFIER_PARAMS",
+    "SEMANTIC_CACHE_PG_URI",
+    "SEMANTIC_CACHE_REDIS_URI",
+    "SEMANTIC_CACHE_CONTEXT_MODE",
+)
+"""Settings a developer's shell may carry that would change what the CLI tests measure."""
+
+
+@pytest.fixture
+def clean_cache_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in CACHE_ENV:
+        monkeypatch.delenv(var, raising=False)

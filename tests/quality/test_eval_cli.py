@@ -14,15 +14,8 @@ HASH = ["--embedder", "testing-hash"]
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (
-        "SEMANTIC_CACHE_THRESHOLD",
-        "SEMANTIC_CACHE_VERIFIER",
-        "SEMANTIC_CACHE_PG_URI",
-        "SEMANTIC_CACHE_REDIS_URI",
-        "SEMANTIC_CACHE_CONTEXT_MODE",
-    ):
-        monkeypatch.delenv(var, raising=False)
+def _clean_env(clean_cache_env: None) -> None:
+    """No SEMANTIC_CACHE_* setting of the shell changes what is measured here."""
 
 
 def test_report_table(capsys: pytest.CaptureFixture[str]) -> None:
