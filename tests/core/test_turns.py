@@ -69,6 +69,30 @@ async def test_a_changed_turn_is_refused(matcher: TurnMatcher) -> None:
     assert await matcher.compare(changed, ORDER) in ("changed", "conflict")
 
 
+async def test_a_turn_replaced_by_an_unrelated_one_is_refused(matcher: TurnMatcher) -> None:
+    # Two wishes in words that share nothing score as unrelated turns; each side then has
+    # a turn the other lacks, which is a replacement, not chatter added on one side.
+    ours = ORDER.replace("I would like a replacement please", "just refund everything today")
+    assert await matcher.compare(ours, ORDER) == "replaced"
+    assert await matcher.compare(ORDER, ours) == "replaced"
+
+
+async def test_chatter_on_both_sides_is_not_a_replacement(matcher: TurnMatcher) -> None:
+    ours = ORDER + "\nassistant: anything else?\nuser: thanks!"
+    theirs = "user: hi there\n" + ORDER + "\nuser: ok, one sec"
+    assert await matcher.compare(ours, theirs) is None
+
+
+async def test_an_exchange_added_on_one_side_only_is_not_a_replacement(
+    matcher: TurnMatcher,
+) -> None:
+    aside = (
+        "user: also, are your stores open on sunday mornings?\n"
+        "assistant: Yes, from ten until four.\n"
+    )
+    assert await matcher.compare(aside + ORDER, ORDER) is None
+
+
 async def test_turn_vectors_are_remembered() -> None:
     embedder = HashingTestEmbedder()
     matcher = TurnMatcher(embedder.embed)

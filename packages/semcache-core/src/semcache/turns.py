@@ -19,7 +19,13 @@ The contexts match when no turn is changed or opposed, each side has a matched u
 (a conversation about something else entirely has no related turn at all), and the
 related turns of both sides give the same facts: a number, date, unit or identifier that
 only one side gives is a conflict (order 48213 / 48231; a flight "delayed 3 hours" /
-"cancelled"), wherever in the conversation each is told. Unrelated turns are left out.
+"cancelled"), wherever in the conversation each is told.
+
+Unrelated turns are left out when only one side has them: chatter or a side exchange
+added to the same conversation. When both sides have a turn that says something (not
+only "thanks", "ok") with no counterpart on the other, one turn was replaced by another
+("I'd like my money back" / "just send me a new one" score far apart, yet the follow-up
+"how long will that take?" needs another answer): the contexts do not match.
 """
 
 from __future__ import annotations
@@ -103,7 +109,8 @@ class TurnMatcher:
 
     async def compare(self, context: str, stored: str) -> str | None:
         """``None`` when the contexts match, else why not: ``conflict``, ``changed``,
-        ``unmatched`` (no user turn has a counterpart) or ``too-long``."""
+        ``unmatched`` (no user turn has a counterpart), ``replaced`` (each side has a turn
+        the other lacks) or ``too-long``."""
         ours, theirs = split_turns(context), split_turns(stored)
         if len(ours) > MAX_TURNS or len(theirs) > MAX_TURNS:
             return "too-long"  # compared exactly only (equal texts matched before this)
@@ -120,21 +127,25 @@ class TurnMatcher:
         ours_v = np.stack([vectors[t.text] for t in ours])
         theirs_v = np.stack([vectors[t.text] for t in theirs])
         sims = ours_v @ theirs_v.T
-        why, our_related = self._align(ours, theirs, sims)
+        why, our_related, our_extra = self._align(ours, theirs, sims)
         if why is not None:
             return why
-        why, their_related = self._align(theirs, ours, sims.T)
+        why, their_related, their_extra = self._align(theirs, ours, sims.T)
         if why is not None:
             return why
+        if our_extra and their_extra:
+            return "replaced"
         return "conflict" if _facts_differ(our_related, their_related) else None
 
     def _align(
         self, side: Sequence[Turn], other: Sequence[Turn], sims: np.ndarray
-    ) -> tuple[str | None, list[str]]:
+    ) -> tuple[str | None, list[str], bool]:
         """Each turn of ``side`` against the other side's turns of its role: why they do
-        not match (or ``None``), and the texts of the related turns."""
+        not match (or ``None``), the texts of the related turns, and whether a turn that
+        says something has no counterpart."""
         user_matched = False
         related: list[str] = []
+        extra = False
         for i, turn in enumerate(side):
             candidates = [j for j, t in enumerate(other) if t.role == turn.role]
             if not candidates:
@@ -142,16 +153,18 @@ class TurnMatcher:
             j = max(candidates, key=lambda k: float(sims[i, k]))
             similarity = float(sims[i, j])
             if similarity < self.related_at:
-                continue  # unrelated: chatter, or an exchange about something else
+                # Unrelated: chatter, an exchange about something else, or a replaced turn.
+                extra = extra or bool(analyze(turn.text).content)
+                continue
             if similarity < self.match_at:
-                return "changed", related
+                return "changed", related, extra
             if opposed(turn.text, other[j].text) is not None:
-                return "conflict", related
+                return "conflict", related, extra
             if self._reworded_topic(turn.text, other[j].text, similarity):
-                return "changed", related
+                return "changed", related, extra
             related.append(turn.text)
             user_matched = user_matched or turn.role == "user"
-        return (None if user_matched else "unmatched"), related
+        return (None if user_matched else "unmatched"), related, extra
 
     def _reworded_topic(self, text: str, other: str, similarity: float) -> bool:
         """A turn close to another but a topic word or two apart ("my iphone" / "my
