@@ -39,7 +39,7 @@ from semcache.thresholds import default_threshold
 from semcache.turns import MAX_TURNS, TurnMatcher, split_turns
 from semcache.types import Entry, Hit, Matrix, Vector, VectorMatch
 from semcache.verify import DefaultVerifier
-from semcache.verify.judge import GreyZoneVerifier, judge_stats
+from semcache.verify.judge import GreyZoneVerifier, judge_stats, judging
 from semcache.verify.levels import Levels, load_levels
 
 __all__ = ["FROM_SETTINGS", "SemanticCache"]
@@ -470,7 +470,8 @@ class SemanticCache:
             entries = await self._guard(
                 "response store", responses.get_many([m.entry_id for m in matches])
             )
-        with otel.span("semcache.verify") as span:
+        # This lookup's judge calls, capped per lookup.
+        with otel.span("semcache.verify") as span, judging():
             hit = await self._verified(
                 part, raw, text, stored_ctx, context_vector, matches, entries
             )
