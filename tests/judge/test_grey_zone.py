@@ -180,3 +180,31 @@ async def test_each_lookup_has_its_own_calls(openai_fake: FakeJudge) -> None:
         stats = await cache.stats()
     assert len(openai_fake.state.pairs) == 3
     assert stats["judge"]["calls"] == 3 and stats["judge"]["over_lookup_cap"] == 3 * 2
+
+
+async def test_a_hit_the_judge_won_says_so(openai_fake: FakeJudge) -> None:
+    async with make_cache(openai_fake) as cache:
+        await cache.store(STORED, b"use the reset link")
+        won = await cache.lookup(PARAPHRASE)
+        ruled = await cache.lookup("how do i reset my password please")
+    assert won is not None and won.verdict == "judge"
+    # The rules alone, at or above the threshold: the judge is not asked.
+    assert ruled is not None and ruled.verdict == "verifier"
+    assert len(openai_fake.state.pairs) == 1
+
+
+async def test_a_hit_the_judge_won_after_a_closer_candidate_says_judge(
+    openai_fake: FakeJudge,
+) -> None:
+    # The closer "modem" (0.83, turned down by the judge) spends no call on "router"
+    # (0.73, the judge would say yes) unless the cap leaves one.
+    for cap, verdict in ((1, None), (2, "judge")):
+        openai_fake.state.pairs.clear()
+        async with make_cache(openai_fake, judge_max_calls_per_lookup=cap) as cache:
+            await cache.store("How do I reset my modem?", b"modem")
+            await cache.store("How do you reset a router?", b"router")
+            hit = await cache.lookup(OTHER)
+        assert (None if hit is None else hit.verdict) == verdict
+        assert len(openai_fake.state.pairs) == cap
+        if hit is not None:
+            assert hit.payload == b"router"

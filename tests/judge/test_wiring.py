@@ -248,6 +248,16 @@ async def test_within_one_lookup_the_judge_is_asked_up_to_the_cap() -> None:
     assert len(judge.asked) == 4
 
 
+async def test_a_yes_is_tallied_for_its_lookup_only_when_it_wins_a_hit() -> None:
+    judge = CountingJudge(True)
+    verifier = GreyZoneVerifier(DefaultVerifier(), judge, threshold=0.85, max_calls_per_lookup=2)
+    with judging() as lookup:
+        assert await verifier.verify("i live in canada", "i live in ontario canada", 0.8)
+        assert lookup.won == 0  # earlier turns: a yes there wins no hit by itself
+        assert (await verifier.verdict("how do i cook rice", "how to cook rice fast", 0.8)).accepted
+        assert lookup.won == 1 and lookup.calls == 2
+
+
 async def test_concurrent_lookups_each_have_their_own_calls() -> None:
     class Yielding(CountingJudge):
         async def same_answer(self, query: str, candidate: str) -> bool | None:

@@ -108,13 +108,15 @@ class JudgeBudget:
 
 class LookupJudging:
     """The judge's part in one lookup: the calls made so far, which
-    :attr:`GreyZoneVerifier.max_calls_per_lookup` caps. One per lookup (:func:`judging`),
-    never shared between requests."""
+    :attr:`GreyZoneVerifier.max_calls_per_lookup` caps, and the hits its yes won, which the
+    cache reads to label such a hit ``judge``. One per lookup (:func:`judging`), never
+    shared between requests."""
 
-    __slots__ = ("calls",)
+    __slots__ = ("calls", "won")
 
     def __init__(self) -> None:
         self.calls = 0
+        self.won = 0
 
 
 _lookup: contextvars.ContextVar[LookupJudging | None] = contextvars.ContextVar(
@@ -232,6 +234,9 @@ class GreyZoneVerifier:
         if same:
             if won:
                 self.counters["hits_won"] += 1
+                lookup = _lookup.get()
+                if lookup is not None:
+                    lookup.won += 1
             return Verdict(None, inner.edits)
         return Verdict("judge", inner.edits)
 
