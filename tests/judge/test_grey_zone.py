@@ -144,3 +144,67 @@ async def test_the_request_is_short_deterministic_and_the_key_never_logged(
     assert body["messages"][0]["role"] == "system"
     assert openai_fake.state.headers[0]["authorization"] == "Bearer sk-judge-secret-7"
     assert "sk-judge-secret-7" not in caplog.text + shown
+
+
+GREY = ["How do I reset my password?", "How do I reset my account?", "How do I reset my email?"]
+"""0.81, 0.82 and 0.82 from OTHER: three grey-zone candidates the fake judge says no to."""
+
+
+@pytest.mark.parametrize("cap", [None, 2])
+async def test_one_lookup_asks_the_judge_about_its_best_candidates_only(
+    openai_fake: FakeJudge, cap: int | None
+) -> None:
+    overrides = {} if cap is None else {"judge_max_calls_per_lookup": cap}
+    async with make_cache(openai_fake, "openai", **overrides) as cache:
+        for stored in GREY:
+            await cache.store(stored, stored.encode())
+        assert await cache.lookup(OTHER) is None
+        stats = await cache.stats()
+    asked = cap or 1  # the default: one call
+    # Best first: "email" (0.824), then "account" (0.816).
+    best = ["how do i reset my email", "how do i reset my account"][:asked]
+    assert openai_fake.state.pairs == [(b, "how do i reset my router") for b in best]
+    judge = stats["judge"]
+    assert judge["calls"] == judge["no"] == asked
+    assert judge["over_lookup_cap"] == len(GREY) - asked and judge["over_budget"] == 0
+    # Past the cap, as without a judge: below the threshold, a miss by the threshold.
+    assert stats["rejections"] == {"judge": asked, "threshold": len(GREY) - asked}
+
+
+async def test_each_lookup_has_its_own_calls(openai_fake: FakeJudge) -> None:
+    async with make_cache(openai_fake) as cache:
+        for stored in GREY:
+            await cache.store(stored, stored.encode())
+        for _ in range(3):
+            assert await cache.lookup(OTHER) is None
+        stats = await cache.stats()
+    assert len(openai_fake.state.pairs) == 3
+    assert stats["judge"]["calls"] == 3 and stats["judge"]["over_lookup_cap"] == 3 * 2
+
+
+async def test_a_hit_the_judge_won_says_so(openai_fake: FakeJudge) -> None:
+    async with make_cache(openai_fake) as cache:
+        await cache.store(STORED, b"use the reset link")
+        won = await cache.lookup(PARAPHRASE)
+        ruled = await cache.lookup("how do i reset my password please")
+    assert won is not None and won.verdict == "judge"
+    # The rules alone, at or above the threshold: the judge is not asked.
+    assert ruled is not None and ruled.verdict == "verifier"
+    assert len(openai_fake.state.pairs) == 1
+
+
+async def test_a_hit_the_judge_won_after_a_closer_candidate_says_judge(
+    openai_fake: FakeJudge,
+) -> None:
+    # The closer "modem" (0.83, turned down by the judge) spends no call on "router"
+    # (0.73, the judge would say yes) unless the cap leaves one.
+    for cap, verdict in ((1, None), (2, "judge")):
+        openai_fake.state.pairs.clear()
+        async with make_cache(openai_fake, judge_max_calls_per_lookup=cap) as cache:
+            await cache.store("How do I reset my modem?", b"modem")
+            await cache.store("How do you reset a router?", b"router")
+            hit = await cache.lookup(OTHER)
+        assert (None if hit is None else hit.verdict) == verdict
+        assert len(openai_fake.state.pairs) == cap
+        if hit is not None:
+            assert hit.payload == b"router"

@@ -79,3 +79,25 @@ def test_a_paraphrase_below_the_threshold_is_served_only_with_the_judge(
     assert seen[("semcache_judge_tokens_total", ())] == 2 * 121
     assert seen[("semcache_judge_usd_total", ())] == pytest.approx(2 * 121 * 2.0 / 1_000_000)
     assert seen[("semcache_verifier_rejections_total", (("rule", "judge"),))] == 1
+
+
+def test_candidates_past_the_calls_per_lookup_are_counted(openai_fake: FakeJudge) -> None:
+    judge = {"judge": "llm", "judge_url": openai_fake.url, "judge_model": "tiny-judge"}
+    fake = FakeLLM()
+    with proxy(fake, **judge) as client:
+        for stored in ("password", "account", "email"):
+            client.post(CHAT, json=chat(f"How do I reset my {stored}?"))
+        before = metrics(client)
+        # Three grey-zone candidates (0.81 to 0.82), one judge call: the best of them.
+        miss = client.post(CHAT, json=chat("How do I reset my router?"))
+        assert miss.headers["x-semcache"] == "miss"
+        after = metrics(client)
+
+    def grew(name: str, *labels: tuple[str, str]) -> float:
+        key = (name, tuple(labels))
+        return after[key] - before[key]
+
+    assert openai_fake.state.pairs[-1] == ("how do i reset my email", "how do i reset my router")
+    assert grew("semcache_judge_calls_total", ("outcome", "no")) == 1
+    assert grew("semcache_judge_over_lookup_cap_total") == 2
+    assert grew("semcache_judge_over_budget_total") == 0

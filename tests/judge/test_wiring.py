@@ -11,7 +11,7 @@ from semcache import SemanticCache, Settings
 from semcache.errors import SettingsError
 from semcache.testing import HashingTestEmbedder
 from semcache.verify import DefaultVerifier
-from semcache.verify.judge import SOFT_RULES, GreyZoneVerifier, JudgeBudget
+from semcache.verify.judge import SOFT_RULES, GreyZoneVerifier, JudgeBudget, judging
 from semcache.verify.levels import Levels
 from semcache_judge_llm import LLMJudge
 
@@ -193,7 +193,10 @@ async def test_a_judge_that_never_returns_costs_no_hit_the_rules_would_serve() -
 
     settings = Settings.from_env({}, threshold=0.8, batch_max_size=1)
     served: list[bytes | None] = []
-    for verifier in (rules(), GreyZoneVerifier(rules(), Stuck(), timeout=0.8)):
+    # Each of the three may be asked (the cap would stop at the first): the time bound is
+    # what this is about.
+    judged = GreyZoneVerifier(rules(), Stuck(), timeout=0.8, max_calls_per_lookup=len(near))
+    for verifier in (rules(), judged):
         async with SemanticCache(
             settings, embedder=HashingTestEmbedder(), verifier=verifier
         ) as cache:
@@ -204,3 +207,74 @@ async def test_a_judge_that_never_returns_costs_no_hit_the_rules_would_serve() -
             served.append(None if hit is None else hit.payload)
     assert served[0] == b"rinse, then simmer 45 minutes"  # the rules alone
     assert served[1] == served[0]  # the judge, silent, must not cost that hit
+
+
+def test_the_calls_per_lookup_default_to_one_and_come_from_the_setting() -> None:
+    base = {
+        "SEMANTIC_CACHE_JUDGE": "llm",
+        "SEMANTIC_CACHE_JUDGE_URL": "http://127.0.0.1:9/v1",
+        "SEMANTIC_CACHE_JUDGE_MODEL": "tiny-judge",
+    }
+    capped = base | {"SEMANTIC_CACHE_JUDGE_MAX_CALLS_PER_LOOKUP": "3"}
+    for environ, calls in ((base, 1), (capped, 3)):
+        cache = SemanticCache(Settings.from_env(environ), embedder=HashingTestEmbedder())
+        verifier = cache.verifier
+        assert isinstance(verifier, GreyZoneVerifier) and verifier.max_calls_per_lookup == calls
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", ""])
+def test_a_bad_calls_per_lookup_setting_fails_at_start_up(value: str) -> None:
+    environ = {"SEMANTIC_CACHE_JUDGE": "llm", "SEMANTIC_CACHE_JUDGE_MAX_CALLS_PER_LOOKUP": value}
+    with pytest.raises(SettingsError, match="SEMANTIC_CACHE_JUDGE_MAX_CALLS_PER_LOOKUP"):
+        Settings.from_env(environ)
+    with pytest.raises(ValueError, match="max_calls_per_lookup"):
+        GreyZoneVerifier(None, CountingJudge(None), max_calls_per_lookup=0)
+
+
+async def test_within_one_lookup_the_judge_is_asked_up_to_the_cap() -> None:
+    judge = CountingJudge(None)  # no opinion: every candidate would go on to the judge
+    verifier = GreyZoneVerifier(DefaultVerifier(), judge, threshold=0.85, max_calls_per_lookup=2)
+    pairs = [("a b c", f"a b {word}", 0.8) for word in ("d", "e", "f")]
+    with judging() as lookup:
+        verdicts = [await verifier.verdict(*pair) for pair in pairs]
+    assert [v.rule for v in verdicts] == ["threshold"] * 3  # past the cap: as without a judge
+    assert judge.asked == [("a b c", "a b d"), ("a b c", "a b e")]
+    assert lookup.calls == 2 and verifier.counters["over_lookup_cap"] == 1
+    assert verifier.counters["over_budget"] == 0  # capped candidates take no budget
+    # The next lookup has its calls again; outside one, each call stands alone.
+    with judging():
+        await verifier.verdict(*pairs[2])
+    await verifier.verdict(*pairs[2])
+    assert len(judge.asked) == 4
+
+
+async def test_a_yes_is_tallied_for_its_lookup_only_when_it_wins_a_hit() -> None:
+    judge = CountingJudge(True)
+    verifier = GreyZoneVerifier(DefaultVerifier(), judge, threshold=0.85, max_calls_per_lookup=2)
+    with judging() as lookup:
+        assert await verifier.verify("i live in canada", "i live in ontario canada", 0.8)
+        assert lookup.won == 0  # earlier turns: a yes there wins no hit by itself
+        assert (await verifier.verdict("how do i cook rice", "how to cook rice fast", 0.8)).accepted
+        assert lookup.won == 1 and lookup.calls == 2
+
+
+async def test_concurrent_lookups_each_have_their_own_calls() -> None:
+    class Yielding(CountingJudge):
+        async def same_answer(self, query: str, candidate: str) -> bool | None:
+            await asyncio.sleep(0)  # let the other lookup run in between
+            return await super().same_answer(query, candidate)
+
+    judge = Yielding(None)
+    verifier = GreyZoneVerifier(DefaultVerifier(), judge)
+    settings = Settings.from_env({}, threshold=0.9, batch_max_size=1)
+    async with SemanticCache(settings, embedder=HashingTestEmbedder(), verifier=verifier) as cache:
+        for stored in ("password", "account", "email"):  # 0.81 to 0.82 from either question
+            await cache.store(f"How do I reset my {stored}?", stored.encode())
+        questions = ["How do I reset my router?", "How do I reset my modem?"]
+        assert await asyncio.gather(*(cache.lookup(q) for q in questions)) == [None, None]
+    # One call each: neither lookup spent the other's, and neither asked about all three.
+    assert sorted(query for query, _ in judge.asked) == [
+        "how do i reset my modem",
+        "how do i reset my router",
+    ]
+    assert verifier.counters["over_lookup_cap"] == 4

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from semcache import SemanticCache
+from semcache.verify.judge import GreyZoneVerifier
 from semcache_proxy import create_semantic_cache_proxy_app
 from tests.support.polling import wait_until
 from tests.support.servers import serve_asgi
@@ -34,6 +35,7 @@ SHIPPING = "How long does shipping take?"
 SHIPPING_PARAPHRASE = "How long does shipping usually take?"  # ~0.97 to SHIPPING
 DELIVERY = "What is the delivery time for my order?"  # ~0.75 to SHIPPING, same topic
 REFUND = "How long does a refund take?"  # ~0.40 to SHIPPING: another question
+ORDER_REFUND = "How long does the refund of my order take?"  # ~0.53 to SHIPPING: another
 
 _ANSWERS = {
     "ship": "Standard shipping takes three to five business days; express arrives next day.",
@@ -288,3 +290,48 @@ def test_audits_are_off_by_default(real_embedder: object) -> None:
         assert s.ask(SHIPPING_PARAPHRASE).headers["x-semcache"] == "hit"
         assert s.events()["sampled"] == 0
         assert s.upstream.questions == [SHIPPING]
+
+
+class YesJudge:
+    """A grey-zone judge that says yes to every pair: the worst judge, whose hits the
+    audits must tell from the rules'."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    async def same_answer(self, query: str, candidate: str) -> bool | None:
+        self.asked.append((query, candidate))
+        return True
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_hits_the_judge_won_have_a_false_hit_rate_of_their_own(real_embedder: object) -> None:
+    judge = YesJudge()
+    verifier = GreyZoneVerifier(None, judge, floor=0.5)  # the cache tells it the threshold
+    with served(real_embedder, threshold=0.9, verifier=verifier) as s:
+        s.ask(SHIPPING)
+        # ~0.97: at or above the threshold, served without the judge.
+        assert s.ask(SHIPPING_PARAPHRASE).headers["x-semcache"] == "hit"
+        s.wait_events(agreed=1)
+        # ~0.75, the same answer: served on the judge's yes, and right.
+        assert s.ask(DELIVERY).headers["x-semcache"] == "hit"
+        s.wait_events(agreed=2)
+        # ~0.53, another answer: served on the judge's yes, and wrong.
+        assert s.ask(ORDER_REFUND).headers["x-semcache"] == "hit"
+        s.wait_events(wrong=1)
+        text = s.metrics()
+    assert [query for query, _ in judge.asked] == [
+        "what is the delivery time for my order",
+        "how long does the refund of my order take",
+    ]
+    labels = {"route": CHAT, "tenant": "anonymous"}
+    outcomes = "semcache_audit_outcomes_total"
+    assert metric(text, outcomes, **labels, rule="verifier", outcome="agreed") == 1
+    assert metric(text, outcomes, **labels, rule="verifier", outcome="wrong") is None
+    assert metric(text, outcomes, **labels, rule="judge", outcome="agreed") == 1
+    assert metric(text, outcomes, **labels, rule="judge", outcome="wrong") == 1
+    assert metric(text, "semcache_false_hit_rate_by_rule", rule="verifier") == 0.0
+    assert metric(text, "semcache_false_hit_rate_by_rule", rule="judge") == 0.5
+    assert metric(text, "semcache_judge_hits_won_total") == 2

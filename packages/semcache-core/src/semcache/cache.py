@@ -39,7 +39,7 @@ from semcache.thresholds import default_threshold
 from semcache.turns import MAX_TURNS, TurnMatcher, split_turns
 from semcache.types import Entry, Hit, Matrix, Vector, VectorMatch
 from semcache.verify import DefaultVerifier
-from semcache.verify.judge import GreyZoneVerifier, judge_stats
+from semcache.verify.judge import GreyZoneVerifier, LookupJudging, judge_stats, judging
 from semcache.verify.levels import Levels, load_levels
 
 __all__ = ["FROM_SETTINGS", "SemanticCache"]
@@ -470,9 +470,10 @@ class SemanticCache:
             entries = await self._guard(
                 "response store", responses.get_many([m.entry_id for m in matches])
             )
-        with otel.span("semcache.verify") as span:
+        # This lookup's judge calls (capped per lookup) and the hits its yes won.
+        with otel.span("semcache.verify") as span, judging() as judge:
             hit = await self._verified(
-                part, raw, text, stored_ctx, context_vector, matches, entries
+                part, raw, text, stored_ctx, context_vector, matches, entries, judge
             )
             otel.set_attributes(span, {"semcache.verified": hit is not None})
         return hit
@@ -486,6 +487,7 @@ class SemanticCache:
         context_vector: Vector | None,
         matches: list[VectorMatch],
         entries: list[Entry | None],
+        judge: LookupJudging,
     ) -> Hit | None:
         """The first candidate that passes the checks, in order of similarity; the rule
         that turned down the best one goes to the request's record and the span."""
@@ -500,6 +502,7 @@ class SemanticCache:
                 continue
             if entry.partition != part:  # a store bug must never leak across partitions
                 continue
+            won = judge.won
             why = await self._turned_down(
                 raw, text, entry, stored_ctx, context_vector, match.similarity
             )
@@ -515,7 +518,9 @@ class SemanticCache:
                 match.similarity,
                 entry.entry_id,
                 "semantic",
-                self._verdict_path(text, entry, rejected),
+                # Served on the judge's yes: a path of its own, so that the audits tell
+                # the judge's false hits from the rules'.
+                "judge" if judge.won > won else self._verdict_path(text, entry, rejected),
             )
             if entry.context == stored_ctx and entry.query != raw:
                 # The same paraphrase next time is an exact hit: no embedding. Only where

@@ -41,9 +41,10 @@ class Hit:
     source: Literal["exact", "semantic"]
     verdict: str | None = None
     """What let a semantic hit through: ``verifier`` (the verifier accepted it),
-    ``unverified`` (no verifier), ``same_text`` (equal once normalised), or
-    ``after_RULE`` (a closer candidate was turned down by RULE first). The audit's
-    false-hit rate is kept per verdict."""
+    ``unverified`` (no verifier), ``same_text`` (equal once normalised),
+    ``after_RULE`` (a closer candidate was turned down by RULE first), or ``judge`` (the
+    grey-zone judge's yes served what the rules or the threshold turned away). The
+    audit's false-hit rate is kept per verdict."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,12 @@ def _judge_families(judge: dict[str, Any]) -> Iterator[CounterMetricFamily]:
         value=judge["over_budget"],
     )
     yield CounterMetricFamily(
+        "semcache_judge_over_lookup_cap",
+        "Candidates decided without the judge because their lookup had made "
+        "SEMANTIC_CACHE_JUDGE_MAX_CALLS_PER_LOOKUP judge calls.",
+        value=judge["over_lookup_cap"],
+    )
+    yield CounterMetricFamily(
         "semcache_judge_hits_won",
         "Hits served on the judge's yes that the rules or the threshold would have turned away.",
         value=judge["hits_won"],

@@ -8,15 +8,21 @@ turned down, to a :class:`Judge`: a cross-encoder, or a small chat model asked w
 two requests need the same answer. A hard rule (negation, number, date...) is final: the
 judge never sees such a pair. A judge that is slow, failing, out of budget or unsure has no
 opinion, and the verifier's own verdict stands, so the cache never does worse than without it.
+
+One lookup makes at most ``max_calls_per_lookup`` judge calls (:class:`LookupJudging`,
+opened by the cache per lookup with :func:`judging`), so no request can spend the judge's
+budget for everyone by landing many candidates in the grey zone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from semcache.budget import time_left
@@ -31,7 +37,9 @@ __all__ = [
     "GreyZoneVerifier",
     "Judge",
     "JudgeBudget",
+    "LookupJudging",
     "judge_stats",
+    "judging",
     "with_judge",
 ]
 
@@ -98,6 +106,37 @@ class JudgeBudget:
             self._token_sum += tokens
 
 
+class LookupJudging:
+    """The judge's part in one lookup: the calls made so far, which
+    :attr:`GreyZoneVerifier.max_calls_per_lookup` caps, and the hits its yes won, which the
+    cache reads to label such a hit ``judge``. One per lookup (:func:`judging`), never
+    shared between requests."""
+
+    __slots__ = ("calls", "won")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.won = 0
+
+
+_lookup: contextvars.ContextVar[LookupJudging | None] = contextvars.ContextVar(
+    "semcache_judging", default=None
+)
+
+
+@contextlib.contextmanager
+def judging() -> Iterator[LookupJudging]:
+    """A fresh :class:`LookupJudging` for the code inside: the cache wraps each lookup's
+    candidate checks in it. Outside one, a verifier call is a lookup of its own (one
+    candidate: one judge call at most)."""
+    tally = LookupJudging()
+    token = _lookup.set(tally)
+    try:
+        yield tally
+    finally:
+        _lookup.reset(token)
+
+
 class GreyZoneVerifier:
     """The ``inner`` verifier first; then ``judge`` on what the rules cannot settle.
 
@@ -110,6 +149,10 @@ class GreyZoneVerifier:
       (:data:`SOFT_RULES`), goes to the judge: yes serves it (a hit the judge won), no
       rejects it (rule ``judge``), no opinion (timeout, error, budget spent) leaves the
       verdict as it was: ``inner``'s at or above the threshold, else rule ``threshold``.
+
+    A lookup asks the judge ``max_calls_per_lookup`` times at most: the cache checks its
+    candidates best first, so the judge hears about the best grey-zone ones, and those
+    after them keep the rules' verdict (as with no opinion).
 
     :attr:`search_floor` tells the cache to search down to ``floor``. ``inner`` may be
     ``None`` (similarity alone, then the judge).
@@ -124,25 +167,31 @@ class GreyZoneVerifier:
         timeout: float = 0.8,
         budget: JudgeBudget | None = None,
         threshold: float = 0.85,
+        max_calls_per_lookup: int = 1,
     ) -> None:
+        if max_calls_per_lookup < 1:
+            raise ValueError("max_calls_per_lookup must be at least 1")
         self.inner = inner
         self.judge = judge
         self.floor = floor
         self.timeout = timeout
         self.budget = budget if budget is not None else JudgeBudget(60)
         self.threshold = threshold
+        self.max_calls_per_lookup = max_calls_per_lookup
         self.counters: dict[str, int] = {
             "calls": 0,
             "yes": 0,
             "no": 0,
             "no_opinion": 0,
             "over_budget": 0,
+            "over_lookup_cap": 0,
             "hits_won": 0,
         }
         """``calls``: judge calls made; ``yes``/``no``/``no_opinion``: their outcomes
         (a timeout or an error has no opinion); ``over_budget``: candidates that would have
-        gone to the judge but the budget was spent; ``hits_won``: candidates served on the
-        judge's yes that the rules or the threshold alone would have turned away."""
+        gone to the judge but the budget was spent; ``over_lookup_cap``: the same, but their
+        lookup had made its ``max_calls_per_lookup`` calls; ``hits_won``: candidates served
+        on the judge's yes that the rules or the threshold alone would have turned away."""
         self._tokens_seen = 0
 
     @property
@@ -185,6 +234,9 @@ class GreyZoneVerifier:
         if same:
             if won:
                 self.counters["hits_won"] += 1
+                lookup = _lookup.get()
+                if lookup is not None:
+                    lookup.won += 1
             return Verdict(None, inner.edits)
         return Verdict("judge", inner.edits)
 
@@ -213,6 +265,11 @@ class GreyZoneVerifier:
         return Verdict(None if accepted else "verifier")
 
     async def _ask(self, query: str, candidate: str) -> bool | None:
+        lookup = _lookup.get()
+        if lookup is not None and lookup.calls >= self.max_calls_per_lookup:
+            # Before the shared budget: a capped candidate takes nothing from it.
+            self.counters["over_lookup_cap"] += 1
+            return None
         if not self.budget.take():
             self.counters["over_budget"] += 1
             return None
@@ -222,6 +279,8 @@ class GreyZoneVerifier:
         timeout = self.timeout if left is None else min(self.timeout, left / 2)
         if timeout <= 0:
             return None
+        if lookup is not None:
+            lookup.calls += 1
         self.counters["calls"] += 1
         try:
             async with asyncio.timeout(timeout):
@@ -255,6 +314,7 @@ def with_judge(verifier: Verifier | None, settings: Settings) -> Verifier | None
         floor=s.judge_floor,
         timeout=s.judge_timeout_ms / 1000,
         budget=JudgeBudget(s.judge_budget, s.judge_token_budget),
+        max_calls_per_lookup=s.judge_max_calls_per_lookup,
     )
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "JUDGE_API_KEY",
     "JUDGE_BUDGET",
     "JUDGE_FLOOR",
+    "JUDGE_MAX_CALLS_PER_LOOKUP",
     "JUDGE_MAX_TOKENS",
     "JUDGE_MODEL",
     "JUDGE_PRICE",
@@ -37,6 +38,7 @@ JUDGE_FLOOR = _P + "JUDGE_FLOOR"
 JUDGE_TIMEOUT_MS = _P + "JUDGE_TIMEOUT_MS"
 JUDGE_BUDGET = _P + "JUDGE_BUDGET"
 JUDGE_TOKEN_BUDGET = _P + "JUDGE_TOKEN_BUDGET"
+JUDGE_MAX_CALLS_PER_LOOKUP = _P + "JUDGE_MAX_CALLS_PER_LOOKUP"
 JUDGE_MAX_TOKENS = _P + "JUDGE_MAX_TOKENS"
 JUDGE_PRICE = _P + "JUDGE_PRICE"
 
@@ -91,6 +93,13 @@ class JudgeSettings:
         60,
         "Judge calls per minute at most; past it candidates are decided without the judge.",
         low=0,
+    )
+    judge_max_calls_per_lookup: int = setting(
+        JUDGE_MAX_CALLS_PER_LOOKUP,
+        1,
+        "Judge calls one lookup may make: its best grey-zone candidates are asked, those "
+        "after them keep the rules' verdict, so no request spends the budget for everyone.",
+        low=1,
     )
     judge_token_budget: int | None = setting(
         JUDGE_TOKEN_BUDGET,
