@@ -435,3 +435,17 @@ class ResponseStoreContract:
         assert await response_store.replace_metadata(e, {"n": 1}) is True
         got = await response_store.get_exact_entry("p", "a paraphrase")
         assert got is not None and got.entry_id == e.entry_id and got.metadata == {"n": 1}
+
+    async def test_replace_metadata_indexes_new_partition_tags(self, response_store: Any) -> None:
+        self._conditional(response_store)
+        indexed = isinstance(response_store, PartitionIndex)  # no narrowing: it is a store
+        if not indexed:
+            import pytest  # only ever run under pytest
+
+            pytest.skip("optional: the store keeps no partition index")
+        e = _entry("p1", metadata={"model": "m1"}, expires_at=time.time() + 600)
+        await response_store.set(e, 600)
+        tenant = tenant_tag("acme")
+        assert await response_store.replace_metadata(e, {"model": "m1", "tenant": [tenant]})
+        assert await response_store.partitions_where([("tenant", tenant)]) == ["p1"]
+        assert await response_store.partitions_where([("model", "m1")]) == ["p1"]
