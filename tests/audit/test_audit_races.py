@@ -209,3 +209,31 @@ async def test_a_store_without_conditional_writes_writes_only_over_what_was_read
             assert hit is not None and hit.payload == b"new answer"
     finally:
         await cache.close()
+
+
+async def test_a_store_that_refuses_an_unchanged_entry_is_not_retried_forever() -> None:
+    class Refusing(MemoryResponseStore):
+        refused = 0
+
+        async def replace_metadata(self, entry: Entry, metadata: Any) -> bool:
+            self.refused += 1
+            return False
+
+    store = Refusing()
+    cache = SemanticCache(
+        embedder=HashingTestEmbedder(),
+        vector_store=MemoryVectorStore(256),
+        response_store=store,
+        verifier=None,
+        store_timeout_ms=60_000,
+        lookup_timeout_ms=60_000,
+    )
+    await cache.start()
+    try:
+        entry = await cache.store(Q, b"answer", ttl=600)
+        assert entry is not None
+        assert await cache.record_audit(entry, 0.9, True) is None
+        assert 1 <= store.refused <= 5
+        assert await cache.audit_state(entry) is None
+    finally:
+        await cache.close()

@@ -67,9 +67,10 @@ _ALIASING_MAX = 1024
 _SHED_SHARE = 0.75
 """By default a lookup sheds its embedding when the vector is expected later than this
 share of what is left of its budget (the rest is for the search and the estimate's error)."""
-_AUDIT_WRITES = 5
-"""Tries of one audit outcome on an entry that keeps changing under it (outcomes that
-other processes write to the same answer at once); past them this one is dropped."""
+_AUDIT_STUCK = 3
+"""Conditional audit writes refused in a row while the entry did not change (a store that
+cannot write it) before the outcome is dropped. Refusals because other outcomes landed
+first are retried within the call's budget."""
 _LAG_SHARE = 0.25
 """A call that ran out of time while the event loop lagged by this share of the call's
 budget or more is not held against its component: the delay was the process's own."""
@@ -771,7 +772,8 @@ class SemanticCache:
             if read is None:
                 return None
             entry: Entry | None = read
-            for _ in range(_AUDIT_WRITES):
+            stuck = 0
+            while True:  # until written, or the entry is gone or replaced, or the budget ends
                 if entry is None or not _same_answer(entry, read):
                     return None  # gone, or a new answer this outcome says nothing about
                 before = AuditState.of(entry.metadata) or AuditState()
@@ -779,12 +781,15 @@ class SemanticCache:
                 metadata = {**entry.metadata, STATE_KEY: after.to_metadata()}
                 if await self._replace_metadata(responses, entry, metadata):
                     break
-                # Changed since it was read: another outcome of the same answer is built
-                # upon; anything else ends the loop above.
-                entry = await self._guard("response store", responses.get(entry_id))
-            else:
-                log.debug("semcache: audit outcome of %s dropped: entry kept changing", entry_id)
-                return None
+                # Refused: another outcome of the same answer landed first, and this one
+                # is added to it. Refused with nothing changed is a store that cannot
+                # write it, which no retry mends.
+                fresh = await self._guard("response store", responses.get(entry_id))
+                stuck = stuck + 1 if fresh == entry else 0
+                if stuck >= _AUDIT_STUCK:
+                    log.debug("semcache: audit outcome of %s not written by the store", entry_id)
+                    return None
+                entry = fresh
             if after.quarantined and not before.quarantined:
                 self.counters["quarantined"] += 1
                 # No vector, no semantic hit: what a lookup never finds costs nothing.
