@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from semcache import SemanticCache
+from semcache.protocols import ConditionalMetadata
 from semcache.stores import MemoryResponseStore, MemoryVectorStore
 from semcache.testing import HashingTestEmbedder
 from semcache.types import Entry
@@ -76,11 +78,6 @@ async def test_concurrent_outcomes_of_one_entry_are_all_kept(
     assert state is not None and len(state.samples) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="record_audit reads the entry and writes it back whole; an entry deleted (or "
-    "flushed, or refreshed with a new answer) in between comes back as it was read",
-)
 async def test_an_outcome_recorded_while_the_entry_is_deleted_does_not_bring_it_back(
     parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
@@ -96,11 +93,6 @@ async def test_an_outcome_recorded_while_the_entry_is_deleted_does_not_bring_it_
     assert await cache.lookup(Q) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="record_audit reads the entry and writes it back whole: a refresh stored in "
-    "between is replaced by the answer it read",
-)
 async def test_an_outcome_recorded_while_the_entry_is_refreshed_keeps_the_new_answer(
     parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
@@ -115,3 +107,133 @@ async def test_an_outcome_recorded_while_the_entry_is_refreshed_keeps_the_new_an
     await audit
     hit = await cache.lookup(Q)
     assert hit is not None and hit.payload == b"new answer"
+
+
+async def test_an_outcome_of_a_replaced_answer_is_not_taught_to_the_new_one(
+    parts: tuple[SemanticCache, PausingResponseStore],
+) -> None:
+    cache, store = parts
+    entry = await cache.store(Q, b"old answer", ttl=600)
+    assert entry is not None
+    entered, release = store.pause_next_get()
+    audit = asyncio.create_task(cache.record_audit(entry, 0.9, False))  # would quarantine
+    await entered.wait()
+    assert await cache.store(Q, b"new answer", ttl=600) == entry
+    release.set()
+    assert await audit is None
+    assert await cache.audit_state(entry) is None
+    hit = await cache.lookup("how can I reset my password on the website")
+    assert hit is not None and hit.source == "semantic" and hit.payload == b"new answer"
+
+
+async def test_outcomes_of_two_caches_sharing_one_store_are_all_kept(
+    parts: tuple[SemanticCache, PausingResponseStore],
+) -> None:
+    # Two caches over one store are two replicas over a shared one: no lock spans both.
+    cache, store = parts
+    other = SemanticCache(
+        embedder=HashingTestEmbedder(),
+        vector_store=MemoryVectorStore(256),
+        response_store=store,
+        verifier=None,
+        max_false_hit_rate=0.75,
+        store_timeout_ms=60_000,
+    )
+    await other.start()
+    try:
+        entry = await cache.store(Q, b"answer", ttl=600)
+        assert entry is not None
+        entered, release = store.pause_next_get()
+        first = asyncio.create_task(cache.record_audit(entry, 0.9, True))
+        await entered.wait()
+        assert await other.record_audit(entry, 0.8, True) is not None
+        release.set()
+        state = await first
+        assert state is not None and len(state.samples) == 2
+        assert await cache.audit_state(entry) == state
+        hit = await cache.lookup(Q)
+        assert hit is not None and hit.payload == b"answer"
+    finally:
+        await other.close()
+
+
+class WithoutConditionalWrites:
+    """A store that predates ``replace_metadata`` (``ConditionalMetadata``): everything
+    else is the pausing store's."""
+
+    def __init__(self, inner: PausingResponseStore) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "replace_metadata":
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("meanwhile", ["nothing", "deleted", "refreshed"])
+async def test_a_store_without_conditional_writes_writes_only_over_what_was_read(
+    meanwhile: str,
+) -> None:
+    store = PausingResponseStore()
+    cache = SemanticCache(
+        embedder=HashingTestEmbedder(),
+        vector_store=MemoryVectorStore(256),
+        response_store=WithoutConditionalWrites(store),  # type: ignore[arg-type]
+        threshold=0.3,
+        verifier=None,
+        max_false_hit_rate=0.75,
+        store_timeout_ms=60_000,
+    )
+    await cache.start()
+    try:
+        assert not isinstance(cache.response_store, ConditionalMetadata)
+        entry = await cache.store(Q, b"old answer", ttl=600)
+        assert entry is not None
+        entered, release = store.pause_next_get()
+        audit = asyncio.create_task(cache.record_audit(entry, 0.9, True))
+        await entered.wait()
+        if meanwhile == "deleted":
+            assert await cache.delete(entry)
+        elif meanwhile == "refreshed":
+            assert await cache.store(Q, b"new answer", ttl=600) == entry
+        release.set()
+        state = await audit
+        if meanwhile == "nothing":
+            assert state is not None and await cache.audit_state(entry) == state
+            return
+        assert state is None and await cache.audit_state(entry) is None
+        hit = await cache.lookup(Q)
+        if meanwhile == "deleted":
+            assert hit is None
+        else:
+            assert hit is not None and hit.payload == b"new answer"
+    finally:
+        await cache.close()
+
+
+async def test_a_store_that_refuses_an_unchanged_entry_is_not_retried_forever() -> None:
+    class Refusing(MemoryResponseStore):
+        refused = 0
+
+        async def replace_metadata(self, entry: Entry, metadata: Any) -> bool:
+            self.refused += 1
+            return False
+
+    store = Refusing()
+    cache = SemanticCache(
+        embedder=HashingTestEmbedder(),
+        vector_store=MemoryVectorStore(256),
+        response_store=store,
+        verifier=None,
+        store_timeout_ms=60_000,
+        lookup_timeout_ms=60_000,
+    )
+    await cache.start()
+    try:
+        entry = await cache.store(Q, b"answer", ttl=600)
+        assert entry is not None
+        assert await cache.record_audit(entry, 0.9, True) is None
+        assert 1 <= store.refused <= 5
+        assert await cache.audit_state(entry) is None
+    finally:
+        await cache.close()

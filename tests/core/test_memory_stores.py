@@ -175,6 +175,9 @@ class _ReopenedResponseStore:
     async def get_exact(self, partition, query):
         return await (await self._reopened()).get_exact(partition, query)
 
+    async def replace_metadata(self, entry, metadata):
+        return await (await self._reopened()).replace_metadata(entry, metadata)
+
     async def delete(self, entry_id):
         return await (await self._reopened()).delete(entry_id)
 

@@ -19,6 +19,7 @@ from semcache import SemanticCache, Settings
 from semcache.testing import HashingTestEmbedder
 from semcache_store_pgvector import PgVectorStore
 from semcache_store_redis import RedisResponseStore
+from tests.support.interleaved import Interleaved
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -216,3 +217,68 @@ def test_two_processes_share_one_cache(pg_uri, shared_redis, redis_prefix):
     finally:
         a.close()
         b.close()
+
+
+async def test_concurrent_audit_outcomes_of_two_replicas_are_all_kept(
+    pg_uri, shared_redis, redis_prefix
+):
+    # Two caches (like two replicas) record outcomes of one entry at once, so writes are
+    # refused for outcomes the other landed first: each is read again and added to them.
+    s = settings(
+        pg_uri,
+        shared_redis,
+        redis_prefix,
+        store_timeout_ms=5000,
+        lookup_timeout_ms=10_000,
+        max_false_hit_rate=0.75,
+    )
+    caches = [SemanticCache(s, embedder=HashingTestEmbedder(), verifier=None) for _ in range(2)]
+    try:
+        question = "how do I reset my password on the website"
+        entry_id = await caches[0].store(question, b"answer", partition="t")
+        assert entry_id
+        outcomes = await asyncio.gather(
+            *(caches[i % 2].record_audit(entry_id, 0.99 - i / 100, True) for i in range(24))
+        )
+        assert all(outcome is not None for outcome in outcomes)
+        state = await caches[1].audit_state(entry_id)
+        assert state is not None and len(state.samples) == 24
+        assert not state.quarantined
+        hit = await caches[0].lookup("how can I reset my password on the website", partition="t")
+        assert hit is not None and hit.source == "semantic" and hit.payload == b"answer"
+    finally:
+        for c in caches:
+            await c.close()
+
+
+async def test_a_replica_s_outcome_of_a_replaced_answer_leaves_the_new_one_served(
+    pg_uri, shared_redis, redis_prefix
+):
+    # Replica a audits the old answer: a failure, which would quarantine it and remove its
+    # vector from PostgreSQL. Replica b stores a new answer in between.
+    s = settings(pg_uri, shared_redis, redis_prefix)
+    stores = {"prefix": redis_prefix, "model_id": "replicas", "dimension": 256}
+    first = Interleaved(shared_redis, **stores)
+    a, b = (
+        SemanticCache(s, embedder=HashingTestEmbedder(), verifier=None, response_store=store)
+        for store in (first, RedisResponseStore(shared_redis, **stores))
+    )
+    try:
+        entry_id = await b.store("How do I reset my password?", b"old answer", partition="t")
+        assert entry_id
+
+        async def refreshed() -> None:
+            new = await b.store("How do I reset my password?", b"new answer", partition="t")
+            assert new == entry_id
+
+        first.between = refreshed
+        assert await a.record_audit(entry_id, 0.9, False) is None
+        assert await a.audit_state(entry_id) is None
+        assert await a.vector_store.count() == 1
+        for replica in (a, b):
+            hit = await replica.lookup("how can I reset my password", partition="t")
+            assert hit is not None and hit.source == "semantic"
+            assert hit.payload == b"new answer"
+    finally:
+        await a.close()
+        await b.close()

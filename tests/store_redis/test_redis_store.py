@@ -209,6 +209,9 @@ async def exercise_with_acl(uri: str, ports: list[int]) -> None:
     assert await store.get_exact("p", e.query) == e.entry_id
     assert await store.add_alias("p", "a paraphrase", e) is True
     assert await store.get_exact_entry("p", "a paraphrase") == e
+    assert await store.replace_metadata(e, {"status": 200, "n": 1}) is True
+    e = await store.get(e.entry_id)
+    assert e is not None and e.metadata == {"status": 200, "n": 1}
     assert await store.count() == 1
     assert await store.delete(e.entry_id) is True
     await store.set(e, None)

@@ -27,7 +27,14 @@ from semcache.embedder import (
     resolve_dimension,
 )
 from semcache.errors import UnsupportedOperationError
-from semcache.protocols import Embedder, PartitionIndex, ResponseStore, VectorStore, Verifier
+from semcache.protocols import (
+    ConditionalMetadata,
+    Embedder,
+    PartitionIndex,
+    ResponseStore,
+    VectorStore,
+    Verifier,
+)
 from semcache.settings import Settings
 from semcache.singleflight import SingleFlight
 from semcache.tags import query_tags
@@ -60,6 +67,10 @@ _ALIASING_MAX = 1024
 _SHED_SHARE = 0.75
 """By default a lookup sheds its embedding when the vector is expected later than this
 share of what is left of its budget (the rest is for the search and the estimate's error)."""
+_AUDIT_STUCK = 3
+"""Conditional audit writes refused in a row while the entry did not change (a store that
+cannot write it) before the outcome is dropped. Refusals because other outcomes landed
+first are retried within the call's budget."""
 _LAG_SHARE = 0.25
 """A call that ran out of time while the event loop lagged by this share of the call's
 budget or more is not held against its component: the delay was the process's own."""
@@ -75,6 +86,15 @@ _bar: contextvars.ContextVar[float | None] = contextvars.ContextVar("semcache_ba
 def _audit_failed(entry: Entry) -> bool:
     state = AuditState.of(entry.metadata)
     return state is not None and state.failed
+
+
+def _same_answer(a: Entry, b: Entry) -> bool:
+    """Is ``a`` the very answer ``b`` is, whatever audits wrote to it since?"""
+
+    def unaudited(e: Entry) -> Entry:
+        return replace(e, metadata={k: v for k, v in e.metadata.items() if k != STATE_KEY})
+
+    return unaudited(a) == unaudited(b)
 
 
 class _Skipped(Exception):
@@ -124,7 +144,8 @@ class SemanticCache:
         )
         self._verifier_from_settings = isinstance(verifier, str)
         self._turns = TurnMatcher(self._embed_many)
-        # Audit outcomes are read, changed and written back: one at a time per process.
+        # Audit outcomes are read, changed and written back conditionally: one at a time
+        # per process, so they do not refuse each other (see _update_audit).
         self._audit_lock = asyncio.Lock()
         self.single_flight = SingleFlight(wait=self.settings.single_flight_timeout)
         s = self.settings
@@ -711,10 +732,12 @@ class SemanticCache:
         the entry's threshold is learned again (:mod:`semcache.audit.learner`) and, where
         no similarity keeps the ``max_false_hit_rate`` bound, the entry is quarantined.
 
-        The state is written into the entry's metadata (its aliases go, the semantic path
-        decides for them again), so replicas sharing the stores agree; two replicas
-        recording the same entry at once may lose one outcome. ``None`` when the entry is
-        gone or a store failed (never raises for that).
+        The state is written into the entry's metadata, so replicas sharing the stores
+        agree. The write applies only to the entry as it was read: outcomes that other
+        processes wrote meanwhile are kept (this one is added to them), and an entry
+        deleted or stored again with a new answer meanwhile is left as it is (the outcome
+        says nothing about the new answer). ``None`` when the entry is gone or replaced,
+        or a store failed (never raises for that).
         """
         bound = self.settings.group(AuditSettings).max_false_hit_rate
         try:
@@ -747,26 +770,55 @@ class SemanticCache:
     ) -> AuditState | None:
         await self._ready()
         responses, vectors = self._stores()
+        # The lock only spares this process's own outcomes from refusing each other: the
+        # conditional write is what keeps deletes, refreshes and other processes' outcomes.
         async with self._audit_lock, self._whole_budget():
-            entry = await self._guard("response store", responses.get(entry_id))
-            if entry is None:
+            read = await self._guard("response store", responses.get(entry_id))
+            if read is None:
                 return None
-            before = AuditState.of(entry.metadata) or AuditState()
-            after = change(before)
-            metadata = {**entry.metadata, STATE_KEY: after.to_metadata()}
-            ttl: int | None = None
-            if entry.expires_at is not None:
-                ttl = int(entry.expires_at - time.time())
-                if ttl <= 0:
-                    return None  # expired meanwhile
-            await self._guard(
-                "response store", responses.set(replace(entry, metadata=metadata), ttl)
-            )
+            entry: Entry | None = read
+            stuck = 0
+            while True:  # until written, or the entry is gone or replaced, or the budget ends
+                if entry is None or not _same_answer(entry, read):
+                    return None  # gone, or a new answer this outcome says nothing about
+                before = AuditState.of(entry.metadata) or AuditState()
+                after = change(before)
+                metadata = {**entry.metadata, STATE_KEY: after.to_metadata()}
+                if await self._replace_metadata(responses, entry, metadata):
+                    break
+                # Refused: another outcome of the same answer landed first, and this one
+                # is added to it. Refused with nothing changed is a store that cannot
+                # write it, which no retry mends.
+                fresh = await self._guard("response store", responses.get(entry_id))
+                stuck = stuck + 1 if fresh == entry else 0
+                if stuck >= _AUDIT_STUCK:
+                    log.debug("semcache: audit outcome of %s not written by the store", entry_id)
+                    return None
+                entry = fresh
             if after.quarantined and not before.quarantined:
                 self.counters["quarantined"] += 1
                 # No vector, no semantic hit: what a lookup never finds costs nothing.
                 await self._guard("vector store", vectors.delete([entry_id]))
         return after
+
+    async def _replace_metadata(
+        self, responses: ResponseStore, entry: Entry, metadata: dict[str, Any]
+    ) -> bool:
+        """Write ``metadata`` into ``entry`` only if the store still holds ``entry``."""
+        if isinstance(responses, ConditionalMetadata):
+            return await self._guard("response store", responses.replace_metadata(entry, metadata))
+        # A store without the conditional write (ConditionalMetadata): read again, and
+        # write only over what was read. A change landing between the two calls is lost.
+        current = await self._guard("response store", responses.get(entry.entry_id))
+        if current is None or current != entry:
+            return False
+        ttl: int | None = None
+        if entry.expires_at is not None:
+            ttl = int(entry.expires_at - time.time())
+            if ttl <= 0:
+                return False  # expired meanwhile: never written back
+        await self._guard("response store", responses.set(replace(entry, metadata=metadata), ttl))
+        return True
 
     async def flush(self, partition: str | None = None, *, hashed: bool = False) -> int:
         """Remove every entry, or those of one partition (raw, or already ``hashed``)."""

@@ -5,12 +5,13 @@ Any object with these methods works; nothing needs to inherit from them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from semcache.types import Entry, Matrix, Vector, VectorMatch
 
 __all__ = [
+    "ConditionalMetadata",
     "Embedder",
     "ExactAliases",
     "PartitionIndex",
@@ -155,6 +156,33 @@ class ExactAliases(Protocol):
     async def get_exact_entry(self, partition: str, query: str) -> Entry | None:
         """The live entry the exact index names for ``partition`` + ``query`` (its own
         text or an alias), index and payload in one call (one round trip)."""
+        ...
+
+
+@runtime_checkable
+class ConditionalMetadata(Protocol):
+    """Optional for a :class:`ResponseStore`: a metadata write that applies only to the
+    version of the entry it was computed from.
+
+    The cache writes what audits learn about an entry (:mod:`semcache.audit.learner`)
+    into its metadata. Between reading the entry and writing it back, the entry may be
+    deleted, flushed, evicted or stored again with a new answer, by this process or
+    another one sharing the store; a plain :meth:`ResponseStore.set` would then bring
+    the old entry back. A store without this method still works: the cache reads the
+    entry again just before its ``set`` and writes only when nothing changed, which
+    narrows the window to one round trip but cannot close it.
+    """
+
+    async def replace_metadata(self, entry: Entry, metadata: Mapping[str, Any]) -> bool:
+        """Give the stored entry ``entry.entry_id`` this ``metadata``, only while it is
+        still ``entry`` (equal to it, as :meth:`ResponseStore.get` returned it: the same
+        answer with the same metadata). True when written.
+
+        Atomic against every other write to the entry, in every process sharing the
+        store. A missing or expired entry is never recreated, and one that changed since
+        it was read is left as it is (the caller reads it again). Everything else is
+        kept: payload, expiry, exact key, aliases.
+        """
         ...
 
 

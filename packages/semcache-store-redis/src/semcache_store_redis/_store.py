@@ -8,7 +8,8 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -125,6 +126,16 @@ _EXACT = """
 local id = redis.call('GET', KEYS[1])
 if not id then return false end
 return redis.call('GET', ARGV[1] .. id)
+"""
+
+# An entry's new blob, written only over the very blob it was computed from (same SHA-1),
+# with the entry's expiry; a missing key is never created.
+# KEYS: entry key; ARGV: SHA-1 of the blob read, new blob.
+_SWAP = """
+local blob = redis.call('GET', KEYS[1])
+if not blob or redis.sha1hex(blob) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
 """
 
 # Record that a partition carries one tag (model, path, tenant, credential), for
@@ -373,6 +384,28 @@ class RedisResponseStore:
         )
         return bool(added)
 
+    async def replace_metadata(self, entry: Entry, metadata: Mapping[str, Any]) -> bool:
+        client = await self._connect()
+        key = self._entry_key(entry.entry_id)
+        blob = await client.get(key)
+        current = self._decode(blob)
+        if current is None or current != entry or not isinstance(blob, bytes):
+            return False  # gone, expired, or changed since it was read
+        metadata = dict(metadata)
+        new_tags = set(entry_tags(metadata)) - set(entry_tags(current.metadata))
+        if new_tags:  # indexed first, as set() does: partitions_where finds the entry
+            deadline = "" if current.expires_at is None else int(current.expires_at * 1000)
+            now_ms = int(time.time() * 1000)
+            for tag in sorted(new_tags):
+                await self._script("tag")(
+                    keys=[self._tag_key(tag)], args=[current.partition, deadline, now_ms]
+                )
+        # The script compares the stored bytes with those decoded above: a write that
+        # landed in between (from any process) wins, and this one is refused.
+        digest = hashlib.sha1(blob, usedforsecurity=False).hexdigest()
+        new = encode_entry(replace(current, metadata=metadata))
+        return bool(await self._script("swap")(keys=[key], args=[digest, new]))
+
     async def delete(self, entry_id: str) -> bool:
         client = await self._connect()
         blob = await client.getdel(self._entry_key(entry_id))
@@ -451,6 +484,7 @@ class RedisResponseStore:
                     "tag": self._client.register_script(_TAG),
                     "alias": self._client.register_script(_ALIAS),
                     "exact": self._client.register_script(_EXACT),
+                    "swap": self._client.register_script(_SWAP),
                 }
             return self._client
 

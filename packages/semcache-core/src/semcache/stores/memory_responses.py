@@ -6,7 +6,8 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,24 @@ class MemoryResponseStore:
                 entry.entry_id, entry.partition, encode_entry(entry), entry.expires_at
             )
         self._evict()
+
+    async def replace_metadata(self, entry: Entry, metadata: Mapping[str, Any]) -> bool:
+        if self._persisted_closed:
+            return False  # the write would not reach the file
+        current = self._entries.get(entry.entry_id)
+        if current is None or current != entry:
+            return False  # gone, or changed since it was read: never brought back
+        if current.expires_at is not None and current.expires_at <= time.time():
+            self._drop(current.entry_id)
+            return False
+        updated = replace(current, metadata=dict(metadata))
+        # In place: its size, LRU slot, exact key and aliases stay as they are.
+        self._entries[current.entry_id] = updated
+        if self._journal is not None:
+            self._journal.put(
+                updated.entry_id, updated.partition, encode_entry(updated), updated.expires_at
+            )
+        return True
 
     async def get_exact(self, partition: str, query: str) -> str | None:
         entry_id = self._exact.get((partition, query))

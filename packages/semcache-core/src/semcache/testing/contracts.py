@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from semcache.embedder import normalize_rows
-from semcache.protocols import ExactAliases, PartitionIndex
+from semcache.protocols import ConditionalMetadata, ExactAliases, PartitionIndex
 from semcache.tags import credential_tag, tenant_tag
 from semcache.types import Entry
 
@@ -355,3 +355,97 @@ class ResponseStoreContract:
         assert await response_store.flush() == 2
         assert await response_store.get_exact("p2", "alias of b") is None
         assert await response_store.count() == 0
+
+    # -- optional: conditional metadata writes (ConditionalMetadata) -------------
+
+    @staticmethod
+    def _conditional(response_store: Any) -> None:
+        if not isinstance(response_store, ConditionalMetadata):
+            import pytest  # only ever run under pytest
+
+            pytest.skip("optional: the store has no conditional metadata write")
+
+    async def test_replace_metadata_of_the_version_read(self, response_store: Any) -> None:
+        self._conditional(response_store)
+        e = _entry(expires_at=time.time() + 600)
+        await response_store.set(e, 600)
+        read = await response_store.get(e.entry_id)
+        assert await response_store.replace_metadata(read, {"status": 200, "seen": [1]})
+        got = await response_store.get(e.entry_id)
+        assert got is not None and got.metadata == {"status": 200, "seen": [1]}
+        assert (got.payload, got.created_at, got.expires_at) == (
+            e.payload,
+            e.created_at,
+            e.expires_at,
+        )
+        assert await response_store.get_exact("p", e.query) == e.entry_id
+        assert await response_store.count() == 1
+
+    async def test_replace_metadata_of_an_older_version_is_refused(
+        self, response_store: Any
+    ) -> None:
+        self._conditional(response_store)
+        e = _entry()
+        await response_store.set(e, None)
+        read = await response_store.get(e.entry_id)
+        assert await response_store.replace_metadata(read, {"n": 1}) is True
+        # ``read`` is now out of date: a second writer that read it must read again.
+        assert await response_store.replace_metadata(read, {"n": 2}) is False
+        fresh = await response_store.get(e.entry_id)
+        assert fresh is not None and fresh.metadata == {"n": 1}
+        assert await response_store.replace_metadata(fresh, {"n": 2}) is True
+        assert (await response_store.get(e.entry_id)).metadata == {"n": 2}
+
+    async def test_replace_metadata_never_recreates_a_deleted_entry(
+        self, response_store: Any
+    ) -> None:
+        self._conditional(response_store)
+        e = _entry()
+        await response_store.set(e, None)
+        read = await response_store.get(e.entry_id)
+        assert await response_store.delete(e.entry_id)
+        assert await response_store.replace_metadata(read, {"n": 1}) is False
+        assert await response_store.get(e.entry_id) is None
+        assert await response_store.get_exact("p", e.query) is None
+        await response_store.set(e, None)
+        await response_store.flush("p")
+        assert await response_store.replace_metadata(read, {"n": 1}) is False
+        assert await response_store.count() == 0
+        gone = _entry(expires_at=time.time() - 1)
+        await response_store.set(gone, None)
+        assert await response_store.replace_metadata(gone, {"n": 1}) is False
+        assert await response_store.get(gone.entry_id) is None
+
+    async def test_replace_metadata_keeps_a_new_answer(self, response_store: Any) -> None:
+        self._conditional(response_store)
+        e = _entry()
+        await response_store.set(e, None)
+        read = await response_store.get(e.entry_id)
+        newer = _entry(entry_id=e.entry_id, query=e.query, payload=b"newer")
+        await response_store.set(newer, None)
+        assert await response_store.replace_metadata(read, {"n": 1}) is False
+        assert await response_store.get(e.entry_id) == newer
+
+    async def test_replace_metadata_keeps_the_aliases(self, response_store: Any) -> None:
+        self._conditional(response_store)
+        self._aliases(response_store)
+        e = _entry()
+        await response_store.set(e, None)
+        assert await response_store.add_alias("p", "a paraphrase", e) is True
+        assert await response_store.replace_metadata(e, {"n": 1}) is True
+        got = await response_store.get_exact_entry("p", "a paraphrase")
+        assert got is not None and got.entry_id == e.entry_id and got.metadata == {"n": 1}
+
+    async def test_replace_metadata_indexes_new_partition_tags(self, response_store: Any) -> None:
+        self._conditional(response_store)
+        indexed = isinstance(response_store, PartitionIndex)  # no narrowing: it is a store
+        if not indexed:
+            import pytest  # only ever run under pytest
+
+            pytest.skip("optional: the store keeps no partition index")
+        e = _entry("p1", metadata={"model": "m1"}, expires_at=time.time() + 600)
+        await response_store.set(e, 600)
+        tenant = tenant_tag("acme")
+        assert await response_store.replace_metadata(e, {"model": "m1", "tenant": [tenant]})
+        assert await response_store.partitions_where([("tenant", tenant)]) == ["p1"]
+        assert await response_store.partitions_where([("model", "m1")]) == ["p1"]

@@ -1,0 +1,157 @@
+"""Audit outcomes in Redis: the conditional metadata write (``replace_metadata``) holds
+against writes from other clients (other processes) landing between its read and its
+write, on a single server and on Redis Cluster."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from semcache import SemanticCache
+from semcache.stores import MemoryVectorStore
+from semcache.testing import HashingTestEmbedder
+from semcache.types import Entry
+from semcache_store_redis import RedisResponseStore
+from tests.support.interleaved import Interleaved
+from tests.support.redis_servers import delete_prefix, random_prefix
+
+pytestmark = pytest.mark.redis
+
+Q = "how do I reset my password on the website"
+
+
+def entry(**kw: Any) -> Entry:
+    values: dict[str, Any] = {
+        "entry_id": uuid.uuid4().hex,
+        "partition": "p",
+        "query": "what is the refund policy",
+        "payload": b"answer",
+        "metadata": {"status": 200},
+        "created_at": time.time(),
+        "expires_at": time.time() + 600,
+    }
+    values.update(kw)
+    return Entry(**values)
+
+
+@pytest.fixture(params=["single", "cluster"])
+def uri(request: pytest.FixtureRequest) -> str:
+    name = "shared_redis" if request.param == "single" else "cluster_uri"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+async def stores(uri: str) -> AsyncIterator[tuple[Interleaved, RedisResponseStore]]:
+    """Two clients of one store, as two processes have: the first can be interleaved."""
+    prefix = random_prefix()
+    mine = Interleaved(uri, prefix=prefix, model_id="test", dimension=8)
+    theirs = RedisResponseStore(uri, prefix=prefix, model_id="test", dimension=8)
+    yield mine, theirs
+    await mine.aclose()
+    await theirs.aclose()
+    delete_prefix(uri, prefix)
+
+
+async def test_a_write_landing_in_between_wins(
+    stores: tuple[Interleaved, RedisResponseStore],
+) -> None:
+    mine, theirs = stores
+    e = entry()
+    await mine.set(e, 600)
+
+    async def their_outcome() -> None:
+        assert await theirs.replace_metadata(e, {"status": 200, "theirs": 1})
+
+    mine.between = their_outcome
+    assert await mine.replace_metadata(e, {"status": 200, "mine": 1}) is False
+    got = await mine.get(e.entry_id)
+    assert got is not None and got.metadata == {"status": 200, "theirs": 1}
+    assert await mine.replace_metadata(got, {"status": 200, "theirs": 1, "mine": 1})
+
+
+async def test_an_entry_deleted_in_between_is_not_recreated(
+    stores: tuple[Interleaved, RedisResponseStore],
+) -> None:
+    mine, theirs = stores
+    e = entry()
+    await mine.set(e, 600)
+
+    async def their_delete() -> None:
+        assert await theirs.delete(e.entry_id)
+
+    mine.between = their_delete
+    assert await mine.replace_metadata(e, {"mine": 1}) is False
+    assert await theirs.get(e.entry_id) is None
+    assert await theirs.get_exact("p", e.query) is None
+    assert await theirs.count() == 0
+
+
+async def test_an_answer_stored_in_between_is_kept(
+    stores: tuple[Interleaved, RedisResponseStore],
+) -> None:
+    mine, theirs = stores
+    e = entry()
+    await mine.set(e, 600)
+    newer = entry(entry_id=e.entry_id, payload=b"newer")
+
+    async def their_refresh() -> None:
+        await theirs.set(newer, 600)
+
+    mine.between = their_refresh
+    assert await mine.replace_metadata(e, {"mine": 1}) is False
+    assert await theirs.get(e.entry_id) == newer
+
+
+async def test_the_write_keeps_the_entry_s_expiry(
+    stores: tuple[Interleaved, RedisResponseStore],
+) -> None:
+    mine, _ = stores
+    e = entry()
+    await mine.set(e, 600)
+    client = await mine._connect()
+    key = mine._entry_key(e.entry_id)
+    before = await client.pexpiretime(key)
+    assert await mine.replace_metadata(e, {"n": 1})
+    assert await client.pexpiretime(key) == before == int(e.expires_at * 1000)
+
+
+async def test_outcomes_of_two_caches_sharing_redis_are_all_kept(
+    stores: tuple[Interleaved, RedisResponseStore],
+) -> None:
+    mine, theirs = stores
+
+    def cache(store: RedisResponseStore) -> SemanticCache:
+        return SemanticCache(
+            embedder=HashingTestEmbedder(),
+            vector_store=MemoryVectorStore(256),
+            response_store=store,
+            threshold=0.3,
+            verifier=None,
+            max_false_hit_rate=0.75,
+            store_timeout_ms=10_000,
+            lookup_timeout_ms=10_000,
+        )
+
+    a, b = cache(mine), cache(theirs)
+    await a.start()
+    await b.start()
+    try:
+        entry_id = await a.store(Q, b"answer", ttl=600)
+        assert entry_id is not None
+
+        async def their_outcome() -> None:
+            assert await b.record_audit(entry_id, 0.8, True) is not None
+
+        mine.between = their_outcome
+        state = await a.record_audit(entry_id, 0.9, True)
+        assert state is not None and len(state.samples) == 2
+        assert await b.audit_state(entry_id) == state
+        hit = await b.lookup(Q)
+        assert hit is not None and hit.payload == b"answer"
+    finally:
+        await a.close()
+        await b.close()
