@@ -35,6 +35,12 @@ def check(query: str, candidate: str, similarity: float = 0.95) -> str | None:
         ("How do I archive a channel?", "How do I unarchive a channel?", "polarity"),
         ("Is the contract valid?", "Is the contract invalid?", "polarity"),
         ("How to connect a bluetooth speaker", "How to disconnect a bluetooth speaker", "polarity"),
+        # the same word followed by opposite particles
+        ("How do I log in to my account?", "How do I log out of my account?", "polarity"),
+        ("What time is check-in?", "What time is check-out?", "polarity"),
+        ("How do I opt in to emails?", "How do I opt out of emails?", "polarity"),
+        ("Fee to move money into my ISA", "Fee to move money out of my ISA", "polarity"),
+        ("How do I scale up a deployment?", "How do I scale down a deployment?", "polarity"),
         # numbers (digits or words), with units, ordinals, money, percentages
         ("Is 49 a perfect square?", "Is 50 a perfect square?", "number"),
         ("List three uses of copper", "List seven uses of copper", "number"),
@@ -101,6 +107,12 @@ def test_rejects(query: str, candidate: str, rule: str) -> None:
         ("Where can I buy a used bike?", "Where can I purchase a used bike?", 0.95),
         ("How can I make pancakes without eggs?", "How can I make pancakes with no eggs?", 0.96),
         ("Cheap flights to Rome", "Cheap flights to Rome please", 0.96),
+        ("What is the earth's core made of?", "What is the earth's core made out of?", 0.97),
+        (
+            "I got logged out, how do I log in again?",
+            "How do I log in again after I got logged out?",
+            0.95,
+        ),
     ],
 )
 def test_accepts_paraphrases(query: str, candidate: str, similarity: float) -> None:

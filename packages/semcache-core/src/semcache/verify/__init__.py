@@ -207,7 +207,30 @@ def _hard_rules(a: Analysis, b: Analysis) -> str | None:
         return "polarity"
     if _reversed(a, b):
         return "direction"
+    if _particle_swapped(a, b):
+        return "polarity"
     return None
+
+
+_PARTICLE_POLES = {"in": 0, "into": 0, "out": 1, "on": 2, "onto": 2, "off": 3, "up": 4, "down": 5}
+"""Particles whose swap after the same word reverses it: "log in" / "log out", "turn on" /
+"turn off", "move money into" / "out of" an account, "scale up" / "scale down"."""
+
+
+def _particle_swapped(a: Analysis, b: Analysis) -> bool:
+    """The same word followed by opposite particles, each side saying only its own."""
+    ours, theirs = _particles(a), _particles(b)
+    return any(
+        (word, pole ^ 1) in theirs and (word, pole) not in theirs and (word, pole ^ 1) not in ours
+        for word, pole in ours
+    )
+
+
+def _particles(a: Analysis) -> frozenset[tuple[str, int]]:
+    t = a.tokens
+    return frozenset(
+        (stem(t[i - 1]), _PARTICLE_POLES[t[i]]) for i in range(1, len(t)) if t[i] in _PARTICLE_POLES
+    )
 
 
 def _negation_differs(a: Analysis, b: Analysis) -> bool:
