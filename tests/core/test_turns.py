@@ -93,6 +93,42 @@ async def test_an_exchange_added_on_one_side_only_is_not_a_replacement(
     assert await matcher.compare(aside + ORDER, ORDER) is None
 
 
+DELAY = (
+    "user: our flight mr 602 on 3 august landed 3 hours late, can we claim?\n"
+    "assistant: I can see booking zt4k9p, two passengers on mr 602 on 3 august. The delay "
+    "was caused by a crew shortage, which was within the airline's control."
+)
+
+
+async def test_a_long_turn_edited_in_one_phrase_is_a_change(matcher: TurnMatcher) -> None:
+    # The shared words dominate the turn's vector; the edit is what matters.
+    edited = DELAY.replace("a crew shortage, which was within", "a strike, outside")
+    assert await matcher.compare(edited, DELAY) == "changed"
+
+
+async def test_a_count_edited_in_a_turn_that_repeats_it_elsewhere_is_a_change(
+    matcher: TurnMatcher,
+) -> None:
+    loan = (
+        "user: can I keep the book longer?\n"
+        "assistant: It has been renewed once; a loan can be renewed up to 3 times, as long "
+        "as no one else has reserved the book."
+    )
+    edited = loan.replace("renewed once;", "renewed 3 times;")
+    assert await matcher.compare(edited, loan) == "changed"
+
+
+async def test_the_same_words_in_another_order_are_a_change(matcher: TurnMatcher) -> None:
+    keep = "user: I was going to cancel it because of work, but I decided to keep it"
+    cancel = "user: I was going to keep it, but because of work I decided to cancel it"
+    assert await matcher.compare(keep, cancel) == "changed"
+
+
+async def test_punctuation_and_case_in_a_long_turn_are_no_edit(matcher: TurnMatcher) -> None:
+    retyped = DELAY.replace("The delay was", "the delay was").replace("mr 602 on", "mr 602, on")
+    assert await matcher.compare(retyped, DELAY) is None
+
+
 async def test_turn_vectors_are_remembered() -> None:
     embedder = HashingTestEmbedder()
     matcher = TurnMatcher(embedder.embed)

@@ -8,8 +8,12 @@ window. So each turn is embedded on its own and paired with the closest turn of 
 role on the other side:
 
 - **matched**: at least ``match_at`` similar, not saying the opposite (a negation, opposite
-  poles, a reversed direction), and not a topic word or two apart at a similarity the
-  question verifier's topic rule would refuse ("my iphone" / "my pixel");
+  poles, a reversed direction), not a topic word or two apart at a similarity the
+  question verifier's topic rule would refuse ("my iphone" / "my pixel"), and not one
+  text with a local edit: a long turn that differs in a phrase scores high however much
+  the phrase matters ("caused by a crew shortage" / "by a strike"; "renewed once" /
+  "renewed 3 times"), and the same words in another order say something else ("going
+  to cancel it, but decided to keep it" / "going to keep it, but decided to cancel it");
 - **changed**: related (above ``related_at``) but not close enough: another intent, another
   product in a similar sentence;
 - **unrelated**: nothing like it on the other side: chatter ("thanks!", "one sec"), or an
@@ -41,6 +45,7 @@ import numpy as np
 from semcache.text import normalize_query
 from semcache.types import Matrix
 from semcache.verify import DefaultVerifier, analyze, opposed
+from semcache.verify.shared import split_shared
 
 __all__ = ["MAX_TURNS", "Turn", "TurnMatcher", "split_turns"]
 
@@ -51,6 +56,12 @@ number of model inputs and similarity products."""
 _INLINE_CHARS = 1000
 """Conversations up to this size (both sides) are compared on the event loop; longer
 ones take up to hundreds of text analyses per candidate, in a worker thread."""
+
+_EDIT_MIN_SHARED = 24
+"""Two turns sharing a start and end this long (together, in characters) and twice as
+long as what differs are one text edited, compared on the edit."""
+
+_WORD = re.compile(r"\w+")
 
 _ROLE_LINE = re.compile(r"^(system|developer|user|assistant|tool|function|model): ", re.MULTILINE)
 
@@ -162,6 +173,9 @@ class TurnMatcher:
                 return "conflict", related, extra
             if self._reworded_topic(turn.text, other[j].text, similarity):
                 return "changed", related, extra
+            edit = self._edit(turn.text, other[j].text)
+            if edit is not None:
+                return edit, related, extra
             related.append(turn.text)
             user_matched = user_matched or turn.role == "user"
         return (None if user_matched else "unmatched"), related, extra
@@ -174,6 +188,25 @@ class TurnMatcher:
         if shape.rule is not None:
             return False
         return similarity < self._topic.needed(shape.edits, shape.other_question)
+
+    def _edit(self, text: str, other: str) -> str | None:
+        """One text with a local edit: ``conflict`` when it changes a number, date or
+        name, ``changed`` when it changes a word or puts the same words in another
+        order; ``None`` when the turns are not one text edited."""
+        if text == other:
+            return None
+        words, other_words = _WORD.findall(text), _WORD.findall(other)
+        if words != other_words and sorted(words) == sorted(other_words):
+            return "changed"
+        # The edit alone: the shared words around it would hide a count that changed
+        # ("renewed once; ... up to 3 times" / "renewed 3 times; ... up to 3 times").
+        differing = split_shared(text, other, min_shared=_EDIT_MIN_SHARED, kept=0)
+        if differing is None or not differing.dominated:
+            return None  # reworded rather than edited: the similarity speaks for it
+        shape = self._topic.shape(differing.a, differing.b)
+        if shape.rule is not None:
+            return "conflict"
+        return "changed" if shape.edits > 0 else None
 
     async def _vectors_for(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         unique = list(dict.fromkeys(texts))

@@ -33,8 +33,12 @@ class Differing:
     """The shared part is most of the text: the similarity reflects it, not the difference."""
 
 
-def split_shared(a: str, b: str) -> Differing | None:
-    """The parts of ``a`` and ``b`` that differ, or ``None`` when little is shared."""
+def split_shared(
+    a: str, b: str, min_shared: int = MIN_SHARED_CHARS, kept: int = _KEPT
+) -> Differing | None:
+    """The parts of ``a`` and ``b`` that differ, with up to ``kept`` characters of the
+    shared text around them, or ``None`` when the shared start and end are shorter than
+    ``min_shared`` characters together."""
     if a == b:
         return None
     limit = min(len(a), len(b))
@@ -44,13 +48,13 @@ def split_shared(a: str, b: str) -> Differing | None:
     end = 0
     while end < limit - start and a[-1 - end] == b[-1 - end]:
         end += 1
-    if start + end < MIN_SHARED_CHARS:
+    if start + end < min_shared:
         return None
     start, end = _word_start(a, start), _word_end(a, end)
     middle = max(len(a) - start - end, len(b) - start - end)
-    lo = _word_start(a, max(0, start - _KEPT))
-    hi_a = len(a) - _word_end(a, max(0, end - _KEPT))
-    hi_b = len(b) - _word_end(b, max(0, end - _KEPT))
+    lo = _word_start(a, max(0, start - kept))
+    hi_a = len(a) - _word_end(a, max(0, end - kept))
+    hi_b = len(b) - _word_end(b, max(0, end - kept))
     return Differing(a[lo:hi_a], b[lo:hi_b], dominated=start + end >= _DOMINANCE * middle)
 
 
