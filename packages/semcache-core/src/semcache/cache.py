@@ -461,7 +461,9 @@ class SemanticCache:
             and entry.context == stored_ctx
             and (entry.query == raw or not (exact or _audit_failed(entry)))
         ):
-            return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
+            return Hit(
+                entry.payload, entry.metadata, 1.0, entry.entry_id, "exact", version=entry.version
+            )
         if exact or self._exact_only(text, stored_ctx):
             return None  # never embedded nor analysed: see _exact_only
         if self._embedding_queue_full():
@@ -542,6 +544,7 @@ class SemanticCache:
                 # Served on the judge's yes: a path of its own, so that the audits tell
                 # the judge's false hits from the rules'.
                 "judge" if judge.won > won else self._verdict_path(text, entry, rejected),
+                entry.version,
             )
             if entry.context == stored_ctx and entry.query != raw:
                 # The same paraphrase next time is an exact hit: no embedding. Only where
@@ -726,11 +729,15 @@ class SemanticCache:
         return None if entry is None else AuditState.of(entry.metadata)
 
     async def record_audit(
-        self, entry_id: str, similarity: float, agreed: bool
+        self, entry_id: str, similarity: float, agreed: bool, *, version: str | None = None
     ) -> AuditState | None:
         """Add one audit outcome of a semantic hit on ``entry_id`` at ``similarity``:
         the entry's threshold is learned again (:mod:`semcache.audit.learner`) and, where
         no similarity keeps the ``max_false_hit_rate`` bound, the entry is quarantined.
+
+        ``version`` is the answer the hit served (:attr:`Hit.version`): when the entry
+        holds another answer by now (stored again while the audit ran), the outcome is
+        dropped, since it says nothing about that one. ``None``: whatever the entry holds.
 
         The state is written into the entry's metadata, so replicas sharing the stores
         agree. The write applies only to the entry as it was read: outcomes that other
@@ -742,31 +749,52 @@ class SemanticCache:
         bound = self.settings.group(AuditSettings).max_false_hit_rate
         try:
             return await self._update_audit(
-                entry_id, lambda state: state.add(similarity, agreed, bound)
+                entry_id, lambda state: state.add(similarity, agreed, bound), version
             )
         except Exception as exc:
             log.debug("semcache: audit outcome of %s not recorded (%s)", entry_id, exc)
             return None
 
     async def report_wrong_hit(
-        self, entry_id: str, *, similarity: float | None = None, evict: bool = True
+        self,
+        entry_id: str,
+        *,
+        similarity: float | None = None,
+        evict: bool = True,
+        version: str | None = None,
     ) -> bool:
         """An application says the answer served from ``entry_id`` was wrong.
 
         ``evict`` (default): the entry is deleted; the question is asked upstream again
         next time. Otherwise the report counts as a failed audit at ``similarity`` (the
         entry's threshold is learned again) or, without one, quarantines the entry.
-        True when the entry existed.
+
+        ``version`` is the answer that was served (:attr:`Hit.version`, the
+        ``X-Semcache-Entry-Version`` header): when the entry holds another answer by now,
+        the report is about an answer no longer served and the entry is left as it is.
+        Without it the report applies to whatever the entry holds. True when the entry
+        existed (with ``version``: and still held that answer).
         """
         self.counters["wrong_hit_reports"] += 1
         if evict:
+            if version is not None:
+                await self._ready()
+                responses, _ = self._stores()
+                current = await responses.get(entry_id)
+                # Checked, then deleted: a new answer stored in between is evicted too
+                # (one more upstream call, never a wrong answer).
+                if current is None or current.version != version:
+                    return False
             return await self.delete(entry_id)
         if similarity is not None:
-            return await self.record_audit(entry_id, similarity, False) is not None
-        return await self._update_audit(entry_id, AuditState.quarantine) is not None
+            return await self.record_audit(entry_id, similarity, False, version=version) is not None
+        return await self._update_audit(entry_id, AuditState.quarantine, version) is not None
 
     async def _update_audit(
-        self, entry_id: str, change: Callable[[AuditState], AuditState]
+        self,
+        entry_id: str,
+        change: Callable[[AuditState], AuditState],
+        version: str | None = None,
     ) -> AuditState | None:
         await self._ready()
         responses, vectors = self._stores()
@@ -776,6 +804,9 @@ class SemanticCache:
             read = await self._guard("response store", responses.get(entry_id))
             if read is None:
                 return None
+            if version is not None and read.version != version:
+                log.debug("semcache: audit outcome of an earlier answer of %s dropped", entry_id)
+                return None  # stored again since that answer was served
             entry: Entry | None = read
             stuck = 0
             while True:  # until written, or the entry is gone or replaced, or the budget ends
