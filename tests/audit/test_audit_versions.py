@@ -187,3 +187,40 @@ async def test_a_report_without_a_version_applies_to_the_answer_stored_now(
     assert await cache.store(Q, b"new answer", ttl=600) == entry
     assert await cache.report_wrong_hit(entry)  # a plain id, as before versions
     assert await cache.lookup(Q) is None
+
+
+async def test_an_answer_stored_while_its_entry_is_quarantined_keeps_its_vector(
+    cache: SemanticCache,
+) -> None:
+    vectors = cache.vector_store
+    assert isinstance(vectors, PausingVectorStore)
+    entry = await cache.store(Q, b"old answer", ttl=600)
+    hit = await cache.lookup(NEAR)
+    assert entry is not None and hit is not None and hit.source == "semantic"
+    entered, release = vectors.pause_next_delete()
+    audit = asyncio.create_task(
+        cache.record_audit(entry, hit.similarity, False, version=hit.version)
+    )
+    await entered.wait()  # quarantine written; its vector delete not yet done
+    assert await cache.store(Q, b"new answer", ttl=600) == entry  # payload, then vector
+    release.set()
+    state = await audit
+    assert state is not None and state.quarantined  # of the old answer
+    assert await cache.audit_state(entry) is None  # the new answer's own state: none
+    assert await vectors.count() == 1
+    now = await cache.lookup(FAR)
+    assert now is not None and now.source == "semantic" and now.payload == b"new answer"
+
+
+async def test_a_quarantine_with_nothing_stored_meanwhile_removes_the_vector(
+    cache: SemanticCache,
+) -> None:
+    vectors = cache.vector_store
+    assert isinstance(vectors, PausingVectorStore)
+    entry = await cache.store(Q, b"answer", ttl=600)
+    hit = await cache.lookup(NEAR)
+    assert entry is not None and hit is not None
+    state = await cache.record_audit(entry, hit.similarity, False, version=hit.version)
+    assert state is not None and state.quarantined
+    assert await vectors.count() == 0
+    assert await cache.lookup(FAR) is None

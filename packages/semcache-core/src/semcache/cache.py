@@ -828,9 +828,35 @@ class SemanticCache:
                 entry = fresh
             if after.quarantined and not before.quarantined:
                 self.counters["quarantined"] += 1
-                # No vector, no semantic hit: what a lookup never finds costs nothing.
-                await self._guard("vector store", vectors.delete([entry_id]))
+                await self._drop_vector(responses, vectors, read)
         return after
+
+    async def _drop_vector(
+        self, responses: ResponseStore, vectors: VectorStore, quarantined: Entry
+    ) -> None:
+        """Delete a quarantined answer's vector (no vector, no semantic hit: what a lookup
+        never finds costs nothing), but not that of a new answer stored meanwhile.
+
+        Vectors are keyed by entry id, so the delete cannot tell the two apart. A store
+        writes the payload before the vector; so a new answer whose vector this delete
+        removed is already in the response store when it is read after the delete, and
+        its vector is put back (embedded again, as its store did). A new answer whose
+        vector comes later keeps it anyway.
+        """
+        entry_id = quarantined.entry_id
+        await self._guard("vector store", vectors.delete([entry_id]))
+        now = await self._guard("response store", responses.get(entry_id))
+        if now is None or _same_answer(now, quarantined):
+            return  # gone, or still the quarantined answer
+        state = AuditState.of(now.metadata)
+        text = normalize_query(now.query)
+        if (state is not None and state.quarantined) or self._exact_only(text, now.context):
+            return  # a new answer that has no vector to keep
+        rows = await self._embed_many([text])
+        await self._guard(
+            "vector store", vectors.add(entry_id, now.partition, rows[0], now.expires_at)
+        )
+        log.debug("semcache: vector of the new answer of %s kept after a quarantine", entry_id)
 
     async def _replace_metadata(
         self, responses: ResponseStore, entry: Entry, metadata: dict[str, Any]
