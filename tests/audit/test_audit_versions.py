@@ -102,6 +102,19 @@ async def audited_hit(engine: HttpCacheEngine) -> tuple[str, Replay]:
     return entry, replay
 
 
+async def test_a_hit_carries_the_version_of_the_answer_it_served(engine: HttpCacheEngine) -> None:
+    entry, replay = await audited_hit(engine)
+    stored = await engine.cache.response_store.get(entry)  # type: ignore[union-attr]
+    assert stored is not None and replay.audit is not None
+    assert replay.audit.hit.version == stored.version
+    assert ("x-semcache-entry-version", stored.version) in replay.headers
+    await engine.store(PLAN, NEW)
+    exact = await engine.begin(PLAN)
+    assert isinstance(exact, Replay)
+    new = dict(exact.headers)["x-semcache-entry-version"]
+    assert new != stored.version
+
+
 async def test_a_failed_audit_of_the_answer_still_stored_quarantines_it(
     engine: HttpCacheEngine,
 ) -> None:

@@ -160,7 +160,9 @@ class HttpCacheEngine:
             return None
         stored = answer.response
         try:
-            headers = stored.replay_headers(similarity=answer.similarity, entry_id=answer.entry_id)
+            headers = stored.replay_headers(
+                similarity=answer.similarity, entry_id=answer.entry_id, version=answer.version
+            )
             chunks = stored.chunks()
         except Exception:
             log.exception("semcache: unusable cache entry; treating as a miss")
