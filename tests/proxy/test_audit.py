@@ -239,6 +239,37 @@ def test_feedback_evicts_the_entry(real_embedder: object) -> None:
         assert metric(text, "semcache_audits_total", event="started") == 0  # audits off
 
 
+def test_feedback_on_an_answer_replaced_since_leaves_the_new_one(real_embedder: object) -> None:
+    with served(real_embedder, audit=False, client_cache_control="all") as s:
+        s.ask(SHIPPING)
+        hit = s.ask(SHIPPING_PARAPHRASE)
+        entry, old = hit.headers["x-semcache-entry"], hit.headers["x-semcache-entry-version"]
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": SHIPPING}]}
+        refresh = s.client.post(CHAT, json=body, headers={"cache-control": "no-cache"})
+        assert refresh.headers["x-semcache"] == "miss"  # a new answer, under the same id
+        wait_until(lambda: s.cache.counters["stores"] == 2, timeout=30, what="the refresh")
+        now = s.ask(SHIPPING)
+        assert now.headers["x-semcache-entry"] == entry
+        new = now.headers["x-semcache-entry-version"]
+        assert new != old
+        # The report names the answer it got, which is no longer served: nothing changes.
+        for evict in (True, False):
+            report = {"entry": entry, "version": old, "wrong": True, "evict": evict}
+            stale = s.client.post(f"{ADMIN}/feedback", json=report, headers=AUTH)
+            assert stale.status_code == 404 and stale.json()["evicted"] is False
+        assert s.state(entry) is None
+        assert s.ask(DELIVERY).headers["x-semcache-entry"] == entry  # still served semantically
+        bad = s.client.post(f"{ADMIN}/feedback", json={"entry": entry, "version": 7}, headers=AUTH)
+        assert bad.status_code == 400
+        # A report on the answer served now evicts it.
+        done = s.client.post(
+            f"{ADMIN}/feedback", json={"entry": entry, "version": new}, headers=AUTH
+        )
+        assert done.status_code == 200 and done.json()["evicted"] is True
+        assert s.ask(SHIPPING).headers["x-semcache"] == "miss"
+        assert metric(s.metrics(), "semcache_audits_total", event="feedback_wrong") == 3
+
+
 def test_no_shadow_calls_past_the_budget(real_embedder: object) -> None:
     with served(real_embedder, audit_budget=1) as s:
         s.ask(SHIPPING)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -152,6 +152,73 @@ async def test_outcomes_of_two_caches_sharing_redis_are_all_kept(
         assert await b.audit_state(entry_id) == state
         hit = await b.lookup(Q)
         assert hit is not None and hit.payload == b"answer"
+    finally:
+        await a.close()
+        await b.close()
+
+
+class RefreshingVectors(MemoryVectorStore):
+    """A vector index shared by replicas (as pgvector is) that runs :attr:`before_delete`
+    once, just before its next ``delete``."""
+
+    before_delete: Callable[[], Awaitable[Any]] | None = None
+
+    async def delete(self, entry_ids: Sequence[str]) -> None:
+        hook, self.before_delete = self.before_delete, None
+        if hook is not None:
+            await hook()
+        await super().delete(entry_ids)
+
+
+async def test_an_answer_another_replica_stored_since_the_hit_keeps_its_vector_and_state(
+    stores: tuple[Interleaved, RedisResponseStore],
+) -> None:
+    mine, theirs = stores
+    vectors = RefreshingVectors(256)
+
+    def cache(store: RedisResponseStore) -> SemanticCache:
+        return SemanticCache(
+            embedder=HashingTestEmbedder(),
+            vector_store=vectors,
+            response_store=store,
+            threshold=0.3,
+            verifier=None,
+            store_timeout_ms=10_000,
+            lookup_timeout_ms=10_000,
+        )
+
+    a, b = cache(mine), cache(theirs)
+    await a.start()
+    await b.start()
+    try:
+        entry_id = await a.store(Q, b"old answer", ttl=600)
+        served = await a.lookup("how do I reset my password")
+        assert entry_id is not None and served is not None and served.source == "semantic"
+        # The version read back from Redis by another replica is the one served.
+        same = await b.lookup(Q)
+        assert same is not None and same.version == served.version
+        assert await b.store(Q, b"new answer", ttl=600) == entry_id
+        # A failed audit of the old answer, recorded after the refresh: dropped.
+        assert (
+            await a.record_audit(entry_id, served.similarity, False, version=served.version) is None
+        )
+        assert not await a.report_wrong_hit(entry_id, version=served.version)
+        assert await b.audit_state(entry_id) is None
+        now = await b.lookup("how do I reset my password")
+        assert now is not None and now.payload == b"new answer" and now.source == "semantic"
+        # Its own failed audit quarantines it, while the other replica stores a third
+        # answer between the quarantine and the vector delete: that one keeps its vector.
+
+        async def their_refresh() -> None:
+            assert await b.store(Q, b"third answer", ttl=600) == entry_id
+
+        vectors.before_delete = their_refresh
+        state = await a.record_audit(entry_id, now.similarity, False, version=now.version)
+        assert state is not None and state.quarantined
+        assert await vectors.count() == 1
+        third = await a.lookup("how do I reset my password")
+        assert third is not None and third.payload == b"third answer"
+        assert third.source == "semantic"
     finally:
         await a.close()
         await b.close()

@@ -461,7 +461,9 @@ class SemanticCache:
             and entry.context == stored_ctx
             and (entry.query == raw or not (exact or _audit_failed(entry)))
         ):
-            return Hit(entry.payload, entry.metadata, 1.0, entry.entry_id, "exact")
+            return Hit(
+                entry.payload, entry.metadata, 1.0, entry.entry_id, "exact", version=entry.version
+            )
         if exact or self._exact_only(text, stored_ctx):
             return None  # never embedded nor analysed: see _exact_only
         if self._embedding_queue_full():
@@ -542,6 +544,7 @@ class SemanticCache:
                 # Served on the judge's yes: a path of its own, so that the audits tell
                 # the judge's false hits from the rules'.
                 "judge" if judge.won > won else self._verdict_path(text, entry, rejected),
+                entry.version,
             )
             if entry.context == stored_ctx and entry.query != raw:
                 # The same paraphrase next time is an exact hit: no embedding. Only where
@@ -726,11 +729,15 @@ class SemanticCache:
         return None if entry is None else AuditState.of(entry.metadata)
 
     async def record_audit(
-        self, entry_id: str, similarity: float, agreed: bool
+        self, entry_id: str, similarity: float, agreed: bool, *, version: str | None = None
     ) -> AuditState | None:
         """Add one audit outcome of a semantic hit on ``entry_id`` at ``similarity``:
         the entry's threshold is learned again (:mod:`semcache.audit.learner`) and, where
         no similarity keeps the ``max_false_hit_rate`` bound, the entry is quarantined.
+
+        ``version`` is the answer the hit served (:attr:`Hit.version`): when the entry
+        holds another answer by now (stored again while the audit ran), the outcome is
+        dropped, since it says nothing about that one. ``None``: whatever the entry holds.
 
         The state is written into the entry's metadata, so replicas sharing the stores
         agree. The write applies only to the entry as it was read: outcomes that other
@@ -742,31 +749,52 @@ class SemanticCache:
         bound = self.settings.group(AuditSettings).max_false_hit_rate
         try:
             return await self._update_audit(
-                entry_id, lambda state: state.add(similarity, agreed, bound)
+                entry_id, lambda state: state.add(similarity, agreed, bound), version
             )
         except Exception as exc:
             log.debug("semcache: audit outcome of %s not recorded (%s)", entry_id, exc)
             return None
 
     async def report_wrong_hit(
-        self, entry_id: str, *, similarity: float | None = None, evict: bool = True
+        self,
+        entry_id: str,
+        *,
+        similarity: float | None = None,
+        evict: bool = True,
+        version: str | None = None,
     ) -> bool:
         """An application says the answer served from ``entry_id`` was wrong.
 
         ``evict`` (default): the entry is deleted; the question is asked upstream again
         next time. Otherwise the report counts as a failed audit at ``similarity`` (the
         entry's threshold is learned again) or, without one, quarantines the entry.
-        True when the entry existed.
+
+        ``version`` is the answer that was served (:attr:`Hit.version`, the
+        ``X-Semcache-Entry-Version`` header): when the entry holds another answer by now,
+        the report is about an answer no longer served and the entry is left as it is.
+        Without it the report applies to whatever the entry holds. True when the entry
+        existed (with ``version``: and still held that answer).
         """
         self.counters["wrong_hit_reports"] += 1
         if evict:
+            if version is not None:
+                await self._ready()
+                responses, _ = self._stores()
+                current = await responses.get(entry_id)
+                # Checked, then deleted: a new answer stored in between is evicted too
+                # (one more upstream call, never a wrong answer).
+                if current is None or current.version != version:
+                    return False
             return await self.delete(entry_id)
         if similarity is not None:
-            return await self.record_audit(entry_id, similarity, False) is not None
-        return await self._update_audit(entry_id, AuditState.quarantine) is not None
+            return await self.record_audit(entry_id, similarity, False, version=version) is not None
+        return await self._update_audit(entry_id, AuditState.quarantine, version) is not None
 
     async def _update_audit(
-        self, entry_id: str, change: Callable[[AuditState], AuditState]
+        self,
+        entry_id: str,
+        change: Callable[[AuditState], AuditState],
+        version: str | None = None,
     ) -> AuditState | None:
         await self._ready()
         responses, vectors = self._stores()
@@ -776,6 +804,9 @@ class SemanticCache:
             read = await self._guard("response store", responses.get(entry_id))
             if read is None:
                 return None
+            if version is not None and read.version != version:
+                log.debug("semcache: audit outcome of an earlier answer of %s dropped", entry_id)
+                return None  # stored again since that answer was served
             entry: Entry | None = read
             stuck = 0
             while True:  # until written, or the entry is gone or replaced, or the budget ends
@@ -797,9 +828,35 @@ class SemanticCache:
                 entry = fresh
             if after.quarantined and not before.quarantined:
                 self.counters["quarantined"] += 1
-                # No vector, no semantic hit: what a lookup never finds costs nothing.
-                await self._guard("vector store", vectors.delete([entry_id]))
+                await self._drop_vector(responses, vectors, read)
         return after
+
+    async def _drop_vector(
+        self, responses: ResponseStore, vectors: VectorStore, quarantined: Entry
+    ) -> None:
+        """Delete a quarantined answer's vector (no vector, no semantic hit: what a lookup
+        never finds costs nothing), but not that of a new answer stored meanwhile.
+
+        Vectors are keyed by entry id, so the delete cannot tell the two apart. A store
+        writes the payload before the vector; so a new answer whose vector this delete
+        removed is already in the response store when it is read after the delete, and
+        its vector is put back (embedded again, as its store did). A new answer whose
+        vector comes later keeps it anyway.
+        """
+        entry_id = quarantined.entry_id
+        await self._guard("vector store", vectors.delete([entry_id]))
+        now = await self._guard("response store", responses.get(entry_id))
+        if now is None or _same_answer(now, quarantined):
+            return  # gone, or still the quarantined answer
+        state = AuditState.of(now.metadata)
+        text = normalize_query(now.query)
+        if (state is not None and state.quarantined) or self._exact_only(text, now.context):
+            return  # a new answer that has no vector to keep
+        rows = await self._embed_many([text])
+        await self._guard(
+            "vector store", vectors.add(entry_id, now.partition, rows[0], now.expires_at)
+        )
+        log.debug("semcache: vector of the new answer of %s kept after a quarantine", entry_id)
 
     async def _replace_metadata(
         self, responses: ResponseStore, entry: Entry, metadata: dict[str, Any]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,6 +18,7 @@ __all__ = [
     "Matrix",
     "Vector",
     "VectorMatch",
+    "answer_version",
     "decode_entry",
     "decode_vector",
     "encode_entry",
@@ -45,6 +47,10 @@ class Hit:
     ``after_RULE`` (a closer candidate was turned down by RULE first), or ``judge`` (the
     grey-zone judge's yes served what the rules or the threshold turned away). The
     audit's false-hit rate is kept per verdict."""
+    version: str | None = field(default=None, compare=False)
+    """Which answer of the entry was served (:attr:`Entry.version`): the entry may be
+    stored again with a new answer under the same id, and what is learned about this
+    one (an audit, a report) must not land on that one. ``None``: not known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,21 @@ class Entry:
     expires_at: float | None = None
     context: str | None = None
     context_vector: Vector | None = field(default=None, compare=False)
+
+    @property
+    def version(self) -> str:
+        """Which answer this is: the same entry id stored again gets another version;
+        what audits write into its metadata leaves it as it is."""
+        return answer_version(self.created_at, self.payload)
+
+
+def answer_version(created_at: float, payload: bytes) -> str:
+    """A short token of one stored answer: when it was stored and what it says (two
+    stores of one id within one clock tick still differ by their payload)."""
+    digest = hashlib.blake2b(repr(float(created_at)).encode("ascii"), digest_size=8)
+    digest.update(b"\x00")
+    digest.update(payload)
+    return digest.hexdigest()
 
 
 _LEGACY_CONTEXT_VECTOR = "semcache.context_vector"  # where entries written by 0.1.0 kept it

@@ -160,24 +160,29 @@ class OpsEndpoints:
         return _error(404, "not_found", f"no admin endpoint {method} {sub or '/'}")
 
     async def _feedback(self, request: Request) -> Response:
-        """``{"entry": ID, "wrong": true}``: the answer served from entry ID (its
-        ``X-Semcache-Entry``) was wrong; the entry is evicted (``"evict": false``:
-        quarantined instead, its threshold learned from the report)."""
+        """``{"entry": ID, "version": V, "wrong": true}``: the answer served from entry ID
+        (its ``X-Semcache-Entry``, and ``X-Semcache-Entry-Version`` V) was wrong; the
+        entry is evicted (``"evict": false``: quarantined instead, its threshold learned
+        from the report). With a version, an entry stored again since (a new answer) is
+        left as it is (404); without one, the report applies to whatever it holds."""
         try:
             body = await request.json()
         except ValueError:
             return _error(400, "bad_request", "body must be JSON")
-        if not isinstance(body, dict) or set(body) - {"entry", "wrong", "evict"}:
+        if not isinstance(body, dict) or set(body) - {"entry", "version", "wrong", "evict"}:
             return _error(400, "bad_request", 'expected {"entry": ID, "wrong": true}')
         entry, wrong, evict = body.get("entry"), body.get("wrong", True), body.get("evict", True)
+        version = body.get("version")
         if not isinstance(entry, str) or not entry or len(entry) > 256:
             return _error(400, "bad_request", "entry must be the X-Semcache-Entry value")
+        if version is not None and (not isinstance(version, str) or not 0 < len(version) <= 64):
+            return _error(400, "bad_request", "version must be the X-Semcache-Entry-Version value")
         if not isinstance(wrong, bool) or not isinstance(evict, bool):
             return _error(400, "bad_request", "wrong and evict must be true or false")
         if self.auditor is not None:
-            found = await self.auditor.feedback(entry, wrong=wrong, evict=evict)
+            found = await self.auditor.feedback(entry, wrong=wrong, evict=evict, version=version)
         elif wrong:
-            found = await self.cache.report_wrong_hit(entry, evict=evict)
+            found = await self.cache.report_wrong_hit(entry, evict=evict, version=version)
         else:
             found = True
         body = {"entry": entry, "wrong": wrong, "evicted": wrong and evict and found}

@@ -83,10 +83,12 @@ class Auditor:
         cached: StoredResponse,
         usd: float | None,
         sample: bool = True,
+        version: str | None = None,
     ) -> AuditJob | None:
         """A semantic hit was served: its audit job when it is sampled, else ``None``
-        (``sample=False``: an adapter that cannot ask the upstream again)."""
-        hit = Audited(entry_id, similarity, route, tenant, verdict or "unknown")
+        (``sample=False``: an adapter that cannot ask the upstream again). ``version``:
+        the answer served (:attr:`semcache.Hit.version`)."""
+        hit = Audited(entry_id, similarity, route, tenant, verdict or "unknown", version)
         self.ledger.served(hit)
         if not sample or not self.sampler.wants(route, model):
             return None
@@ -112,7 +114,11 @@ class Auditor:
             return None
         agreed = score >= self.settings.audit_agreement
         self.ledger.outcome(job.hit, agreed)
-        await self.cache.record_audit(job.hit.entry_id, job.hit.similarity, agreed)
+        # Taught to the answer that was served only: the shadow call took seconds, in
+        # which the entry may have been stored again with a new answer.
+        await self.cache.record_audit(
+            job.hit.entry_id, job.hit.similarity, agreed, version=job.hit.version
+        )
         return agreed
 
     async def _score(self, job: AuditJob, shadow: Shadow) -> float | None:
@@ -132,16 +138,28 @@ class Auditor:
             comparer = EmbeddingComparer(self.cache.embedder)
         return await comparer.agreement(job.question, cached_text, fresh_text)
 
-    async def feedback(self, entry_id: str, *, wrong: bool = True, evict: bool = True) -> bool:
+    async def feedback(
+        self,
+        entry_id: str,
+        *,
+        wrong: bool = True,
+        evict: bool = True,
+        version: str | None = None,
+    ) -> bool:
         """An application's report on the answer it got from ``entry_id``: a wrong one is
         counted (under the labels of this process's last hit on it) and the entry evicted,
-        or, with ``evict=False``, taught to the entry as a failed audit. True when the
-        entry existed (always True for a report that the answer was right)."""
+        or, with ``evict=False``, taught to the entry as a failed audit. ``version``: the
+        answer it got (``X-Semcache-Entry-Version``); an entry stored again since is left
+        as it is. True when the entry existed and, with ``version``, still held that
+        answer (always True for a report that the answer was right)."""
         if not wrong:
             self.ledger.count("feedback_right")
             return True
         self.ledger.count("feedback_wrong")
         last = self.ledger.last_served(entry_id)
         return await self.cache.report_wrong_hit(
-            entry_id, similarity=last.similarity if last is not None else None, evict=evict
+            entry_id,
+            similarity=last.similarity if last is not None else None,
+            evict=evict,
+            version=version,
         )

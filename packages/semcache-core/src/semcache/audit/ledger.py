@@ -39,6 +39,9 @@ class Audited:
     tenant: str
     rule: str
     """The verdict path that let it through (see :attr:`semcache.Hit.verdict`)."""
+    version: str | None = None
+    """The answer of the entry that was served (:attr:`semcache.Hit.version`): its
+    outcome is taught to that answer only, not to one stored since."""
 
 
 class AuditLedger:

@@ -30,6 +30,7 @@ from semcache.http.extract import (
 from semcache.http.flow import Forward, RecordedBody, Replay, recorded_async
 from semcache.http.headers import (
     HEADER_ENTRY,
+    HEADER_ENTRY_VERSION,
     HEADER_MODE,
     HEADER_SIMILARITY,
     HEADER_STATUS,
@@ -79,6 +80,7 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "GENERATION_PATHS",
     "HEADER_ENTRY",
+    "HEADER_ENTRY_VERSION",
     "HEADER_MODE",
     "HEADER_SIMILARITY",
     "HEADER_STATUS",

@@ -56,6 +56,8 @@ class CachedAnswer:
     source: str = "semantic"
     verdict: str | None = None
     """What let a semantic hit through (:attr:`semcache.Hit.verdict`)."""
+    version: str | None = None
+    """Which answer of the entry this is (:attr:`semcache.Hit.version`)."""
 
 
 class FlightTicket:
@@ -158,7 +160,9 @@ class HttpCacheEngine:
             return None
         stored = answer.response
         try:
-            headers = stored.replay_headers(similarity=answer.similarity, entry_id=answer.entry_id)
+            headers = stored.replay_headers(
+                similarity=answer.similarity, entry_id=answer.entry_id, version=answer.version
+            )
             chunks = stored.chunks()
         except Exception:
             log.exception("semcache: unusable cache entry; treating as a miss")
@@ -187,6 +191,7 @@ class HttpCacheEngine:
                 cached=answer.response,
                 usd=saving.usd if saving is not None else None,
                 sample=self.shadows,
+                version=answer.version,
             )
         except Exception:
             log.exception("semcache: could not sample a hit for an audit")
@@ -348,7 +353,7 @@ class HttpCacheEngine:
         if not plan.can_replay(stored):
             return None
         return CachedAnswer(
-            stored, hit.similarity, hit.entry_id, hit.metadata, hit.source, hit.verdict
+            stored, hit.similarity, hit.entry_id, hit.metadata, hit.source, hit.verdict, hit.version
         )
 
     async def store(

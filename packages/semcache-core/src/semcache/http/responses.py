@@ -9,7 +9,13 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from semcache.http.bodies import body_not_storable, content_type_not_storable
-from semcache.http.headers import HEADER_ENTRY, HEADER_SIMILARITY, HEADER_STATUS, OWN_HEADERS
+from semcache.http.headers import (
+    HEADER_ENTRY,
+    HEADER_ENTRY_VERSION,
+    HEADER_SIMILARITY,
+    HEADER_STATUS,
+    OWN_HEADERS,
+)
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -257,10 +263,12 @@ class StoredResponse:
         similarity: float | None = None,
         entry_id: str | None = None,
         now: float | None = None,
+        version: str | None = None,
     ) -> list[tuple[str, str]]:
         """Headers for sending this response again: framing, ``Age`` and ``X-Semcache``.
 
-        ``X-Semcache-Entry`` names the entry served, so an operator can delete it.
+        ``X-Semcache-Entry`` names the entry served, so an operator can delete it;
+        ``X-Semcache-Entry-Version`` which of its answers (``version``), for feedback.
         """
         # Filtered again: entries stored before the allowlist may hold more.
         headers = storable_headers(self.headers)
@@ -273,6 +281,8 @@ class StoredResponse:
             headers.append((HEADER_SIMILARITY, f"{similarity:.4f}"))
         if entry_id is not None:
             headers.append((HEADER_ENTRY, entry_id))
+        if version is not None:
+            headers.append((HEADER_ENTRY_VERSION, version))
         return headers
 
     def chunks(self) -> list[bytes]:

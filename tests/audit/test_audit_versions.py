@@ -1,0 +1,239 @@
+"""What is learned about one answer lands on that answer only. An entry id outlives its
+answers (the same request stored again replaces the answer under the same id), while an
+audit's shadow call takes seconds and an application may report a wrong hit much
+later: the outcome of an answer replaced meanwhile must not land on the new one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from semcache import SemanticCache, Settings
+from semcache.http import CachePlan, HttpCacheEngine, Replay, StoredResponse
+from semcache.stores import MemoryVectorStore
+from semcache.testing import HashingTestEmbedder
+from semcache.types import Entry, decode_entry, encode_entry
+
+PLAN = CachePlan("What is the capital of France?", "p", ttl=60, metadata={"path": "/x"})
+PARAPHRASE = CachePlan("tell me what is the capital of France", "p", metadata={"path": "/x"})
+OTHER_PARAPHRASE = CachePlan(
+    "please tell me what is the capital of France", "p", metadata={"path": "/x"}
+)
+JSON = (("content-type", "application/json"),)
+OLD = StoredResponse(200, JSON, b'{"answer": "Lyon"}')
+NEW = StoredResponse(200, JSON, b'{"answer": "Paris"}')
+FRESH = StoredResponse(200, JSON, b'{"answer": "Paris, of course"}')
+
+Q = "how do I reset my password on the website"
+NEAR = "how do I reset my password on the web site please"
+FAR = "how do I reset my password"
+
+
+class Score:
+    """A comparer that always gives ``score`` (0.0: the answers disagree)."""
+
+    def __init__(self, score: float) -> None:
+        self.score = score
+
+    async def agreement(self, question: str, cached: str, fresh: str) -> float | None:
+        return self.score
+
+
+class HeldShadow:
+    """A shadow call that stays at the upstream until the test lets it answer."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def __call__(self) -> StoredResponse | None:
+        self.called.set()
+        await self.answer.wait()
+        return FRESH
+
+
+class PausingVectorStore(MemoryVectorStore):
+    """The embedded vector store, whose next ``delete`` can be held before it deletes."""
+
+    def __init__(self, dimension: int) -> None:
+        super().__init__(dimension)
+        self._hold: tuple[asyncio.Event, asyncio.Event] | None = None
+
+    def pause_next_delete(self) -> tuple[asyncio.Event, asyncio.Event]:
+        """``(entered, release)``: set when the delete is held; set to let it delete."""
+        self._hold = (asyncio.Event(), asyncio.Event())
+        return self._hold
+
+    async def delete(self, entry_ids: Sequence[str]) -> None:
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            hold[0].set()
+            await hold[1].wait()
+        await super().delete(entry_ids)
+
+
+def test_a_version_names_one_stored_answer() -> None:
+    e = Entry("id", "p", "q", b"answer", {"status": 200}, 1700000000.123456, 1700000600.0)
+    assert len(e.version) == 16 and e.version.isalnum()  # fits a header
+    assert decode_entry(encode_entry(e)).version == e.version
+    audited = Entry("id", "p", "q", b"answer", {"semcache.audit": {"q": True}}, e.created_at)
+    assert audited.version == e.version  # what audits write is not a new answer
+    assert Entry("id", "p", "q", b"other", {}, e.created_at).version != e.version
+    assert Entry("id", "p", "q", b"answer", {}, e.created_at + 1e-6).version != e.version
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[HttpCacheEngine]:
+    settings = Settings.from_env({}, threshold=0.8, audit_rate=1.0)
+    async with SemanticCache(settings, embedder=HashingTestEmbedder(), verifier=None) as cache:
+        engine = HttpCacheEngine(cache)
+        engine.shadows = True
+        engine.auditor.comparer = Score(0.0)  # every audited hit is wrong
+        yield engine
+
+
+async def audited_hit(engine: HttpCacheEngine) -> tuple[str, Replay]:
+    entry = await engine.store(PLAN, OLD)
+    assert entry is not None
+    replay = await engine.begin(PARAPHRASE)
+    assert isinstance(replay, Replay) and replay.audit is not None
+    return entry, replay
+
+
+async def test_a_hit_carries_the_version_of_the_answer_it_served(engine: HttpCacheEngine) -> None:
+    entry, replay = await audited_hit(engine)
+    stored = await engine.cache.response_store.get(entry)  # type: ignore[union-attr]
+    assert stored is not None and replay.audit is not None
+    assert replay.audit.hit.version == stored.version
+    assert ("x-semcache-entry-version", stored.version) in replay.headers
+    await engine.store(PLAN, NEW)
+    exact = await engine.begin(PLAN)
+    assert isinstance(exact, Replay)
+    new = dict(exact.headers)["x-semcache-entry-version"]
+    assert new != stored.version
+
+
+async def test_a_failed_audit_of_the_answer_still_stored_quarantines_it(
+    engine: HttpCacheEngine,
+) -> None:
+    entry, replay = await audited_hit(engine)
+    assert replay.audit is not None
+    shadow = HeldShadow()
+    audit = asyncio.create_task(engine.auditor.run(replay.audit, shadow))
+    await shadow.called.wait()
+    shadow.answer.set()
+    assert await audit is False
+    state = await engine.cache.audit_state(entry)
+    assert state is not None and state.quarantined
+    assert engine.cache.counters["quarantined"] == 1
+    assert not isinstance(await engine.begin(OTHER_PARAPHRASE), Replay)
+
+
+async def test_an_answer_stored_during_the_shadow_call_is_not_taught_its_outcome(
+    engine: HttpCacheEngine,
+) -> None:
+    entry, replay = await audited_hit(engine)
+    assert replay.audit is not None
+    shadow = HeldShadow()
+    audit = asyncio.create_task(engine.auditor.run(replay.audit, shadow))
+    await shadow.called.wait()
+    assert await engine.store(PLAN, NEW) == entry  # refreshed while the upstream answers
+    shadow.answer.set()
+    assert await audit is False  # the hit served was wrong, and is counted so
+    assert engine.auditor.ledger.events()["wrong"] == 1
+    assert await engine.cache.audit_state(entry) is None  # not taught to the new answer
+    assert engine.cache.counters["quarantined"] == 0
+    again = await engine.begin(OTHER_PARAPHRASE)  # semantic: the new answer kept its vector
+    assert isinstance(again, Replay) and again.audit is not None
+    assert b"".join(again.chunks) == NEW.body
+
+
+@pytest.fixture
+async def cache() -> AsyncIterator[SemanticCache]:
+    c = SemanticCache(
+        embedder=HashingTestEmbedder(),
+        vector_store=PausingVectorStore(256),
+        threshold=0.3,
+        verifier=None,
+        batch_max_size=1,
+        store_timeout_ms=60_000,
+        lookup_timeout_ms=60_000,
+    )
+    await c.start()
+    yield c
+    await c.close()
+
+
+async def test_a_report_on_an_answer_replaced_since_leaves_the_new_one(
+    cache: SemanticCache,
+) -> None:
+    entry = await cache.store(Q, b"old answer", ttl=600)
+    hit = await cache.lookup(NEAR)
+    assert entry is not None and hit is not None and hit.source == "semantic"
+    assert hit.version is not None
+    assert await cache.store(Q, b"new answer", ttl=600) == entry  # later, a refresh
+    # Evicting, quarantining or teaching: each about an answer no longer served.
+    assert not await cache.report_wrong_hit(entry, version=hit.version)
+    assert not await cache.report_wrong_hit(entry, version=hit.version, evict=False)
+    assert not await cache.report_wrong_hit(
+        entry, version=hit.version, evict=False, similarity=hit.similarity
+    )
+    assert await cache.record_audit(entry, hit.similarity, False, version=hit.version) is None
+    assert await cache.audit_state(entry) is None
+    now = await cache.lookup(FAR)
+    assert now is not None and now.source == "semantic" and now.payload == b"new answer"
+    # A report on the answer stored now applies.
+    assert now.version is not None and now.version != hit.version
+    assert await cache.report_wrong_hit(entry, version=now.version, evict=False)
+    assert (await cache.audit_state(entry)).quarantined  # type: ignore[union-attr]
+    assert await cache.report_wrong_hit(entry, version=now.version)
+    assert await cache.lookup(Q) is None
+
+
+async def test_a_report_without_a_version_applies_to_the_answer_stored_now(
+    cache: SemanticCache,
+) -> None:
+    entry = await cache.store(Q, b"old answer", ttl=600)
+    assert entry is not None and await cache.lookup(NEAR) is not None
+    assert await cache.store(Q, b"new answer", ttl=600) == entry
+    assert await cache.report_wrong_hit(entry)  # a plain id, as before versions
+    assert await cache.lookup(Q) is None
+
+
+async def test_an_answer_stored_while_its_entry_is_quarantined_keeps_its_vector(
+    cache: SemanticCache,
+) -> None:
+    vectors = cache.vector_store
+    assert isinstance(vectors, PausingVectorStore)
+    entry = await cache.store(Q, b"old answer", ttl=600)
+    hit = await cache.lookup(NEAR)
+    assert entry is not None and hit is not None and hit.source == "semantic"
+    entered, release = vectors.pause_next_delete()
+    audit = asyncio.create_task(
+        cache.record_audit(entry, hit.similarity, False, version=hit.version)
+    )
+    await entered.wait()  # quarantine written; its vector delete not yet done
+    assert await cache.store(Q, b"new answer", ttl=600) == entry  # payload, then vector
+    release.set()
+    state = await audit
+    assert state is not None and state.quarantined  # of the old answer
+    assert await cache.audit_state(entry) is None  # the new answer's own state: none
+    assert await vectors.count() == 1
+    now = await cache.lookup(FAR)
+    assert now is not None and now.source == "semantic" and now.payload == b"new answer"
+
+
+async def test_a_quarantine_with_nothing_stored_meanwhile_removes_the_vector(
+    cache: SemanticCache,
+) -> None:
+    vectors = cache.vector_store
+    assert isinstance(vectors, PausingVectorStore)
+    entry = await cache.store(Q, b"answer", ttl=600)
+    hit = await cache.lookup(NEAR)
+    assert entry is not None and hit is not None
+    state = await cache.record_audit(entry, hit.similarity, False, version=hit.version)
+    assert state is not None and state.quarantined
+    assert await vectors.count() == 0
+    assert await cache.lookup(FAR) is None
