@@ -19,6 +19,10 @@ from .conftest import TRAPS
 DEVELOPMENT = TRAPS.with_name("conversations.jsonl")
 HELDOUT = TRAPS.with_name("conversations_heldout.jsonl")
 HELDOUT_SHA256 = "61a48e00ee370fe5dc96be482d9541a37421f3ad5dbee36ae73c872936aa8ec9"
+SECOND = TRAPS.with_name("conversations_heldout2.jsonl")
+SECOND_SHA256 = "d4b3c203ede718909700a3d2bf71394cf3879c5a2467d188bb72653a11c58aa6"
+THIRD = TRAPS.with_name("conversations_heldout3.jsonl")
+THIRD_SHA256 = "d598b3519855341235bea87049c97a1c29c5be7e93bd2b8f5ea885ee304cc804"
 SHOULD_HIT = ("same-history", "padded-history", "irrelevant-history", "reworded-history")
 SWAPS = ("context-swap", "detail-swap", "assistant-fact-swap", "paraphrased-swap")
 TRAPS_ALL = (*SWAPS, "intent-flip", "negation-flip")
@@ -29,7 +33,8 @@ def conversation_reports(real_embedder: Any) -> dict[str, Report]:
     async def run() -> dict[str, Report]:
         base = Settings.from_env({})
         out = {}
-        for name, path in (("dev", DEVELOPMENT), ("heldout", HELDOUT)):
+        sets = (("dev", DEVELOPMENT), ("heldout", HELDOUT), ("second", SECOND), ("third", THIRD))
+        for name, path in sets:
             pairs = load_pairs(path)
             for mode in ("exact", "semantic", "turns"):
                 out[f"{name}/{mode}"] = await evaluate(
@@ -44,11 +49,12 @@ def _count(report: Report, categories: tuple[str, ...], attr: str) -> int:
     return sum(getattr(report.by_category[c], attr) for c in categories)
 
 
-def test_heldout_conversations_are_unchanged() -> None:
-    digest = hashlib.sha256(HELDOUT.read_bytes()).hexdigest()
-    assert digest == HELDOUT_SHA256, (
-        "conversations_heldout.jsonl changed: it is held out, never edited to fit a rule"
-    )
+@pytest.mark.parametrize(
+    ("path", "sha256"), [(HELDOUT, HELDOUT_SHA256), (SECOND, SECOND_SHA256), (THIRD, THIRD_SHA256)]
+)
+def test_heldout_conversations_are_unchanged(path: Any, sha256: str) -> None:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == sha256, f"{path.name} changed: it is held out, never edited to fit a rule"
 
 
 def test_development_set_turns_serves_padded_and_irrelevant_histories_and_no_trap(
@@ -86,3 +92,33 @@ def test_heldout_conversations_turns_beats_semantic_at_the_same_trap_count(
     assert _count(turns, SWAPS, "false_hits") == 0  # context and detail swaps: never
     assert hits["turns"] > hits["semantic"]
     assert traps["exact"] == 0
+
+
+def _hits_and_traps(report: Report) -> tuple[int, int]:
+    return _count(report, SHOULD_HIT, "true_hits"), _count(report, TRAPS_ALL, "false_hits")
+
+
+def test_second_set_turns_serves_no_trap(conversation_reports: dict[str, Report]) -> None:
+    # A development set for the local-edit and particle rules: measured with the
+    # replaced-turn rule at 43 of 60 and 5 of 62 traps (without it, 7); now 43 and 0.
+    hits, traps = _hits_and_traps(conversation_reports["second/turns"])
+    assert traps == 0
+    assert hits >= 41
+
+
+def test_third_heldout_set_turns_serves_most_padded_histories_and_few_traps(
+    conversation_reports: dict[str, Report],
+) -> None:
+    turns = conversation_reports["third/turns"]
+    hits, traps = _hits_and_traps(turns)
+    exact = _hits_and_traps(conversation_reports["third/exact"])
+    semantic = _hits_and_traps(conversation_reports["third/semantic"])
+    print(f"third held-out set: turns {hits, traps}, semantic {semantic}, exact {exact}")
+    # First measurement: turns 43 of 60 and 1 of 62 traps (an intent flip: who sends the
+    # parcel to whom); the turn matcher as it was before the replaced-turn, local-edit
+    # and particle rules: 43 and 4. Semantic 26 and 2; exact 0 and 0.
+    assert hits >= 40
+    assert traps <= 2
+    assert _count(turns, SWAPS, "false_hits") == 0
+    assert hits > semantic[0]
+    assert exact == (0, 0)
