@@ -12,9 +12,9 @@ import pytest
 
 from semcache import SemanticCache
 from semcache.protocols import ConditionalMetadata
-from semcache.stores import MemoryResponseStore, MemoryVectorStore
-from semcache.testing import HashingTestEmbedder
+from semcache.stores import MemoryResponseStore
 from semcache.types import Entry
+from tests.support.caches import cache_over
 
 Q = "how do I reset my password on the website"
 
@@ -44,20 +44,15 @@ class PausingResponseStore(MemoryResponseStore):
 @pytest.fixture
 async def parts() -> AsyncIterator[tuple[SemanticCache, PausingResponseStore]]:
     store = PausingResponseStore()
-    cache = SemanticCache(
-        embedder=HashingTestEmbedder(),
-        vector_store=MemoryVectorStore(256),
-        response_store=store,
+    async with cache_over(
+        store,
         threshold=0.3,
-        verifier=None,
         batch_max_size=1,
         max_false_hit_rate=0.75,
         store_timeout_ms=60_000,
         lookup_timeout_ms=60_000,
-    )
-    await cache.start()
-    yield cache, store
-    await cache.close()
+    ) as cache:
+        yield cache, store
 
 
 async def test_concurrent_outcomes_of_one_entry_are_all_kept(
@@ -131,16 +126,7 @@ async def test_outcomes_of_two_caches_sharing_one_store_are_all_kept(
 ) -> None:
     # Two caches over one store are two replicas over a shared one: no lock spans both.
     cache, store = parts
-    other = SemanticCache(
-        embedder=HashingTestEmbedder(),
-        vector_store=MemoryVectorStore(256),
-        response_store=store,
-        verifier=None,
-        max_false_hit_rate=0.75,
-        store_timeout_ms=60_000,
-    )
-    await other.start()
-    try:
+    async with cache_over(store, max_false_hit_rate=0.75, store_timeout_ms=60_000) as other:
         entry = await cache.store(Q, b"answer", ttl=600)
         assert entry is not None
         entered, release = store.pause_next_get()
@@ -153,8 +139,6 @@ async def test_outcomes_of_two_caches_sharing_one_store_are_all_kept(
         assert await cache.audit_state(entry) == state
         hit = await cache.lookup(Q)
         assert hit is not None and hit.payload == b"answer"
-    finally:
-        await other.close()
 
 
 class WithoutConditionalWrites:
@@ -175,17 +159,12 @@ async def test_a_store_without_conditional_writes_writes_only_over_what_was_read
     meanwhile: str,
 ) -> None:
     store = PausingResponseStore()
-    cache = SemanticCache(
-        embedder=HashingTestEmbedder(),
-        vector_store=MemoryVectorStore(256),
-        response_store=WithoutConditionalWrites(store),  # type: ignore[arg-type]
+    async with cache_over(
+        WithoutConditionalWrites(store),  # type: ignore[arg-type]
         threshold=0.3,
-        verifier=None,
         max_false_hit_rate=0.75,
         store_timeout_ms=60_000,
-    )
-    await cache.start()
-    try:
+    ) as cache:
         assert not isinstance(cache.response_store, ConditionalMetadata)
         entry = await cache.store(Q, b"old answer", ttl=600)
         assert entry is not None
@@ -207,8 +186,6 @@ async def test_a_store_without_conditional_writes_writes_only_over_what_was_read
             assert hit is None
         else:
             assert hit is not None and hit.payload == b"new answer"
-    finally:
-        await cache.close()
 
 
 async def test_a_store_that_refuses_an_unchanged_entry_is_not_retried_forever() -> None:
@@ -220,20 +197,9 @@ async def test_a_store_that_refuses_an_unchanged_entry_is_not_retried_forever() 
             return False
 
     store = Refusing()
-    cache = SemanticCache(
-        embedder=HashingTestEmbedder(),
-        vector_store=MemoryVectorStore(256),
-        response_store=store,
-        verifier=None,
-        store_timeout_ms=60_000,
-        lookup_timeout_ms=60_000,
-    )
-    await cache.start()
-    try:
+    async with cache_over(store, store_timeout_ms=60_000, lookup_timeout_ms=60_000) as cache:
         entry = await cache.store(Q, b"answer", ttl=600)
         assert entry is not None
         assert await cache.record_audit(entry, 0.9, True) is None
         assert 1 <= store.refused <= 5
         assert await cache.audit_state(entry) is None
-    finally:
-        await cache.close()
