@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from semcache import SemanticCache
+from semcache.audit import AuditState
 from semcache.protocols import ConditionalMetadata
 from semcache.stores import MemoryResponseStore
 from semcache.types import Entry
@@ -55,15 +56,35 @@ async def parts() -> AsyncIterator[tuple[SemanticCache, PausingResponseStore]]:
         yield cache, store
 
 
+async def held_outcome(
+    cache: SemanticCache, store: PausingResponseStore, answer: bytes, agreed: bool
+) -> tuple[str, asyncio.Task[AuditState | None], asyncio.Event]:
+    """``answer`` stored at ``Q``, and an outcome of it (at similarity 0.9) being recorded,
+    held just after it has read the entry: ``(entry, the outcome, release)``."""
+    entry = await cache.store(Q, answer, ttl=600)
+    assert entry is not None
+    entered, release = store.pause_next_get()
+    audit = asyncio.create_task(cache.record_audit(entry, 0.9, agreed))
+    await entered.wait()
+    return entry, audit, release
+
+
+async def failed_outcome_across_a_refresh(
+    cache: SemanticCache, store: PausingResponseStore
+) -> tuple[str, AuditState | None]:
+    """A failed outcome of an old answer (one that would quarantine it), held after its
+    read while a new answer is stored under the same entry: ``(entry, its state)``."""
+    entry, audit, release = await held_outcome(cache, store, b"old answer", False)
+    assert await cache.store(Q, b"new answer", ttl=600) == entry
+    release.set()
+    return entry, await audit
+
+
 async def test_concurrent_outcomes_of_one_entry_are_all_kept(
     parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
     cache, store = parts
-    entry = await cache.store(Q, b"answer", ttl=600)
-    assert entry is not None
-    entered, release = store.pause_next_get()
-    first = asyncio.create_task(cache.record_audit(entry, 0.9, True))
-    await entered.wait()
+    entry, first, release = await held_outcome(cache, store, b"answer", True)
     second = asyncio.create_task(cache.record_audit(entry, 0.8, False))
     for _ in range(50):  # it runs as far as it can while the first is held
         await asyncio.sleep(0)
@@ -77,11 +98,7 @@ async def test_an_outcome_recorded_while_the_entry_is_deleted_does_not_bring_it_
     parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
     cache, store = parts
-    entry = await cache.store(Q, b"wrong answer", ttl=600)
-    assert entry is not None
-    entered, release = store.pause_next_get()
-    audit = asyncio.create_task(cache.record_audit(entry, 0.9, True))
-    await entered.wait()
+    entry, audit, release = await held_outcome(cache, store, b"wrong answer", True)
     assert await cache.delete(entry)  # an operator evicts it (or a feedback report does)
     release.set()
     await audit
@@ -92,14 +109,7 @@ async def test_an_outcome_recorded_while_the_entry_is_refreshed_keeps_the_new_an
     parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
     cache, store = parts
-    entry = await cache.store(Q, b"old answer", ttl=600)
-    assert entry is not None
-    entered, release = store.pause_next_get()
-    audit = asyncio.create_task(cache.record_audit(entry, 0.9, False))
-    await entered.wait()
-    assert await cache.store(Q, b"new answer", ttl=600) == entry
-    release.set()
-    await audit
+    await failed_outcome_across_a_refresh(cache, store)
     hit = await cache.lookup(Q)
     assert hit is not None and hit.payload == b"new answer"
 
@@ -108,14 +118,8 @@ async def test_an_outcome_of_a_replaced_answer_is_not_taught_to_the_new_one(
     parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
     cache, store = parts
-    entry = await cache.store(Q, b"old answer", ttl=600)
-    assert entry is not None
-    entered, release = store.pause_next_get()
-    audit = asyncio.create_task(cache.record_audit(entry, 0.9, False))  # would quarantine
-    await entered.wait()
-    assert await cache.store(Q, b"new answer", ttl=600) == entry
-    release.set()
-    assert await audit is None
+    entry, state = await failed_outcome_across_a_refresh(cache, store)
+    assert state is None
     assert await cache.audit_state(entry) is None
     hit = await cache.lookup("how can I reset my password on the website")
     assert hit is not None and hit.source == "semantic" and hit.payload == b"new answer"
@@ -127,11 +131,7 @@ async def test_outcomes_of_two_caches_sharing_one_store_are_all_kept(
     # Two caches over one store are two replicas over a shared one: no lock spans both.
     cache, store = parts
     async with cache_over(store, max_false_hit_rate=0.75, store_timeout_ms=60_000) as other:
-        entry = await cache.store(Q, b"answer", ttl=600)
-        assert entry is not None
-        entered, release = store.pause_next_get()
-        first = asyncio.create_task(cache.record_audit(entry, 0.9, True))
-        await entered.wait()
+        entry, first, release = await held_outcome(cache, store, b"answer", True)
         assert await other.record_audit(entry, 0.8, True) is not None
         release.set()
         state = await first
@@ -166,11 +166,7 @@ async def test_a_store_without_conditional_writes_writes_only_over_what_was_read
         store_timeout_ms=60_000,
     ) as cache:
         assert not isinstance(cache.response_store, ConditionalMetadata)
-        entry = await cache.store(Q, b"old answer", ttl=600)
-        assert entry is not None
-        entered, release = store.pause_next_get()
-        audit = asyncio.create_task(cache.record_audit(entry, 0.9, True))
-        await entered.wait()
+        entry, audit, release = await held_outcome(cache, store, b"old answer", True)
         if meanwhile == "deleted":
             assert await cache.delete(entry)
         elif meanwhile == "refreshed":
