@@ -7,15 +7,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from semcache import SemanticCache
+from semcache.protocols import VectorStore
 from semcache.stores import MemoryVectorStore
-from semcache.testing import HashingTestEmbedder
 from semcache.types import Entry
 from semcache_store_redis import RedisResponseStore
+from tests.support.caches import cache_over
 from tests.support.interleaved import Interleaved
 from tests.support.redis_servers import delete_prefix, random_prefix
 
@@ -54,6 +56,34 @@ async def stores(uri: str) -> AsyncIterator[tuple[Interleaved, RedisResponseStor
     await mine.aclose()
     await theirs.aclose()
     delete_prefix(uri, prefix)
+
+
+@asynccontextmanager
+async def replicas(
+    stores: tuple[Interleaved, RedisResponseStore],
+    vector_store: VectorStore | None = None,
+    **settings: Any,
+) -> AsyncIterator[tuple[SemanticCache, SemanticCache]]:
+    """Two started caches, one over each client, as two replicas of an application
+    are: ``vector_store`` where they share their index, else an index each."""
+    a, b = (
+        cache_over(
+            store,
+            vector_store=vector_store,
+            threshold=0.3,
+            store_timeout_ms=10_000,
+            lookup_timeout_ms=10_000,
+            **settings,
+        )
+        for store in stores
+    )
+    await a.start()
+    await b.start()
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_a_write_landing_in_between_wins(
@@ -122,24 +152,8 @@ async def test_the_write_keeps_the_entry_s_expiry(
 async def test_outcomes_of_two_caches_sharing_redis_are_all_kept(
     stores: tuple[Interleaved, RedisResponseStore],
 ) -> None:
-    mine, theirs = stores
-
-    def cache(store: RedisResponseStore) -> SemanticCache:
-        return SemanticCache(
-            embedder=HashingTestEmbedder(),
-            vector_store=MemoryVectorStore(256),
-            response_store=store,
-            threshold=0.3,
-            verifier=None,
-            max_false_hit_rate=0.75,
-            store_timeout_ms=10_000,
-            lookup_timeout_ms=10_000,
-        )
-
-    a, b = cache(mine), cache(theirs)
-    await a.start()
-    await b.start()
-    try:
+    mine, _ = stores
+    async with replicas(stores, max_false_hit_rate=0.75) as (a, b):
         entry_id = await a.store(Q, b"answer", ttl=600)
         assert entry_id is not None
 
@@ -152,9 +166,6 @@ async def test_outcomes_of_two_caches_sharing_redis_are_all_kept(
         assert await b.audit_state(entry_id) == state
         hit = await b.lookup(Q)
         assert hit is not None and hit.payload == b"answer"
-    finally:
-        await a.close()
-        await b.close()
 
 
 class RefreshingVectors(MemoryVectorStore):
@@ -173,24 +184,8 @@ class RefreshingVectors(MemoryVectorStore):
 async def test_an_answer_another_replica_stored_since_the_hit_keeps_its_vector_and_state(
     stores: tuple[Interleaved, RedisResponseStore],
 ) -> None:
-    mine, theirs = stores
     vectors = RefreshingVectors(256)
-
-    def cache(store: RedisResponseStore) -> SemanticCache:
-        return SemanticCache(
-            embedder=HashingTestEmbedder(),
-            vector_store=vectors,
-            response_store=store,
-            threshold=0.3,
-            verifier=None,
-            store_timeout_ms=10_000,
-            lookup_timeout_ms=10_000,
-        )
-
-    a, b = cache(mine), cache(theirs)
-    await a.start()
-    await b.start()
-    try:
+    async with replicas(stores, vectors) as (a, b):
         entry_id = await a.store(Q, b"old answer", ttl=600)
         served = await a.lookup("how do I reset my password")
         assert entry_id is not None and served is not None and served.source == "semantic"
@@ -219,6 +214,3 @@ async def test_an_answer_another_replica_stored_since_the_hit_keeps_its_vector_a
         third = await a.lookup("how do I reset my password")
         assert third is not None and third.payload == b"third answer"
         assert third.source == "semantic"
-    finally:
-        await a.close()
-        await b.close()
