@@ -102,6 +102,19 @@ async def audited_hit(engine: HttpCacheEngine) -> tuple[str, Replay]:
     return entry, replay
 
 
+async def audit_at_the_upstream(
+    engine: HttpCacheEngine,
+) -> tuple[str, asyncio.Task[bool | None], asyncio.Event]:
+    """The audit of an audited hit, held in its shadow call until the upstream is let
+    answer: ``(entry, the audit, the event that lets the upstream answer)``."""
+    entry, replay = await audited_hit(engine)
+    assert replay.audit is not None
+    shadow = HeldShadow()
+    audit = asyncio.create_task(engine.auditor.run(replay.audit, shadow))
+    await shadow.called.wait()
+    return entry, audit, shadow.answer
+
+
 async def test_a_hit_carries_the_version_of_the_answer_it_served(engine: HttpCacheEngine) -> None:
     entry, replay = await audited_hit(engine)
     stored = await engine.cache.response_store.get(entry)  # type: ignore[union-attr]
@@ -118,12 +131,8 @@ async def test_a_hit_carries_the_version_of_the_answer_it_served(engine: HttpCac
 async def test_a_failed_audit_of_the_answer_still_stored_quarantines_it(
     engine: HttpCacheEngine,
 ) -> None:
-    entry, replay = await audited_hit(engine)
-    assert replay.audit is not None
-    shadow = HeldShadow()
-    audit = asyncio.create_task(engine.auditor.run(replay.audit, shadow))
-    await shadow.called.wait()
-    shadow.answer.set()
+    entry, audit, answer = await audit_at_the_upstream(engine)
+    answer.set()
     assert await audit is False
     state = await engine.cache.audit_state(entry)
     assert state is not None and state.quarantined
@@ -134,13 +143,9 @@ async def test_a_failed_audit_of_the_answer_still_stored_quarantines_it(
 async def test_an_answer_stored_during_the_shadow_call_is_not_taught_its_outcome(
     engine: HttpCacheEngine,
 ) -> None:
-    entry, replay = await audited_hit(engine)
-    assert replay.audit is not None
-    shadow = HeldShadow()
-    audit = asyncio.create_task(engine.auditor.run(replay.audit, shadow))
-    await shadow.called.wait()
+    entry, audit, answer = await audit_at_the_upstream(engine)
     assert await engine.store(PLAN, NEW) == entry  # refreshed while the upstream answers
-    shadow.answer.set()
+    answer.set()
     assert await audit is False  # the hit served was wrong, and is counted so
     assert engine.auditor.ledger.events()["wrong"] == 1
     assert await engine.cache.audit_state(entry) is None  # not taught to the new answer
