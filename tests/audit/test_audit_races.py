@@ -16,30 +16,9 @@ from semcache.protocols import ConditionalMetadata
 from semcache.stores import MemoryResponseStore
 from semcache.types import Entry
 from tests.support.caches import cache_over
+from tests.support.pausing import PausingResponseStore
 
 Q = "how do I reset my password on the website"
-
-
-class PausingResponseStore(MemoryResponseStore):
-    """The embedded store, whose next ``get`` can be held until the test lets it go
-    (as a network store's reply can be late)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._hold: tuple[asyncio.Event, asyncio.Event] | None = None
-
-    def pause_next_get(self) -> tuple[asyncio.Event, asyncio.Event]:
-        """``(entered, release)``: set when the held ``get`` has read; set to go on."""
-        self._hold = (asyncio.Event(), asyncio.Event())
-        return self._hold
-
-    async def get(self, entry_id: str) -> Entry | None:
-        entry = await super().get(entry_id)
-        hold, self._hold = self._hold, None
-        if hold is not None:
-            hold[0].set()
-            await hold[1].wait()
-        return entry
 
 
 @pytest.fixture
@@ -63,7 +42,7 @@ async def held_outcome(
     held just after it has read the entry: ``(entry, the outcome, release)``."""
     entry = await cache.store(Q, answer, ttl=600)
     assert entry is not None
-    entered, release = store.pause_next_get()
+    entered, release = store.pause_next()
     audit = asyncio.create_task(cache.record_audit(entry, 0.9, agreed))
     await entered.wait()
     return entry, audit, release

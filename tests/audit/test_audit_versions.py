@@ -6,15 +6,15 @@ later: the outcome of an answer replaced meanwhile must not land on the new one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import pytest
 
 from semcache import SemanticCache, Settings
 from semcache.http import CachePlan, HttpCacheEngine, Replay, StoredResponse
-from semcache.stores import MemoryVectorStore
 from semcache.testing import HashingTestEmbedder
 from semcache.types import Entry, decode_entry, encode_entry
+from tests.support.pausing import PausingVectorStore
 
 PLAN = CachePlan("What is the capital of France?", "p", ttl=60, metadata={"path": "/x"})
 PARAPHRASE = CachePlan("tell me what is the capital of France", "p", metadata={"path": "/x"})
@@ -52,26 +52,6 @@ class HeldShadow:
         self.called.set()
         await self.answer.wait()
         return FRESH
-
-
-class PausingVectorStore(MemoryVectorStore):
-    """The embedded vector store, whose next ``delete`` can be held before it deletes."""
-
-    def __init__(self, dimension: int) -> None:
-        super().__init__(dimension)
-        self._hold: tuple[asyncio.Event, asyncio.Event] | None = None
-
-    def pause_next_delete(self) -> tuple[asyncio.Event, asyncio.Event]:
-        """``(entered, release)``: set when the delete is held; set to let it delete."""
-        self._hold = (asyncio.Event(), asyncio.Event())
-        return self._hold
-
-    async def delete(self, entry_ids: Sequence[str]) -> None:
-        hold, self._hold = self._hold, None
-        if hold is not None:
-            hold[0].set()
-            await hold[1].wait()
-        await super().delete(entry_ids)
 
 
 def test_a_version_names_one_stored_answer() -> None:
@@ -215,7 +195,7 @@ async def test_an_answer_stored_while_its_entry_is_quarantined_keeps_its_vector(
     entry = await cache.store(Q, b"old answer", ttl=600)
     hit = await cache.lookup(NEAR)
     assert entry is not None and hit is not None and hit.source == "semantic"
-    entered, release = vectors.pause_next_delete()
+    entered, release = vectors.pause_next()
     audit = asyncio.create_task(
         cache.record_audit(entry, hit.similarity, False, version=hit.version)
     )

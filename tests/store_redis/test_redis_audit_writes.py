@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,11 +14,11 @@ import pytest
 
 from semcache import SemanticCache
 from semcache.protocols import VectorStore
-from semcache.stores import MemoryVectorStore
 from semcache.types import Entry
 from semcache_store_redis import RedisResponseStore
 from tests.support.caches import cache_over
 from tests.support.interleaved import Interleaved
+from tests.support.pausing import PausingVectorStore
 from tests.support.redis_servers import delete_prefix, random_prefix
 
 pytestmark = pytest.mark.redis
@@ -168,23 +168,10 @@ async def test_outcomes_of_two_caches_sharing_redis_are_all_kept(
         assert hit is not None and hit.payload == b"answer"
 
 
-class RefreshingVectors(MemoryVectorStore):
-    """A vector index shared by replicas (as pgvector is) that runs :attr:`before_delete`
-    once, just before its next ``delete``."""
-
-    before_delete: Callable[[], Awaitable[Any]] | None = None
-
-    async def delete(self, entry_ids: Sequence[str]) -> None:
-        hook, self.before_delete = self.before_delete, None
-        if hook is not None:
-            await hook()
-        await super().delete(entry_ids)
-
-
 async def test_an_answer_another_replica_stored_since_the_hit_keeps_its_vector_and_state(
     stores: tuple[Interleaved, RedisResponseStore],
 ) -> None:
-    vectors = RefreshingVectors(256)
+    vectors = PausingVectorStore(256)
     async with replicas(stores, vectors) as (a, b):
         entry_id = await a.store(Q, b"old answer", ttl=600)
         served = await a.lookup("how do I reset my password")
@@ -207,7 +194,7 @@ async def test_an_answer_another_replica_stored_since_the_hit_keeps_its_vector_a
         async def their_refresh() -> None:
             assert await b.store(Q, b"third answer", ttl=600) == entry_id
 
-        vectors.before_delete = their_refresh
+        vectors.between = their_refresh
         state = await a.record_audit(entry_id, now.similarity, False, version=now.version)
         assert state is not None and state.quarantined
         assert await vectors.count() == 1
