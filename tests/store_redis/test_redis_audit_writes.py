@@ -58,6 +58,17 @@ async def stores(uri: str) -> AsyncIterator[tuple[Interleaved, RedisResponseStor
     delete_prefix(uri, prefix)
 
 
+@pytest.fixture
+async def stored(
+    stores: tuple[Interleaved, RedisResponseStore],
+) -> tuple[Interleaved, RedisResponseStore, Entry]:
+    """The two clients, and an entry set through the first."""
+    mine, theirs = stores
+    e = entry()
+    await mine.set(e, 600)
+    return mine, theirs, e
+
+
 @asynccontextmanager
 async def replicas(
     stores: tuple[Interleaved, RedisResponseStore],
@@ -87,11 +98,9 @@ async def replicas(
 
 
 async def test_a_write_landing_in_between_wins(
-    stores: tuple[Interleaved, RedisResponseStore],
+    stored: tuple[Interleaved, RedisResponseStore, Entry],
 ) -> None:
-    mine, theirs = stores
-    e = entry()
-    await mine.set(e, 600)
+    mine, theirs, e = stored
 
     async def their_outcome() -> None:
         assert await theirs.replace_metadata(e, {"status": 200, "theirs": 1})
@@ -104,11 +113,9 @@ async def test_a_write_landing_in_between_wins(
 
 
 async def test_an_entry_deleted_in_between_is_not_recreated(
-    stores: tuple[Interleaved, RedisResponseStore],
+    stored: tuple[Interleaved, RedisResponseStore, Entry],
 ) -> None:
-    mine, theirs = stores
-    e = entry()
-    await mine.set(e, 600)
+    mine, theirs, e = stored
 
     async def their_delete() -> None:
         assert await theirs.delete(e.entry_id)
@@ -121,11 +128,9 @@ async def test_an_entry_deleted_in_between_is_not_recreated(
 
 
 async def test_an_answer_stored_in_between_is_kept(
-    stores: tuple[Interleaved, RedisResponseStore],
+    stored: tuple[Interleaved, RedisResponseStore, Entry],
 ) -> None:
-    mine, theirs = stores
-    e = entry()
-    await mine.set(e, 600)
+    mine, theirs, e = stored
     newer = entry(entry_id=e.entry_id, payload=b"newer")
 
     async def their_refresh() -> None:
@@ -137,11 +142,9 @@ async def test_an_answer_stored_in_between_is_kept(
 
 
 async def test_the_write_keeps_the_entry_s_expiry(
-    stores: tuple[Interleaved, RedisResponseStore],
+    stored: tuple[Interleaved, RedisResponseStore, Entry],
 ) -> None:
-    mine, _ = stores
-    e = entry()
-    await mine.set(e, 600)
+    mine, _, e = stored
     client = await mine._connect()
     key = mine._entry_key(e.entry_id)
     before = await client.pexpiretime(key)
