@@ -151,6 +151,13 @@ async def cache() -> AsyncIterator[SemanticCache]:
     await c.close()
 
 
+@pytest.fixture
+def vectors(cache: SemanticCache) -> PausingVectorStore:
+    """The cache's vector index, which can be held in its next delete."""
+    assert isinstance(cache.vector_store, PausingVectorStore)
+    return cache.vector_store
+
+
 async def test_a_report_on_an_answer_replaced_since_leaves_the_new_one(
     cache: SemanticCache,
 ) -> None:
@@ -188,10 +195,8 @@ async def test_a_report_without_a_version_applies_to_the_answer_stored_now(
 
 
 async def test_an_answer_stored_while_its_entry_is_quarantined_keeps_its_vector(
-    cache: SemanticCache,
+    cache: SemanticCache, vectors: PausingVectorStore
 ) -> None:
-    vectors = cache.vector_store
-    assert isinstance(vectors, PausingVectorStore)
     entry = await cache.store(Q, b"old answer", ttl=600)
     hit = await cache.lookup(NEAR)
     assert entry is not None and hit is not None and hit.source == "semantic"
@@ -211,10 +216,8 @@ async def test_an_answer_stored_while_its_entry_is_quarantined_keeps_its_vector(
 
 
 async def test_a_quarantine_with_nothing_stored_meanwhile_removes_the_vector(
-    cache: SemanticCache,
+    cache: SemanticCache, vectors: PausingVectorStore
 ) -> None:
-    vectors = cache.vector_store
-    assert isinstance(vectors, PausingVectorStore)
     entry = await cache.store(Q, b"answer", ttl=600)
     hit = await cache.lookup(NEAR)
     assert entry is not None and hit is not None
