@@ -11,64 +11,59 @@ from typing import Any
 import pytest
 
 from semcache import SemanticCache
+from semcache.audit import AuditState
 from semcache.protocols import ConditionalMetadata
-from semcache.stores import MemoryResponseStore, MemoryVectorStore
-from semcache.testing import HashingTestEmbedder
+from semcache.stores import MemoryResponseStore
 from semcache.types import Entry
+from tests.support.caches import cache_over
+from tests.support.pausing import PausingResponseStore
 
 Q = "how do I reset my password on the website"
-
-
-class PausingResponseStore(MemoryResponseStore):
-    """The embedded store, whose next ``get`` can be held until the test lets it go
-    (as a network store's reply can be late)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._hold: tuple[asyncio.Event, asyncio.Event] | None = None
-
-    def pause_next_get(self) -> tuple[asyncio.Event, asyncio.Event]:
-        """``(entered, release)``: set when the held ``get`` has read; set to go on."""
-        self._hold = (asyncio.Event(), asyncio.Event())
-        return self._hold
-
-    async def get(self, entry_id: str) -> Entry | None:
-        entry = await super().get(entry_id)
-        hold, self._hold = self._hold, None
-        if hold is not None:
-            hold[0].set()
-            await hold[1].wait()
-        return entry
 
 
 @pytest.fixture
 async def parts() -> AsyncIterator[tuple[SemanticCache, PausingResponseStore]]:
     store = PausingResponseStore()
-    cache = SemanticCache(
-        embedder=HashingTestEmbedder(),
-        vector_store=MemoryVectorStore(256),
-        response_store=store,
+    async with cache_over(
+        store,
         threshold=0.3,
-        verifier=None,
         batch_max_size=1,
         max_false_hit_rate=0.75,
         store_timeout_ms=60_000,
         lookup_timeout_ms=60_000,
-    )
-    await cache.start()
-    yield cache, store
-    await cache.close()
+    ) as cache:
+        yield cache, store
+
+
+async def held_outcome(
+    cache: SemanticCache, store: PausingResponseStore, answer: bytes, agreed: bool
+) -> tuple[str, asyncio.Task[AuditState | None], asyncio.Event]:
+    """``answer`` stored at ``Q``, and an outcome of it (at similarity 0.9) being recorded,
+    held just after it has read the entry: ``(entry, the outcome, release)``."""
+    entry = await cache.store(Q, answer, ttl=600)
+    assert entry is not None
+    entered, release = store.pause_next()
+    audit = asyncio.create_task(cache.record_audit(entry, 0.9, agreed))
+    await entered.wait()
+    return entry, audit, release
+
+
+async def failed_outcome_across_a_refresh(
+    cache: SemanticCache, store: PausingResponseStore
+) -> tuple[str, AuditState | None]:
+    """A failed outcome of an old answer (one that would quarantine it), held after its
+    read while a new answer is stored under the same entry: ``(entry, its state)``."""
+    entry, audit, release = await held_outcome(cache, store, b"old answer", False)
+    assert await cache.store(Q, b"new answer", ttl=600) == entry
+    release.set()
+    return entry, await audit
 
 
 async def test_concurrent_outcomes_of_one_entry_are_all_kept(
     parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
     cache, store = parts
-    entry = await cache.store(Q, b"answer", ttl=600)
-    assert entry is not None
-    entered, release = store.pause_next_get()
-    first = asyncio.create_task(cache.record_audit(entry, 0.9, True))
-    await entered.wait()
+    entry, first, release = await held_outcome(cache, store, b"answer", True)
     second = asyncio.create_task(cache.record_audit(entry, 0.8, False))
     for _ in range(50):  # it runs as far as it can while the first is held
         await asyncio.sleep(0)
@@ -82,11 +77,7 @@ async def test_an_outcome_recorded_while_the_entry_is_deleted_does_not_bring_it_
     parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
     cache, store = parts
-    entry = await cache.store(Q, b"wrong answer", ttl=600)
-    assert entry is not None
-    entered, release = store.pause_next_get()
-    audit = asyncio.create_task(cache.record_audit(entry, 0.9, True))
-    await entered.wait()
+    entry, audit, release = await held_outcome(cache, store, b"wrong answer", True)
     assert await cache.delete(entry)  # an operator evicts it (or a feedback report does)
     release.set()
     await audit
@@ -97,14 +88,7 @@ async def test_an_outcome_recorded_while_the_entry_is_refreshed_keeps_the_new_an
     parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
     cache, store = parts
-    entry = await cache.store(Q, b"old answer", ttl=600)
-    assert entry is not None
-    entered, release = store.pause_next_get()
-    audit = asyncio.create_task(cache.record_audit(entry, 0.9, False))
-    await entered.wait()
-    assert await cache.store(Q, b"new answer", ttl=600) == entry
-    release.set()
-    await audit
+    await failed_outcome_across_a_refresh(cache, store)
     hit = await cache.lookup(Q)
     assert hit is not None and hit.payload == b"new answer"
 
@@ -113,14 +97,8 @@ async def test_an_outcome_of_a_replaced_answer_is_not_taught_to_the_new_one(
     parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
     cache, store = parts
-    entry = await cache.store(Q, b"old answer", ttl=600)
-    assert entry is not None
-    entered, release = store.pause_next_get()
-    audit = asyncio.create_task(cache.record_audit(entry, 0.9, False))  # would quarantine
-    await entered.wait()
-    assert await cache.store(Q, b"new answer", ttl=600) == entry
-    release.set()
-    assert await audit is None
+    entry, state = await failed_outcome_across_a_refresh(cache, store)
+    assert state is None
     assert await cache.audit_state(entry) is None
     hit = await cache.lookup("how can I reset my password on the website")
     assert hit is not None and hit.source == "semantic" and hit.payload == b"new answer"
@@ -131,21 +109,8 @@ async def test_outcomes_of_two_caches_sharing_one_store_are_all_kept(
 ) -> None:
     # Two caches over one store are two replicas over a shared one: no lock spans both.
     cache, store = parts
-    other = SemanticCache(
-        embedder=HashingTestEmbedder(),
-        vector_store=MemoryVectorStore(256),
-        response_store=store,
-        verifier=None,
-        max_false_hit_rate=0.75,
-        store_timeout_ms=60_000,
-    )
-    await other.start()
-    try:
-        entry = await cache.store(Q, b"answer", ttl=600)
-        assert entry is not None
-        entered, release = store.pause_next_get()
-        first = asyncio.create_task(cache.record_audit(entry, 0.9, True))
-        await entered.wait()
+    async with cache_over(store, max_false_hit_rate=0.75, store_timeout_ms=60_000) as other:
+        entry, first, release = await held_outcome(cache, store, b"answer", True)
         assert await other.record_audit(entry, 0.8, True) is not None
         release.set()
         state = await first
@@ -153,8 +118,6 @@ async def test_outcomes_of_two_caches_sharing_one_store_are_all_kept(
         assert await cache.audit_state(entry) == state
         hit = await cache.lookup(Q)
         assert hit is not None and hit.payload == b"answer"
-    finally:
-        await other.close()
 
 
 class WithoutConditionalWrites:
@@ -175,23 +138,14 @@ async def test_a_store_without_conditional_writes_writes_only_over_what_was_read
     meanwhile: str,
 ) -> None:
     store = PausingResponseStore()
-    cache = SemanticCache(
-        embedder=HashingTestEmbedder(),
-        vector_store=MemoryVectorStore(256),
-        response_store=WithoutConditionalWrites(store),  # type: ignore[arg-type]
+    async with cache_over(
+        WithoutConditionalWrites(store),  # type: ignore[arg-type]
         threshold=0.3,
-        verifier=None,
         max_false_hit_rate=0.75,
         store_timeout_ms=60_000,
-    )
-    await cache.start()
-    try:
+    ) as cache:
         assert not isinstance(cache.response_store, ConditionalMetadata)
-        entry = await cache.store(Q, b"old answer", ttl=600)
-        assert entry is not None
-        entered, release = store.pause_next_get()
-        audit = asyncio.create_task(cache.record_audit(entry, 0.9, True))
-        await entered.wait()
+        entry, audit, release = await held_outcome(cache, store, b"old answer", True)
         if meanwhile == "deleted":
             assert await cache.delete(entry)
         elif meanwhile == "refreshed":
@@ -207,8 +161,6 @@ async def test_a_store_without_conditional_writes_writes_only_over_what_was_read
             assert hit is None
         else:
             assert hit is not None and hit.payload == b"new answer"
-    finally:
-        await cache.close()
 
 
 async def test_a_store_that_refuses_an_unchanged_entry_is_not_retried_forever() -> None:
@@ -220,20 +172,9 @@ async def test_a_store_that_refuses_an_unchanged_entry_is_not_retried_forever() 
             return False
 
     store = Refusing()
-    cache = SemanticCache(
-        embedder=HashingTestEmbedder(),
-        vector_store=MemoryVectorStore(256),
-        response_store=store,
-        verifier=None,
-        store_timeout_ms=60_000,
-        lookup_timeout_ms=60_000,
-    )
-    await cache.start()
-    try:
+    async with cache_over(store, store_timeout_ms=60_000, lookup_timeout_ms=60_000) as cache:
         entry = await cache.store(Q, b"answer", ttl=600)
         assert entry is not None
         assert await cache.record_audit(entry, 0.9, True) is None
         assert 1 <= store.refused <= 5
         assert await cache.audit_state(entry) is None
-    finally:
-        await cache.close()

@@ -6,15 +6,15 @@ later: the outcome of an answer replaced meanwhile must not land on the new one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import pytest
 
 from semcache import SemanticCache, Settings
 from semcache.http import CachePlan, HttpCacheEngine, Replay, StoredResponse
-from semcache.stores import MemoryVectorStore
 from semcache.testing import HashingTestEmbedder
 from semcache.types import Entry, decode_entry, encode_entry
+from tests.support.pausing import PausingVectorStore
 
 PLAN = CachePlan("What is the capital of France?", "p", ttl=60, metadata={"path": "/x"})
 PARAPHRASE = CachePlan("tell me what is the capital of France", "p", metadata={"path": "/x"})
@@ -54,26 +54,6 @@ class HeldShadow:
         return FRESH
 
 
-class PausingVectorStore(MemoryVectorStore):
-    """The embedded vector store, whose next ``delete`` can be held before it deletes."""
-
-    def __init__(self, dimension: int) -> None:
-        super().__init__(dimension)
-        self._hold: tuple[asyncio.Event, asyncio.Event] | None = None
-
-    def pause_next_delete(self) -> tuple[asyncio.Event, asyncio.Event]:
-        """``(entered, release)``: set when the delete is held; set to let it delete."""
-        self._hold = (asyncio.Event(), asyncio.Event())
-        return self._hold
-
-    async def delete(self, entry_ids: Sequence[str]) -> None:
-        hold, self._hold = self._hold, None
-        if hold is not None:
-            hold[0].set()
-            await hold[1].wait()
-        await super().delete(entry_ids)
-
-
 def test_a_version_names_one_stored_answer() -> None:
     e = Entry("id", "p", "q", b"answer", {"status": 200}, 1700000000.123456, 1700000600.0)
     assert len(e.version) == 16 and e.version.isalnum()  # fits a header
@@ -102,6 +82,19 @@ async def audited_hit(engine: HttpCacheEngine) -> tuple[str, Replay]:
     return entry, replay
 
 
+async def audit_at_the_upstream(
+    engine: HttpCacheEngine,
+) -> tuple[str, asyncio.Task[bool | None], asyncio.Event]:
+    """The audit of an audited hit, held in its shadow call until the upstream is let
+    answer: ``(entry, the audit, the event that lets the upstream answer)``."""
+    entry, replay = await audited_hit(engine)
+    assert replay.audit is not None
+    shadow = HeldShadow()
+    audit = asyncio.create_task(engine.auditor.run(replay.audit, shadow))
+    await shadow.called.wait()
+    return entry, audit, shadow.answer
+
+
 async def test_a_hit_carries_the_version_of_the_answer_it_served(engine: HttpCacheEngine) -> None:
     entry, replay = await audited_hit(engine)
     stored = await engine.cache.response_store.get(entry)  # type: ignore[union-attr]
@@ -118,12 +111,8 @@ async def test_a_hit_carries_the_version_of_the_answer_it_served(engine: HttpCac
 async def test_a_failed_audit_of_the_answer_still_stored_quarantines_it(
     engine: HttpCacheEngine,
 ) -> None:
-    entry, replay = await audited_hit(engine)
-    assert replay.audit is not None
-    shadow = HeldShadow()
-    audit = asyncio.create_task(engine.auditor.run(replay.audit, shadow))
-    await shadow.called.wait()
-    shadow.answer.set()
+    entry, audit, answer = await audit_at_the_upstream(engine)
+    answer.set()
     assert await audit is False
     state = await engine.cache.audit_state(entry)
     assert state is not None and state.quarantined
@@ -134,13 +123,9 @@ async def test_a_failed_audit_of_the_answer_still_stored_quarantines_it(
 async def test_an_answer_stored_during_the_shadow_call_is_not_taught_its_outcome(
     engine: HttpCacheEngine,
 ) -> None:
-    entry, replay = await audited_hit(engine)
-    assert replay.audit is not None
-    shadow = HeldShadow()
-    audit = asyncio.create_task(engine.auditor.run(replay.audit, shadow))
-    await shadow.called.wait()
+    entry, audit, answer = await audit_at_the_upstream(engine)
     assert await engine.store(PLAN, NEW) == entry  # refreshed while the upstream answers
-    shadow.answer.set()
+    answer.set()
     assert await audit is False  # the hit served was wrong, and is counted so
     assert engine.auditor.ledger.events()["wrong"] == 1
     assert await engine.cache.audit_state(entry) is None  # not taught to the new answer
@@ -164,6 +149,13 @@ async def cache() -> AsyncIterator[SemanticCache]:
     await c.start()
     yield c
     await c.close()
+
+
+@pytest.fixture
+def vectors(cache: SemanticCache) -> PausingVectorStore:
+    """The cache's vector index, which can be held in its next delete."""
+    assert isinstance(cache.vector_store, PausingVectorStore)
+    return cache.vector_store
 
 
 async def test_a_report_on_an_answer_replaced_since_leaves_the_new_one(
@@ -203,14 +195,12 @@ async def test_a_report_without_a_version_applies_to_the_answer_stored_now(
 
 
 async def test_an_answer_stored_while_its_entry_is_quarantined_keeps_its_vector(
-    cache: SemanticCache,
+    cache: SemanticCache, vectors: PausingVectorStore
 ) -> None:
-    vectors = cache.vector_store
-    assert isinstance(vectors, PausingVectorStore)
     entry = await cache.store(Q, b"old answer", ttl=600)
     hit = await cache.lookup(NEAR)
     assert entry is not None and hit is not None and hit.source == "semantic"
-    entered, release = vectors.pause_next_delete()
+    entered, release = vectors.pause_next()
     audit = asyncio.create_task(
         cache.record_audit(entry, hit.similarity, False, version=hit.version)
     )
@@ -226,10 +216,8 @@ async def test_an_answer_stored_while_its_entry_is_quarantined_keeps_its_vector(
 
 
 async def test_a_quarantine_with_nothing_stored_meanwhile_removes_the_vector(
-    cache: SemanticCache,
+    cache: SemanticCache, vectors: PausingVectorStore
 ) -> None:
-    vectors = cache.vector_store
-    assert isinstance(vectors, PausingVectorStore)
     entry = await cache.store(Q, b"answer", ttl=600)
     hit = await cache.lookup(NEAR)
     assert entry is not None and hit is not None

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from semcache import SemanticCache
-from semcache.stores import MemoryVectorStore
-from semcache.testing import HashingTestEmbedder
+from semcache.protocols import VectorStore
 from semcache.types import Entry
 from semcache_store_redis import RedisResponseStore
+from tests.support.caches import cache_over
 from tests.support.interleaved import Interleaved
+from tests.support.pausing import PausingVectorStore
 from tests.support.redis_servers import delete_prefix, random_prefix
 
 pytestmark = pytest.mark.redis
@@ -56,12 +58,49 @@ async def stores(uri: str) -> AsyncIterator[tuple[Interleaved, RedisResponseStor
     delete_prefix(uri, prefix)
 
 
-async def test_a_write_landing_in_between_wins(
+@pytest.fixture
+async def stored(
     stores: tuple[Interleaved, RedisResponseStore],
-) -> None:
+) -> tuple[Interleaved, RedisResponseStore, Entry]:
+    """The two clients, and an entry set through the first."""
     mine, theirs = stores
     e = entry()
     await mine.set(e, 600)
+    return mine, theirs, e
+
+
+@asynccontextmanager
+async def replicas(
+    stores: tuple[Interleaved, RedisResponseStore],
+    vector_store: VectorStore | None = None,
+    **settings: Any,
+) -> AsyncIterator[tuple[SemanticCache, SemanticCache]]:
+    """Two started caches, one over each client, as two replicas of an application
+    are: ``vector_store`` where they share their index, else an index each."""
+    a, b = (
+        cache_over(
+            store,
+            vector_store=vector_store,
+            threshold=0.3,
+            store_timeout_ms=10_000,
+            lookup_timeout_ms=10_000,
+            **settings,
+        )
+        for store in stores
+    )
+    await a.start()
+    await b.start()
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_write_landing_in_between_wins(
+    stored: tuple[Interleaved, RedisResponseStore, Entry],
+) -> None:
+    mine, theirs, e = stored
 
     async def their_outcome() -> None:
         assert await theirs.replace_metadata(e, {"status": 200, "theirs": 1})
@@ -74,11 +113,9 @@ async def test_a_write_landing_in_between_wins(
 
 
 async def test_an_entry_deleted_in_between_is_not_recreated(
-    stores: tuple[Interleaved, RedisResponseStore],
+    stored: tuple[Interleaved, RedisResponseStore, Entry],
 ) -> None:
-    mine, theirs = stores
-    e = entry()
-    await mine.set(e, 600)
+    mine, theirs, e = stored
 
     async def their_delete() -> None:
         assert await theirs.delete(e.entry_id)
@@ -91,11 +128,9 @@ async def test_an_entry_deleted_in_between_is_not_recreated(
 
 
 async def test_an_answer_stored_in_between_is_kept(
-    stores: tuple[Interleaved, RedisResponseStore],
+    stored: tuple[Interleaved, RedisResponseStore, Entry],
 ) -> None:
-    mine, theirs = stores
-    e = entry()
-    await mine.set(e, 600)
+    mine, theirs, e = stored
     newer = entry(entry_id=e.entry_id, payload=b"newer")
 
     async def their_refresh() -> None:
@@ -107,11 +142,9 @@ async def test_an_answer_stored_in_between_is_kept(
 
 
 async def test_the_write_keeps_the_entry_s_expiry(
-    stores: tuple[Interleaved, RedisResponseStore],
+    stored: tuple[Interleaved, RedisResponseStore, Entry],
 ) -> None:
-    mine, _ = stores
-    e = entry()
-    await mine.set(e, 600)
+    mine, _, e = stored
     client = await mine._connect()
     key = mine._entry_key(e.entry_id)
     before = await client.pexpiretime(key)
@@ -122,24 +155,8 @@ async def test_the_write_keeps_the_entry_s_expiry(
 async def test_outcomes_of_two_caches_sharing_redis_are_all_kept(
     stores: tuple[Interleaved, RedisResponseStore],
 ) -> None:
-    mine, theirs = stores
-
-    def cache(store: RedisResponseStore) -> SemanticCache:
-        return SemanticCache(
-            embedder=HashingTestEmbedder(),
-            vector_store=MemoryVectorStore(256),
-            response_store=store,
-            threshold=0.3,
-            verifier=None,
-            max_false_hit_rate=0.75,
-            store_timeout_ms=10_000,
-            lookup_timeout_ms=10_000,
-        )
-
-    a, b = cache(mine), cache(theirs)
-    await a.start()
-    await b.start()
-    try:
+    mine, _ = stores
+    async with replicas(stores, max_false_hit_rate=0.75) as (a, b):
         entry_id = await a.store(Q, b"answer", ttl=600)
         assert entry_id is not None
 
@@ -152,45 +169,13 @@ async def test_outcomes_of_two_caches_sharing_redis_are_all_kept(
         assert await b.audit_state(entry_id) == state
         hit = await b.lookup(Q)
         assert hit is not None and hit.payload == b"answer"
-    finally:
-        await a.close()
-        await b.close()
-
-
-class RefreshingVectors(MemoryVectorStore):
-    """A vector index shared by replicas (as pgvector is) that runs :attr:`before_delete`
-    once, just before its next ``delete``."""
-
-    before_delete: Callable[[], Awaitable[Any]] | None = None
-
-    async def delete(self, entry_ids: Sequence[str]) -> None:
-        hook, self.before_delete = self.before_delete, None
-        if hook is not None:
-            await hook()
-        await super().delete(entry_ids)
 
 
 async def test_an_answer_another_replica_stored_since_the_hit_keeps_its_vector_and_state(
     stores: tuple[Interleaved, RedisResponseStore],
 ) -> None:
-    mine, theirs = stores
-    vectors = RefreshingVectors(256)
-
-    def cache(store: RedisResponseStore) -> SemanticCache:
-        return SemanticCache(
-            embedder=HashingTestEmbedder(),
-            vector_store=vectors,
-            response_store=store,
-            threshold=0.3,
-            verifier=None,
-            store_timeout_ms=10_000,
-            lookup_timeout_ms=10_000,
-        )
-
-    a, b = cache(mine), cache(theirs)
-    await a.start()
-    await b.start()
-    try:
+    vectors = PausingVectorStore(256)
+    async with replicas(stores, vectors) as (a, b):
         entry_id = await a.store(Q, b"old answer", ttl=600)
         served = await a.lookup("how do I reset my password")
         assert entry_id is not None and served is not None and served.source == "semantic"
@@ -212,13 +197,10 @@ async def test_an_answer_another_replica_stored_since_the_hit_keeps_its_vector_a
         async def their_refresh() -> None:
             assert await b.store(Q, b"third answer", ttl=600) == entry_id
 
-        vectors.before_delete = their_refresh
+        vectors.between = their_refresh
         state = await a.record_audit(entry_id, now.similarity, False, version=now.version)
         assert state is not None and state.quarantined
         assert await vectors.count() == 1
         third = await a.lookup("how do I reset my password")
         assert third is not None and third.payload == b"third answer"
         assert third.source == "semantic"
-    finally:
-        await a.close()
-        await b.close()

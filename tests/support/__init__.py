@@ -7,7 +7,10 @@ another test folder.
 - :mod:`.redis_servers`, :mod:`.pg_servers`: the shared Redis and PostgreSQL, and private
   servers that fault tests may stop, pause and restart;
 - :mod:`.scenarios`: the HTTP scenarios every adapter runs, with their fake backend;
-- :mod:`.broken_caches`: caches that fail, for the adapters' failure tests.
+- :mod:`.broken_caches`: caches that fail, for the adapters' failure tests;
+- :mod:`.caches`: a cache over a response store the test chose (``cache_over``);
+- :mod:`.pausing`, :mod:`.interleaved`: stores that stop once at a chosen point of their
+  next call, so that a test can run another operation there (embedded; Redis).
 
 Fixtures several folders use (``shared_redis``, ``redis_prefix``) are in ``tests/conftest.py``.
 ``tests`` is a package, so pytest puts the repository root on ``sys.path`` and

@@ -4,26 +4,23 @@ can land."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from semcache_store_redis import RedisResponseStore
+from tests.support.pausing import Pausing
 
 __all__ = ["Interleaved"]
 
 
-class Interleaved(RedisResponseStore):
+class Interleaved(Pausing, RedisResponseStore):
     """Runs :attr:`between` once, after its next ``replace_metadata`` has read the entry
     and before the script writes it."""
 
-    between: Callable[[], Awaitable[Any]] | None = None
-
     def _script(self, name: str) -> Any:
         script = super()._script(name)
-        between = self.between
-        if name != "swap" or between is None:
+        between = self.take_between() if name == "swap" else None
+        if between is None:
             return script
-        self.between = None
 
         async def run(**kwargs: Any) -> Any:
             await between()
