@@ -116,9 +116,11 @@ def test_third_heldout_set_turns_serves_most_padded_histories_and_few_traps(
     print(f"third held-out set: turns {hits, traps}, semantic {semantic}, exact {exact}")
     # First measurement: turns 43 of 60 and 1 of 62 traps (an intent flip: who sends the
     # parcel to whom); the turn matcher as it was before the replaced-turn, local-edit
-    # and particle rules: 43 and 4. Semantic 26 and 2; exact 0 and 0.
+    # and particle rules: 43 and 4. Semantic 26 and 2; exact 0 and 0. That one trap then
+    # led to the verifier's role-swap rule, so for that rule the set is development data:
+    # since, 43 and 0.
     assert hits >= 40
-    assert traps <= 2
+    assert traps == 0
     assert _count(turns, SWAPS, "false_hits") == 0
     assert hits > semantic[0]
     assert exact == (0, 0)

@@ -66,6 +66,23 @@ def check(query: str, candidate: str, similarity: float = 0.95) -> str | None:
         ("Exchange rate from yen to won", "Exchange rate from won to yen", "direction"),
         ("Is a lion faster than a horse?", "Is a horse faster than a lion?", "direction"),
         ("How many grams in an ounce?", "How many ounces in a gram?", "direction"),
+        # the first person and another party trade places
+        ("What should I say to my boss?", "What should my boss say to me?", "direction"),
+        (
+            "How much can I gift to my son tax-free?",
+            "How much can my son gift to me tax-free?",
+            "direction",
+        ),
+        (
+            "Can I claim money back from my employer?",
+            "Can my employer claim money back from me?",
+            "direction",
+        ),
+        (
+            "Can I get a refund from the seller?",
+            "Can the seller get a refund from me?",
+            "direction",
+        ),
         # another kind of answer with the same words
         ("Why do bees make honey?", "How do bees make honey?", "question"),
         ("When was the Eiffel Tower built?", "Who built the Eiffel Tower?", "question"),
@@ -108,6 +125,13 @@ def test_rejects(query: str, candidate: str, rule: str) -> None:
         ("How can I make pancakes without eggs?", "How can I make pancakes with no eggs?", 0.96),
         ("Cheap flights to Rome", "Cheap flights to Rome please", 0.96),
         ("What is the earth's core made of?", "What is the earth's core made out of?", 0.97),
+        ("Can you send me the invoice?", "Can you send the invoice to me?", 0.95),
+        ("What gift should I buy for my mum?", "What should I buy for my mum as a gift?", 0.95),
+        (
+            "How do I explain to my landlord why rent is late?",
+            "How do I tell my landlord why my rent is late?",
+            0.93,
+        ),
         (
             "I got logged out, how do I log in again?",
             "How do I log in again after I got logged out?",

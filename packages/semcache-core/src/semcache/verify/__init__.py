@@ -205,7 +205,7 @@ def _hard_rules(a: Analysis, b: Analysis) -> str | None:
         return "polarity"
     if _prefix_antonym(a, b) or _prefix_antonym(b, a):
         return "polarity"
-    if _reversed(a, b):
+    if _reversed(a, b) or _roles_swapped(a, b) or _roles_swapped(b, a):
         return "direction"
     if _particle_swapped(a, b):
         return "polarity"
@@ -215,6 +215,44 @@ def _hard_rules(a: Analysis, b: Analysis) -> str | None:
 _PARTICLE_POLES = {"in": 0, "into": 0, "out": 1, "on": 2, "onto": 2, "off": 3, "up": 4, "down": 5}
 """Particles whose swap after the same word reverses it: "log in" / "log out", "turn on" /
 "turn off", "move money into" / "out of" an account, "scale up" / "scale down"."""
+
+
+_SELF = frozenset({"me", "myself"})
+"""The first person as the one something goes to, comes from or is for ("us" is left out:
+normalised text cannot tell it from "US")."""
+
+_ROLE_MARKERS = frozenset({"to", "from", "for"})
+
+_DETERMINERS = frozenset({"a", "an", "the", "my", "our", "your", "his", "her", "their", "this"})
+
+
+def _roles_swapped(a: Analysis, b: Analysis) -> bool:
+    """``a`` sends something to a party that ``b`` names first and has it sent to me: "I
+    send a parcel to my sister" / "my sister sends a parcel to me"; "what should I say to
+    my boss" / "what should my boss say to me". Only the first person is read: other
+    subjects and objects cannot be told apart without a parser."""
+    ta, tb = a.tokens, b.tokens
+    for i in range(len(tb) - 1):
+        marker = tb[i]
+        if marker not in _ROLE_MARKERS or tb[i + 1] not in _SELF:
+            continue
+        if any(ta[k] == marker and ta[k + 1] in _SELF for k in range(len(ta) - 1)):
+            continue  # both say "to me"
+        named_before = {stem(w) for w in tb[:i]}
+        their_parties = {_party_after(tb, j) for j in range(len(tb)) if tb[j] == marker}
+        for k in range(len(ta)):
+            party = _party_after(ta, k) if ta[k] == marker else None
+            if party and stem(party) in named_before and party not in their_parties:
+                return True
+    return False
+
+
+def _party_after(tokens: tuple[str, ...], i: int) -> str | None:
+    """The word a marker points at, past an article or possessive: "to my sister"."""
+    for word in tokens[i + 1 : i + 3]:
+        if word not in _DETERMINERS:
+            return word if word.isalpha() and word not in _SELF else None
+    return None
 
 
 def _particle_swapped(a: Analysis, b: Analysis) -> bool:
