@@ -23,6 +23,8 @@ SECOND = TRAPS.with_name("conversations_heldout2.jsonl")
 SECOND_SHA256 = "d4b3c203ede718909700a3d2bf71394cf3879c5a2467d188bb72653a11c58aa6"
 THIRD = TRAPS.with_name("conversations_heldout3.jsonl")
 THIRD_SHA256 = "d598b3519855341235bea87049c97a1c29c5be7e93bd2b8f5ea885ee304cc804"
+FOURTH = TRAPS.with_name("conversations_heldout4.jsonl")
+FOURTH_SHA256 = "e6cde0aa37ae91c0061aa428df67c07a156fdbf2849b344eb515b63147aa28a5"
 SHOULD_HIT = ("same-history", "padded-history", "irrelevant-history", "reworded-history")
 SWAPS = ("context-swap", "detail-swap", "assistant-fact-swap", "paraphrased-swap")
 TRAPS_ALL = (*SWAPS, "intent-flip", "negation-flip")
@@ -33,7 +35,13 @@ def conversation_reports(real_embedder: Any) -> dict[str, Report]:
     async def run() -> dict[str, Report]:
         base = Settings.from_env({})
         out = {}
-        sets = (("dev", DEVELOPMENT), ("heldout", HELDOUT), ("second", SECOND), ("third", THIRD))
+        sets = (
+            ("dev", DEVELOPMENT),
+            ("heldout", HELDOUT),
+            ("second", SECOND),
+            ("third", THIRD),
+            ("fourth", FOURTH),
+        )
         for name, path in sets:
             pairs = load_pairs(path)
             for mode in ("exact", "semantic", "turns"):
@@ -50,7 +58,13 @@ def _count(report: Report, categories: tuple[str, ...], attr: str) -> int:
 
 
 @pytest.mark.parametrize(
-    ("path", "sha256"), [(HELDOUT, HELDOUT_SHA256), (SECOND, SECOND_SHA256), (THIRD, THIRD_SHA256)]
+    ("path", "sha256"),
+    [
+        (HELDOUT, HELDOUT_SHA256),
+        (SECOND, SECOND_SHA256),
+        (THIRD, THIRD_SHA256),
+        (FOURTH, FOURTH_SHA256),
+    ],
 )
 def test_heldout_conversations_are_unchanged(path: Any, sha256: str) -> None:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -121,6 +135,24 @@ def test_third_heldout_set_turns_serves_most_padded_histories_and_few_traps(
     # since, 43 and 0.
     assert hits >= 40
     assert traps == 0
+    assert _count(turns, SWAPS, "false_hits") == 0
+    assert hits > semantic[0]
+    assert exact == (0, 0)
+
+
+def test_fourth_heldout_set_turns_serves_more_than_semantic_and_no_trap(
+    conversation_reports: dict[str, Report],
+) -> None:
+    turns = conversation_reports["fourth/turns"]
+    hits, traps = _hits_and_traps(turns)
+    exact = _hits_and_traps(conversation_reports["fourth/exact"])
+    semantic = _hits_and_traps(conversation_reports["fourth/semantic"])
+    print(f"fourth held-out set: turns {hits, traps}, semantic {semantic}, exact {exact}")
+    # First and only measurement, with every rule above already in place: turns 36 of 60
+    # and 0 of 62 traps (padded histories 7 of 15, reworded 0 of 15); semantic 28 and 3;
+    # exact 0 and 0. Unseen by every rule: never fit anything to it.
+    assert hits >= 33
+    assert traps <= 1
     assert _count(turns, SWAPS, "false_hits") == 0
     assert hits > semantic[0]
     assert exact == (0, 0)
