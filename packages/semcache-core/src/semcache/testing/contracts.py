@@ -138,6 +138,14 @@ class VectorStoreContract:
         await vector_store.ping()
 
 
+def _skip_unless(response_store: Any, protocol: type, lacking: str) -> None:
+    """Skip the calling test unless the store has the optional ``protocol``'s methods."""
+    if not isinstance(response_store, protocol):
+        import pytest  # only ever run under pytest
+
+        pytest.skip(f"optional: the store {lacking}")
+
+
 def _entry(partition: str = "p", query: str | None = None, **kw: Any) -> Entry:
     entry_id = kw.pop("entry_id", uuid.uuid4().hex)
     return Entry(
@@ -149,6 +157,21 @@ def _entry(partition: str = "p", query: str | None = None, **kw: Any) -> Entry:
         created_at=time.time(),
         **kw,
     )
+
+
+async def _stored(response_store: Any, entry: Entry, ttl: int | None = None) -> Entry:
+    """Store ``entry``; return it as the store reads it back (what a caller compares)."""
+    await response_store.set(entry, ttl)
+    read: Entry | None = await response_store.get(entry.entry_id)
+    assert read is not None
+    return read
+
+
+async def _stored_again(response_store: Any, entry: Entry) -> Entry:
+    """A new answer stored under ``entry``'s id, as a refresh of the same request does."""
+    newer = _entry(entry_id=entry.entry_id, query=entry.query, payload=b"newer")
+    await response_store.set(newer, None)
+    return newer
 
 
 class ResponseStoreContract:
@@ -206,11 +229,7 @@ class ResponseStoreContract:
         assert await response_store.get_exact("p", "x" * 20_000) == e.entry_id
 
     async def test_partitions_where(self, response_store: Any) -> None:
-        indexed = isinstance(response_store, PartitionIndex)  # no narrowing: it is a store
-        if not indexed:
-            import pytest  # only ever run under pytest
-
-            pytest.skip("optional: the store keeps no partition index")
+        _skip_unless(response_store, PartitionIndex, "keeps no partition index")
         alice = credential_tag("Bearer sk-alice")
         await response_store.set(
             _entry("p1", metadata={"model": "m1", "path": "/a", "credential": [alice]}), None
@@ -236,10 +255,7 @@ class ResponseStoreContract:
 
     @staticmethod
     def _aliases(response_store: Any) -> None:
-        if not isinstance(response_store, ExactAliases):
-            import pytest  # only ever run under pytest
-
-            pytest.skip("optional: the store keeps no aliases")
+        _skip_unless(response_store, ExactAliases, "keeps no aliases")
 
     async def test_get_exact_entry(self, response_store: Any) -> None:
         self._aliases(response_store)
@@ -324,8 +340,7 @@ class ResponseStoreContract:
         e = _entry()
         await response_store.set(e, None)
         await response_store.add_alias("p", "a paraphrase", e)
-        newer = _entry(entry_id=e.entry_id, query=e.query, payload=b"newer")
-        await response_store.set(newer, None)
+        newer = await _stored_again(response_store, e)
         assert await response_store.get_exact("p", "a paraphrase") is None
         assert await response_store.get_exact_entry("p", e.query) == newer
 
@@ -360,16 +375,12 @@ class ResponseStoreContract:
 
     @staticmethod
     def _conditional(response_store: Any) -> None:
-        if not isinstance(response_store, ConditionalMetadata):
-            import pytest  # only ever run under pytest
-
-            pytest.skip("optional: the store has no conditional metadata write")
+        _skip_unless(response_store, ConditionalMetadata, "has no conditional metadata write")
 
     async def test_replace_metadata_of_the_version_read(self, response_store: Any) -> None:
         self._conditional(response_store)
         e = _entry(expires_at=time.time() + 600)
-        await response_store.set(e, 600)
-        read = await response_store.get(e.entry_id)
+        read = await _stored(response_store, e, 600)
         assert await response_store.replace_metadata(read, {"status": 200, "seen": [1]})
         got = await response_store.get(e.entry_id)
         assert got is not None and got.metadata == {"status": 200, "seen": [1]}
@@ -386,8 +397,7 @@ class ResponseStoreContract:
     ) -> None:
         self._conditional(response_store)
         e = _entry()
-        await response_store.set(e, None)
-        read = await response_store.get(e.entry_id)
+        read = await _stored(response_store, e)
         assert await response_store.replace_metadata(read, {"n": 1}) is True
         # ``read`` is now out of date: a second writer that read it must read again.
         assert await response_store.replace_metadata(read, {"n": 2}) is False
@@ -401,8 +411,7 @@ class ResponseStoreContract:
     ) -> None:
         self._conditional(response_store)
         e = _entry()
-        await response_store.set(e, None)
-        read = await response_store.get(e.entry_id)
+        read = await _stored(response_store, e)
         assert await response_store.delete(e.entry_id)
         assert await response_store.replace_metadata(read, {"n": 1}) is False
         assert await response_store.get(e.entry_id) is None
@@ -419,10 +428,8 @@ class ResponseStoreContract:
     async def test_replace_metadata_keeps_a_new_answer(self, response_store: Any) -> None:
         self._conditional(response_store)
         e = _entry()
-        await response_store.set(e, None)
-        read = await response_store.get(e.entry_id)
-        newer = _entry(entry_id=e.entry_id, query=e.query, payload=b"newer")
-        await response_store.set(newer, None)
+        read = await _stored(response_store, e)
+        newer = await _stored_again(response_store, e)
         assert await response_store.replace_metadata(read, {"n": 1}) is False
         assert await response_store.get(e.entry_id) == newer
 
@@ -438,11 +445,7 @@ class ResponseStoreContract:
 
     async def test_replace_metadata_indexes_new_partition_tags(self, response_store: Any) -> None:
         self._conditional(response_store)
-        indexed = isinstance(response_store, PartitionIndex)  # no narrowing: it is a store
-        if not indexed:
-            import pytest  # only ever run under pytest
-
-            pytest.skip("optional: the store keeps no partition index")
+        _skip_unless(response_store, PartitionIndex, "keeps no partition index")
         e = _entry("p1", metadata={"model": "m1"}, expires_at=time.time() + 600)
         await response_store.set(e, 600)
         tenant = tenant_tag("acme")
