@@ -17,12 +17,19 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from semcache.embedder import normalize_rows
-from semcache.protocols import ConditionalMetadata, ExactAliases, PartitionIndex
+from semcache.protocols import (
+    ConditionalDelete,
+    ConditionalMetadata,
+    ExactAliases,
+    PartitionIndex,
+)
 from semcache.tags import credential_tag, tenant_tag
 from semcache.types import Entry
 
@@ -174,6 +181,21 @@ async def _stored_again(response_store: Any, entry: Entry) -> Entry:
     return newer
 
 
+async def _aliases_go_with(response_store: Any, remove: Callable[[Entry], Awaitable[bool]]) -> None:
+    """``remove`` (a delete) of an entry with aliases takes them along, for good."""
+    e = _entry()
+    await response_store.set(e, None)
+    await response_store.add_alias("p", "first paraphrase", e)
+    await response_store.add_alias("p", "second paraphrase", e)
+    assert await remove(e) is True
+    for text in ("first paraphrase", "second paraphrase"):
+        assert await response_store.get_exact("p", text) is None
+        assert await response_store.get_exact_entry("p", text) is None
+    # The same id stored again has no aliases left over.
+    await response_store.set(e, None)
+    assert await response_store.get_exact("p", "first paraphrase") is None
+
+
 class ResponseStoreContract:
     """Fixture ``response_store``: an empty response store."""
 
@@ -323,17 +345,7 @@ class ResponseStoreContract:
 
     async def test_delete_removes_aliases(self, response_store: Any) -> None:
         self._aliases(response_store)
-        e = _entry()
-        await response_store.set(e, None)
-        await response_store.add_alias("p", "first paraphrase", e)
-        await response_store.add_alias("p", "second paraphrase", e)
-        assert await response_store.delete(e.entry_id) is True
-        for text in ("first paraphrase", "second paraphrase"):
-            assert await response_store.get_exact("p", text) is None
-            assert await response_store.get_exact_entry("p", text) is None
-        # The same id stored again has no aliases left over.
-        await response_store.set(e, None)
-        assert await response_store.get_exact("p", "first paraphrase") is None
+        await _aliases_go_with(response_store, lambda e: response_store.delete(e.entry_id))
 
     async def test_replacing_an_entry_drops_its_aliases(self, response_store: Any) -> None:
         self._aliases(response_store)
@@ -452,3 +464,79 @@ class ResponseStoreContract:
         assert await response_store.replace_metadata(e, {"model": "m1", "tenant": [tenant]})
         assert await response_store.partitions_where([("tenant", tenant)]) == ["p1"]
         assert await response_store.partitions_where([("model", "m1")]) == ["p1"]
+
+    # -- optional: conditional deletes (ConditionalDelete) -----------------------
+
+    @staticmethod
+    def _conditional_delete(response_store: Any) -> None:
+        _skip_unless(response_store, ConditionalDelete, "has no conditional delete")
+
+    async def test_delete_if_current_of_the_version_read(self, response_store: Any) -> None:
+        self._conditional_delete(response_store)
+        e = _entry(expires_at=time.time() + 600)
+        read = await _stored(response_store, e, 600)
+        assert await response_store.delete_if_current(read) is True
+        assert await response_store.get(e.entry_id) is None
+        assert await response_store.get_exact("p", e.query) is None
+        assert await response_store.count() == 0
+        assert await response_store.delete_if_current(read) is False  # already gone
+        assert await response_store.get(e.entry_id) is None
+
+    async def test_delete_if_current_keeps_a_new_answer(self, response_store: Any) -> None:
+        self._conditional_delete(response_store)
+        e = _entry()
+        read = await _stored(response_store, e)
+        newer = await _stored_again(response_store, e)
+        assert await response_store.delete_if_current(read) is False
+        assert await response_store.get(e.entry_id) == newer
+        assert await response_store.get_exact("p", e.query) == e.entry_id
+        assert await response_store.delete_if_current(newer) is True
+        assert await response_store.get(e.entry_id) is None
+
+    async def test_delete_if_current_of_changed_metadata_is_refused(
+        self, response_store: Any
+    ) -> None:
+        self._conditional_delete(response_store)
+        e = _entry(metadata={"status": 200})
+        read = await _stored(response_store, e)
+        # The same answer with new metadata (as audits write): the caller reads it again.
+        changed = replace(e, metadata={"status": 200, "n": 1})
+        await response_store.set(changed, None)
+        assert await response_store.delete_if_current(read) is False
+        fresh = await response_store.get(e.entry_id)
+        assert fresh == changed
+        assert await response_store.delete_if_current(fresh) is True
+        assert await response_store.count() == 0
+
+    async def test_delete_if_current_of_a_missing_or_expired_entry(
+        self, response_store: Any
+    ) -> None:
+        self._conditional_delete(response_store)
+        never = _entry()
+        assert await response_store.delete_if_current(never) is False
+        assert await response_store.get(never.entry_id) is None
+        e = _entry()
+        read = await _stored(response_store, e)
+        await response_store.flush("p")
+        assert await response_store.delete_if_current(read) is False
+        assert await response_store.count() == 0
+        gone = _entry(expires_at=time.time() - 1)
+        await response_store.set(gone, None)
+        assert await response_store.delete_if_current(gone) is False
+        assert await response_store.get(gone.entry_id) is None
+
+    async def test_delete_if_current_removes_aliases(self, response_store: Any) -> None:
+        self._conditional_delete(response_store)
+        self._aliases(response_store)
+        await _aliases_go_with(response_store, response_store.delete_if_current)
+
+    async def test_a_refused_delete_if_current_keeps_the_aliases(self, response_store: Any) -> None:
+        self._conditional_delete(response_store)
+        self._aliases(response_store)
+        e = _entry()
+        read = await _stored(response_store, e)
+        newer = await _stored_again(response_store, e)
+        assert await response_store.add_alias("p", "a paraphrase", newer) is True
+        assert await response_store.delete_if_current(read) is False
+        assert await response_store.get_exact_entry("p", "a paraphrase") == newer
+        assert await response_store.get_exact_entry("p", e.query) == newer
