@@ -4,83 +4,37 @@ keeps its new answer, with its vector and exact keys."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from semcache import SemanticCache
 from semcache.http import CachePlan, HttpCacheEngine, Replay, StoredResponse
 from semcache.protocols import ConditionalDelete
-from semcache.testing import HashingTestEmbedder
 from semcache.types import Entry
 from tests.support.interleaved import ReadThenInterleaved, VectorDeleteInterleaved
+from tests.support.lacking import Lacking
+from tests.support.refreshed import (
+    FAR,
+    Q,
+    assert_new_answer_kept,
+    make_cache,
+    refresh,
+    served,
+)
 
-Q = "how do I reset my password on the website"
-NEAR = "how do I reset my password on the web site please"
-FAR = "how do I reset my password"
 
-
-async def settle(cache: SemanticCache) -> None:
-    """Let the background alias writes finish."""
-    while cache._background:
-        await asyncio.gather(*cache._background)
-
-
-def make_cache(responses: Any) -> SemanticCache:
-    return SemanticCache(
-        embedder=HashingTestEmbedder(),
-        vector_store=VectorDeleteInterleaved(256),
-        response_store=responses,
-        threshold=0.3,
-        verifier=None,
-        batch_max_size=1,
-        max_false_hit_rate=0.75,
-        store_timeout_ms=60_000,
-        lookup_timeout_ms=60_000,
-    )
+def cache_over(responses: object) -> SemanticCache:
+    return make_cache(responses, VectorDeleteInterleaved(256))
 
 
 @pytest.fixture
 async def parts() -> AsyncIterator[tuple[SemanticCache, ReadThenInterleaved]]:
     store = ReadThenInterleaved()
-    cache = make_cache(store)
+    cache = cache_over(store)
     await cache.start()
     yield cache, store
     await cache.close()
-
-
-async def served(cache: SemanticCache) -> tuple[str, str]:
-    """An answer stored and served semantically: its entry id and version."""
-    entry = await cache.store(Q, b"old answer", ttl=600)
-    hit = await cache.lookup(NEAR)
-    assert entry is not None and hit is not None and hit.source == "semantic"
-    assert hit.version is not None
-    await settle(cache)
-    return entry, hit.version
-
-
-async def refresh(cache: SemanticCache, entry: str) -> None:
-    """The same request stored again (a new answer under the same id), then a paraphrase
-    served from it, whose alias is written before the eviction goes on."""
-    assert await cache.store(Q, b"new answer", ttl=600) == entry
-    hit = await cache.lookup(NEAR)
-    assert hit is not None and hit.payload == b"new answer"
-    await settle(cache)
-
-
-async def assert_new_answer_kept(cache: SemanticCache, entry: str, old: str) -> None:
-    stored = await cache.response_store.get(entry)  # type: ignore[union-attr]
-    assert stored is not None and stored.payload == b"new answer"
-    assert stored.version != old
-    exact = await cache.lookup(Q)
-    assert exact is not None and exact.source == "exact" and exact.payload == b"new answer"
-    alias = await cache.lookup(NEAR)  # the new answer's alias, written after the refresh
-    assert alias is not None and alias.source == "exact" and alias.payload == b"new answer"
-    semantic = await cache.lookup(FAR)  # its vector kept
-    assert semantic is not None and semantic.source == "semantic"
-    assert semantic.payload == b"new answer"
 
 
 async def test_a_refresh_between_the_version_check_and_the_delete_keeps_the_new_answer(
@@ -134,22 +88,9 @@ async def test_a_refresh_between_the_delete_and_the_vector_delete_keeps_its_vect
     assert hit is not None and hit.source == "semantic" and hit.payload == b"new answer"
 
 
-class WithoutConditionalDelete:
-    """A store that predates ``delete_if_current`` (``ConditionalDelete``): everything
-    else is the interleaving store's."""
-
-    def __init__(self, inner: ReadThenInterleaved) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "delete_if_current":
-            raise AttributeError(name)
-        return getattr(self._inner, name)
-
-
 async def test_a_store_without_conditional_deletes_reads_again_before_deleting() -> None:
     store = ReadThenInterleaved()
-    cache = make_cache(WithoutConditionalDelete(store))
+    cache = cache_over(Lacking(store, "delete_if_current"))
     await cache.start()
     try:
         assert not isinstance(cache.response_store, ConditionalDelete)
@@ -174,7 +115,7 @@ async def test_a_store_that_refuses_an_unchanged_entry_is_not_retried_forever() 
             return False
 
     store = Refusing()
-    cache = make_cache(store)
+    cache = cache_over(store)
     await cache.start()
     try:
         entry, old = await served(cache)

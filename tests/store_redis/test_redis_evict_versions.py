@@ -1,11 +1,10 @@
 """Evicting an answer in Redis: the conditional delete (``delete_if_current``) holds
-against a new answer stored by another client (another process) between its read and
-its delete, and the cache's eviction of a reported answer keeps a refresh that lands
-after its version check, on a single server and on Redis Cluster."""
+against writes from another client (another process) between its read and its delete,
+and the cache's eviction of a reported answer keeps a refresh that lands after its
+version check, on a single server and on Redis Cluster."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,51 +14,37 @@ import pytest
 
 from semcache import SemanticCache
 from semcache.stores import MemoryVectorStore
-from semcache.testing import HashingTestEmbedder
 from semcache.types import Entry
 from semcache_store_redis import RedisResponseStore
 from tests.support.interleaved import RedisReadThenInterleaved
 from tests.support.redis_servers import delete_prefix, random_prefix
+from tests.support.refreshed import (
+    FAR,
+    Q,
+    assert_new_answer_kept,
+    make_cache,
+    refresh,
+    served,
+)
 
 pytestmark = pytest.mark.redis
 
-Q = "how do I reset my password on the website"
-NEAR = "how do I reset my password on the web site please"
-FAR = "how do I reset my password"
+Clients = tuple[RedisReadThenInterleaved, RedisResponseStore]
 
 
-def entry(**kw: Any) -> Entry:
-    values: dict[str, Any] = {
-        "entry_id": uuid.uuid4().hex,
-        "partition": "p",
-        "query": "what is the refund policy",
-        "payload": b"answer",
-        "metadata": {"status": 200},
-        "created_at": time.time(),
-        "expires_at": time.time() + 600,
-    }
-    values.update(kw)
-    return Entry(**values)
-
-
-@pytest.fixture(params=["single", "cluster"])
-def uri(request: pytest.FixtureRequest) -> str:
-    name = "shared_redis" if request.param == "single" else "cluster_uri"
-    return str(request.getfixturevalue(name))
-
-
-@pytest.fixture
-async def stores(
-    uri: str,
-) -> AsyncIterator[tuple[RedisReadThenInterleaved, RedisResponseStore]]:
-    """Two clients of one store, as two processes have: the first can be interleaved."""
-    prefix = random_prefix()
-    mine = RedisReadThenInterleaved(uri, prefix=prefix, model_id="test", dimension=8)
-    theirs = RedisResponseStore(uri, prefix=prefix, model_id="test", dimension=8)
-    yield mine, theirs
-    await mine.aclose()
-    await theirs.aclose()
-    delete_prefix(uri, prefix)
+def stored_entry(**kw: Any) -> Entry:
+    return Entry(
+        **{
+            "entry_id": uuid.uuid4().hex,
+            "partition": "p",
+            "query": "what is the refund policy",
+            "payload": b"answer",
+            "metadata": {"status": 200},
+            "created_at": time.time(),
+            "expires_at": time.time() + 600,
+            **kw,
+        }
+    )
 
 
 async def keys_of(store: RedisResponseStore) -> list[str]:
@@ -68,12 +53,12 @@ async def keys_of(store: RedisResponseStore) -> list[str]:
 
 
 async def test_a_new_answer_stored_between_the_read_and_the_delete_is_kept(
-    stores: tuple[RedisReadThenInterleaved, RedisResponseStore],
+    two_clients: Clients,
 ) -> None:
-    mine, theirs = stores
-    e = entry()
+    mine, theirs = two_clients
+    e = stored_entry()
     await theirs.set(e, 600)
-    newer = entry(entry_id=e.entry_id, payload=b"newer")
+    newer = stored_entry(entry_id=e.entry_id, payload=b"newer")
 
     async def refreshed() -> None:
         await theirs.set(newer, 600)
@@ -89,11 +74,9 @@ async def test_a_new_answer_stored_between_the_read_and_the_delete_is_kept(
     assert await keys_of(mine) == []  # payload, exact key, members and aliases
 
 
-async def test_a_refused_delete_keeps_the_exact_key_and_aliases(
-    stores: tuple[RedisReadThenInterleaved, RedisResponseStore],
-) -> None:
-    mine, theirs = stores
-    e = entry()
+async def test_a_refused_delete_keeps_the_exact_key_and_aliases(two_clients: Clients) -> None:
+    mine, theirs = two_clients
+    e = stored_entry()
     await theirs.set(e, 600)
     assert await theirs.add_alias("p", "a paraphrase", e)
 
@@ -108,11 +91,9 @@ async def test_a_refused_delete_keeps_the_exact_key_and_aliases(
     assert await theirs.get_exact_entry("p", "a paraphrase") == now
 
 
-async def test_a_delete_landing_in_between_is_not_undone(
-    stores: tuple[RedisReadThenInterleaved, RedisResponseStore],
-) -> None:
-    mine, theirs = stores
-    e = entry()
+async def test_a_delete_landing_in_between_is_not_undone(two_clients: Clients) -> None:
+    mine, theirs = two_clients
+    e = stored_entry()
     await theirs.set(e, 600)
 
     async def deleted() -> None:
@@ -125,48 +106,16 @@ async def test_a_delete_landing_in_between_is_not_undone(
 
 
 @pytest.fixture
-async def replica(uri: str) -> AsyncIterator[tuple[SemanticCache, RedisReadThenInterleaved]]:
+async def replica(
+    redis_uri: str,
+) -> AsyncIterator[tuple[SemanticCache, RedisReadThenInterleaved]]:
     prefix = random_prefix()
-    store = RedisReadThenInterleaved(uri, prefix=prefix, model_id="test", dimension=256)
-    cache = SemanticCache(
-        embedder=HashingTestEmbedder(),
-        vector_store=MemoryVectorStore(256),
-        response_store=store,
-        threshold=0.3,
-        verifier=None,
-        batch_max_size=1,
-        store_timeout_ms=5000,
-        lookup_timeout_ms=10_000,
-    )
+    store = RedisReadThenInterleaved(redis_uri, prefix=prefix, model_id="test", dimension=256)
+    cache = make_cache(store, MemoryVectorStore(256))
     await cache.start()
     yield cache, store
     await cache.close()
-    delete_prefix(uri, prefix)
-
-
-async def settle(cache: SemanticCache) -> None:
-    """Let the background alias writes finish."""
-    while cache._background:
-        await asyncio.gather(*cache._background)
-
-
-async def served(cache: SemanticCache) -> tuple[str, str]:
-    entry_id = await cache.store(Q, b"old answer", ttl=600)
-    hit = await cache.lookup(NEAR)
-    assert entry_id is not None and hit is not None and hit.source == "semantic"
-    assert hit.version is not None
-    await settle(cache)
-    return entry_id, hit.version
-
-
-async def assert_new_answer_kept(cache: SemanticCache, entry_id: str) -> None:
-    stored = await cache.response_store.get(entry_id)  # type: ignore[union-attr]
-    assert stored is not None and stored.payload == b"new answer"
-    exact = await cache.lookup(Q)
-    assert exact is not None and exact.source == "exact" and exact.payload == b"new answer"
-    semantic = await cache.lookup(FAR)
-    assert semantic is not None and semantic.source == "semantic"
-    assert semantic.payload == b"new answer"
+    delete_prefix(redis_uri, prefix)
 
 
 @pytest.mark.parametrize("window", ["after the version check", "inside the store"])
@@ -174,20 +123,20 @@ async def test_a_refresh_during_the_eviction_of_a_reported_answer_keeps_the_new_
     replica: tuple[SemanticCache, RedisReadThenInterleaved], window: str
 ) -> None:
     cache, store = replica
-    entry_id, old = await served(cache)
+    entry, old = await served(cache)
 
     async def refreshed() -> None:
-        assert await cache.store(Q, b"new answer", ttl=600) == entry_id
+        await refresh(cache, entry)
 
     if window == "after the version check":
         store.after_read = refreshed  # the cache has read the version it compares
     else:
         store.between = refreshed  # the store has read the bytes its script compares
-    assert await cache.report_wrong_hit(entry_id, version=old) is False
+    assert await cache.report_wrong_hit(entry, version=old) is False
     assert store.after_read is None and store.between is None
-    await assert_new_answer_kept(cache, entry_id)
-    now = await cache.response_store.get(entry_id)  # type: ignore[union-attr]
+    await assert_new_answer_kept(cache, entry, old)
+    now = await cache.response_store.get(entry)  # type: ignore[union-attr]
     assert now is not None
-    assert await cache.report_wrong_hit(entry_id, version=now.version) is True
+    assert await cache.report_wrong_hit(entry, version=now.version) is True
     assert await cache.lookup(Q) is None and await cache.lookup(FAR) is None
     assert await cache.vector_store.count() == 0  # type: ignore[union-attr]
