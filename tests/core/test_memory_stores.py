@@ -181,6 +181,9 @@ class _ReopenedResponseStore:
     async def delete(self, entry_id):
         return await (await self._reopened()).delete(entry_id)
 
+    async def delete_if_current(self, entry):
+        return await (await self._reopened()).delete_if_current(entry)
+
     async def flush(self, partition=None):
         return await (await self._reopened()).flush(partition)
 

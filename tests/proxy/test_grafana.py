@@ -10,6 +10,10 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from semcache import SemanticCache
+from semcache.testing import HashingTestEmbedder
+from semcache.verify.judge import GreyZoneVerifier
+from semcache_proxy import create_semantic_cache_proxy_app
 from tests.proxy.conftest import make_proxy
 from tests.support.servers import serve_asgi
 
@@ -32,8 +36,24 @@ def expressions(node: Any) -> list[str]:
     return []
 
 
-def exported_series(upstream: str) -> set[str]:
-    with serve_asgi(make_proxy(upstream)) as url:
+class SilentJudge:
+    """A grey-zone judge with no opinion: a proxy with a judge exports its metrics."""
+
+    async def same_answer(self, query: str, candidate: str) -> bool | None:
+        return None
+
+    async def aclose(self) -> None:
+        pass
+
+
+def judged_proxy(upstream: str) -> Any:
+    verifier = GreyZoneVerifier(None, SilentJudge())
+    cache = SemanticCache(embedder=HashingTestEmbedder(), threshold=0.8, verifier=verifier)
+    return create_semantic_cache_proxy_app(upstream, cache)
+
+
+def exported_series(app: Any) -> set[str]:
+    with serve_asgi(app) as url:
         text = httpx.get(f"{url}/metrics").text
     names = set()
     for family in text_string_to_metric_families(text):
@@ -47,7 +67,9 @@ def test_every_metric_a_panel_queries_is_exported(upstream: str) -> None:
     queries = expressions(board["panels"])
     assert len(queries) >= 15
     used = {name for q in queries for name in re.findall(r"\bsemcache_[a-z0-9_]+", q)}
-    exported = exported_series(upstream)
+    # A proxy as configured by default, and one with a grey-zone judge (its own metrics).
+    exported = exported_series(make_proxy(upstream)) | exported_series(judged_proxy(upstream))
+    assert "semcache_judge_over_lookup_cap_total" in exported
     assert used - exported == set()
     # Each panel has a query, and every exported family is on some panel.
     assert all(expressions(panel) for panel in board["panels"])

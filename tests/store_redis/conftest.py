@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from semcache_store_redis import RedisResponseStore
+from tests.support.interleaved import RedisReadThenInterleaved
 from tests.support.redis_servers import RedisServer, delete_prefix, random_prefix, redis_cluster
 
 
@@ -36,6 +37,28 @@ async def cluster_store(cluster_uri: str) -> AsyncIterator[RedisResponseStore]:
     yield store
     await store.aclose()
     delete_prefix(cluster_uri, prefix)
+
+
+@pytest.fixture(params=["single", "cluster"])
+def redis_uri(request: pytest.FixtureRequest) -> str:
+    """The shared Redis, then the private cluster: a test runs on both."""
+    name = "shared_redis" if request.param == "single" else "cluster_uri"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+async def two_clients(
+    redis_uri: str,
+) -> AsyncIterator[tuple[RedisReadThenInterleaved, RedisResponseStore]]:
+    """Two clients of one store (a key prefix of their own), as two processes have: the
+    first can be interleaved."""
+    prefix = random_prefix()
+    mine = RedisReadThenInterleaved(redis_uri, prefix=prefix, model_id="test", dimension=8)
+    theirs = RedisResponseStore(redis_uri, prefix=prefix, model_id="test", dimension=8)
+    yield mine, theirs
+    await mine.aclose()
+    await theirs.aclose()
+    delete_prefix(redis_uri, prefix)
 
 
 @pytest.fixture

@@ -1,24 +1,36 @@
-"""A Redis response store that lets another writer in between the read and the write of
-its conditional metadata write (``replace_metadata``), where another process's write
-can land."""
+"""Stores that let another writer in where another process's write can land: between
+the read and the write of a response store's conditional writes (``replace_metadata``,
+``delete_if_current``), right after the cache read an entry to decide on it, or just
+before a vector is deleted."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from semcache.stores import MemoryResponseStore, MemoryVectorStore
+from semcache.types import Entry
 from semcache_store_redis import RedisResponseStore
 from tests.support.pausing import Pausing
 
-__all__ = ["Interleaved"]
+__all__ = [
+    "Interleaved",
+    "ReadThenInterleaved",
+    "RedisReadThenInterleaved",
+    "VectorDeleteInterleaved",
+]
+
+# The scripts that write only over what was read (see RedisResponseStore).
+_CONDITIONAL = frozenset({"swap", "drop"})
 
 
 class Interleaved(Pausing, RedisResponseStore):
-    """Runs :attr:`between` once, after its next ``replace_metadata`` has read the entry
-    and before the script writes it."""
+    """Runs :attr:`between` once, after its next conditional write (``replace_metadata``
+    or ``delete_if_current``) has read the entry and before the script writes it."""
 
     def _script(self, name: str) -> Any:
         script = super()._script(name)
-        between = self.take_between() if name == "swap" else None
+        between = self.take_between() if name in _CONDITIONAL else None
         if between is None:
             return script
 
@@ -27,3 +39,38 @@ class Interleaved(Pausing, RedisResponseStore):
             return await script(**kwargs)
 
         return run
+
+
+class _AfterRead:
+    """Runs :attr:`after_read` once, right after the next ``get`` has read the entry
+    and before its caller sees it (what the cache decides on is then out of date)."""
+
+    after_read: Callable[[], Awaitable[Any]] | None = None
+
+    async def get(self, entry_id: str) -> Entry | None:
+        entry = await super().get(entry_id)  # type: ignore[misc]
+        after_read, self.after_read = self.after_read, None
+        if after_read is not None:
+            await after_read()
+        return entry
+
+
+class ReadThenInterleaved(_AfterRead, MemoryResponseStore):
+    """The embedded store, with :attr:`after_read`."""
+
+
+class RedisReadThenInterleaved(_AfterRead, Interleaved):
+    """The Redis store, with :attr:`after_read` and :attr:`Interleaved.between`."""
+
+
+class VectorDeleteInterleaved(MemoryVectorStore):
+    """The embedded vector store: runs :attr:`before_delete` once, just before its next
+    ``delete`` (after the cache has decided which entry's vector goes)."""
+
+    before_delete: Callable[[], Awaitable[Any]] | None = None
+
+    async def delete(self, entry_ids: Sequence[str]) -> None:
+        before_delete, self.before_delete = self.before_delete, None
+        if before_delete is not None:
+            await before_delete()
+        await super().delete(entry_ids)

@@ -28,6 +28,7 @@ from semcache.embedder import (
 )
 from semcache.errors import UnsupportedOperationError
 from semcache.protocols import (
+    ConditionalDelete,
     ConditionalMetadata,
     Embedder,
     PartitionIndex,
@@ -68,9 +69,9 @@ _SHED_SHARE = 0.75
 """By default a lookup sheds its embedding when the vector is expected later than this
 share of what is left of its budget (the rest is for the search and the estimate's error)."""
 _AUDIT_STUCK = 3
-"""Conditional audit writes refused in a row while the entry did not change (a store that
-cannot write it) before the outcome is dropped. Refusals because other outcomes landed
-first are retried within the call's budget."""
+"""Conditional audit writes (or evictions) refused in a row while the entry did not
+change (a store that cannot write it) before the outcome (or report) is dropped.
+Refusals because other outcomes landed first are retried."""
 _LAG_SHARE = 0.25
 """A call that ran out of time while the event loop lagged by this share of the call's
 budget or more is not held against its component: the delay was the process's own."""
@@ -771,24 +772,60 @@ class SemanticCache:
 
         ``version`` is the answer that was served (:attr:`Hit.version`, the
         ``X-Semcache-Entry-Version`` header): when the entry holds another answer by now,
-        the report is about an answer no longer served and the entry is left as it is.
-        Without it the report applies to whatever the entry holds. True when the entry
-        existed (with ``version``: and still held that answer).
+        the report is about an answer no longer served and the entry is left as it is,
+        also when that answer is stored while the eviction runs (the store deletes only
+        the entry it read: :class:`~semcache.protocols.ConditionalDelete`). Without it
+        the report applies to whatever the entry holds. True when the entry existed (with
+        ``version``: and still held that answer).
         """
         self.counters["wrong_hit_reports"] += 1
         if evict:
             if version is not None:
-                await self._ready()
-                responses, _ = self._stores()
-                current = await responses.get(entry_id)
-                # Checked, then deleted: a new answer stored in between is evicted too
-                # (one more upstream call, never a wrong answer).
-                if current is None or current.version != version:
-                    return False
+                return await self._evict_answer(entry_id, version)
             return await self.delete(entry_id)
         if similarity is not None:
             return await self.record_audit(entry_id, similarity, False, version=version) is not None
         return await self._update_audit(entry_id, AuditState.quarantine, version) is not None
+
+    async def _evict_answer(self, entry_id: str, version: str) -> bool:
+        """Delete ``entry_id`` only while it holds the answer ``version``: a new answer
+        stored at any moment of the eviction, by any process, is kept whole."""
+        await self._ready()
+        responses, vectors = self._stores()
+        read = await responses.get(entry_id)
+        stuck = 0
+        while True:
+            if read is None or read.version != version:
+                return False  # gone, or a new answer this report says nothing about
+            if await self._delete_if_current(responses, read):
+                break
+            # Refused: the entry changed since it was read. Audit outcomes written to the
+            # same answer are retried; refused with nothing changed is a store that
+            # cannot delete it, which no retry mends.
+            fresh = await responses.get(entry_id)
+            stuck = stuck + 1 if fresh == read else 0
+            if stuck >= _AUDIT_STUCK:
+                log.debug("semcache: answer of %s not evicted by the store", entry_id)
+                return False
+            read = fresh
+        # Only now that the payload is gone: its vector, unless a new answer took its
+        # place meanwhile (vectors are keyed by entry id).
+        try:
+            await self._drop_vector(responses, vectors, read)
+        except _Skipped:  # a vector left without its payload is a miss, dropped when met
+            log.debug("semcache: vector of the evicted answer of %s left", entry_id)
+        return True
+
+    async def _delete_if_current(self, responses: ResponseStore, entry: Entry) -> bool:
+        """Delete ``entry`` only if the store still holds ``entry``."""
+        if isinstance(responses, ConditionalDelete):
+            return await responses.delete_if_current(entry)
+        # A store without the conditional delete (ConditionalDelete): read again, and
+        # delete only what was read. A new answer landing between the two calls is evicted.
+        current = await responses.get(entry.entry_id)
+        if current is None or current != entry:
+            return False
+        return await responses.delete(entry.entry_id)
 
     async def _update_audit(
         self,
@@ -834,8 +871,9 @@ class SemanticCache:
     async def _drop_vector(
         self, responses: ResponseStore, vectors: VectorStore, quarantined: Entry
     ) -> None:
-        """Delete a quarantined answer's vector (no vector, no semantic hit: what a lookup
-        never finds costs nothing), but not that of a new answer stored meanwhile.
+        """Delete a quarantined or evicted answer's vector (no vector, no semantic hit:
+        what a lookup never finds costs nothing), but not that of a new answer stored
+        meanwhile.
 
         Vectors are keyed by entry id, so the delete cannot tell the two apart. A store
         writes the payload before the vector; so a new answer whose vector this delete

@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 from semcache.types import Entry, Matrix, Vector, VectorMatch
 
 __all__ = [
+    "ConditionalDelete",
     "ConditionalMetadata",
     "Embedder",
     "ExactAliases",
@@ -182,6 +183,34 @@ class ConditionalMetadata(Protocol):
         store. A missing or expired entry is never recreated, and one that changed since
         it was read is left as it is (the caller reads it again). Everything else is
         kept: payload, expiry, exact key, aliases.
+        """
+        ...
+
+
+@runtime_checkable
+class ConditionalDelete(Protocol):
+    """Optional for a :class:`ResponseStore`: a delete that applies only to the version
+    of the entry it was decided on.
+
+    The cache evicts an answer reported wrong (:meth:`SemanticCache.report_wrong_hit
+    <semcache.SemanticCache.report_wrong_hit>` with the answer's version) only while the
+    entry still holds that answer. Between reading the entry and deleting it, the entry
+    may be stored again with a new answer, by this process or another one sharing the
+    store; a plain :meth:`ResponseStore.delete` would then evict the new answer. A store
+    without this method still works: the cache reads the entry again just before its
+    ``delete`` and deletes only when nothing changed, which narrows the window to one
+    round trip but cannot close it.
+    """
+
+    async def delete_if_current(self, entry: Entry) -> bool:
+        """Delete the stored entry ``entry.entry_id`` (payload, exact key, aliases), only
+        while it is still ``entry`` (equal to it, as :meth:`ResponseStore.get` returned
+        it). True when deleted.
+
+        Atomic against every other write to the entry, in every process sharing the
+        store. A missing or expired entry, or one that changed since it was read (a new
+        answer, or new metadata), is left as it is and False returned: the caller reads
+        it again. Nothing of the entry is removed unless its payload is.
         """
         ...
 

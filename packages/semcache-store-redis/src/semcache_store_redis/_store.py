@@ -138,6 +138,16 @@ redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 return 1
 """
 
+# An entry deleted only while it is the very blob it was read as (same SHA-1); one key,
+# so it runs on Redis Cluster as it does on a single server.
+# KEYS: entry key; ARGV: SHA-1 of the blob read.
+_DROP = """
+local blob = redis.call('GET', KEYS[1])
+if not blob or redis.sha1hex(blob) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
 # Record that a partition carries one tag (model, path, tenant, credential), for
 # partitions_where. Members are partitions, scored by their latest entry's deadline.
 # KEYS: tag key; ARGV: partition, deadline ms ('' = none), now ms.
@@ -385,12 +395,10 @@ class RedisResponseStore:
         return bool(added)
 
     async def replace_metadata(self, entry: Entry, metadata: Mapping[str, Any]) -> bool:
-        client = await self._connect()
-        key = self._entry_key(entry.entry_id)
-        blob = await client.get(key)
-        current = self._decode(blob)
-        if current is None or current != entry or not isinstance(blob, bytes):
+        read = await self._read_as(entry)
+        if read is None:
             return False  # gone, expired, or changed since it was read
+        current, blob = read
         metadata = dict(metadata)
         new_tags = set(entry_tags(metadata)) - set(entry_tags(current.metadata))
         if new_tags:  # indexed first, as set() does: partitions_where finds the entry
@@ -402,9 +410,22 @@ class RedisResponseStore:
                 )
         # The script compares the stored bytes with those decoded above: a write that
         # landed in between (from any process) wins, and this one is refused.
-        digest = hashlib.sha1(blob, usedforsecurity=False).hexdigest()
         new = encode_entry(replace(current, metadata=metadata))
-        return bool(await self._script("swap")(keys=[key], args=[digest, new]))
+        key = self._entry_key(entry.entry_id)
+        return bool(await self._script("swap")(keys=[key], args=[_sha1(blob), new]))
+
+    async def delete_if_current(self, entry: Entry) -> bool:
+        read = await self._read_as(entry)
+        if read is None:
+            return False  # gone, expired, or changed since it was read
+        current, blob = read
+        # As in replace_metadata: a write that landed since the read (a new answer, from
+        # any process) makes the script refuse, and the entry is kept whole.
+        key = self._entry_key(entry.entry_id)
+        if not await self._script("drop")(keys=[key], args=[_sha1(blob)]):
+            return False
+        await self._unindex(current)  # only once the payload is gone
+        return True
 
     async def delete(self, entry_id: str) -> bool:
         client = await self._connect()
@@ -485,6 +506,7 @@ class RedisResponseStore:
                     "alias": self._client.register_script(_ALIAS),
                     "exact": self._client.register_script(_EXACT),
                     "swap": self._client.register_script(_SWAP),
+                    "drop": self._client.register_script(_DROP),
                 }
             return self._client
 
@@ -520,6 +542,15 @@ class RedisResponseStore:
 
     def _script(self, name: str) -> Any:
         return self._scripts[name]
+
+    async def _read_as(self, entry: Entry) -> tuple[Entry, bytes] | None:
+        """The stored entry and its bytes, while it is still ``entry`` (None otherwise)."""
+        client = await self._connect()
+        blob = await client.get(self._entry_key(entry.entry_id))
+        current = self._decode(blob)
+        if current is None or current != entry or not isinstance(blob, bytes):
+            return None
+        return current, blob
 
     async def _unindex(self, entry: Entry, *, own: bool = True) -> None:
         """Drop the entry's aliases, and (``own``) its exact key and membership."""
@@ -573,6 +604,11 @@ class RedisResponseStore:
         if check_expiry and entry.expires_at is not None and entry.expires_at <= time.time():
             return None
         return entry
+
+
+def _sha1(blob: bytes) -> str:
+    """What the conditional scripts compare the stored bytes with (``redis.sha1hex``)."""
+    return hashlib.sha1(blob, usedforsecurity=False).hexdigest()
 
 
 async def _close_quietly(client: Redis | RedisCluster) -> None:

@@ -194,6 +194,16 @@ class MemoryResponseStore:
         self._drop(entry_id)
         return True
 
+    async def delete_if_current(self, entry: Entry) -> bool:
+        # No await between the comparison and the drop: atomic on the event loop.
+        if self._persisted_closed:
+            return False  # the delete would not reach the file: the entry would come back
+        current = self._entries.get(entry.entry_id)
+        if current is None or current != entry:
+            return False  # gone, or changed since it was read: a new answer is kept
+        self._drop(current.entry_id)
+        return current.expires_at is None or current.expires_at > time.time()
+
     async def flush(self, partition: str | None = None) -> int:
         doomed = [
             e.entry_id

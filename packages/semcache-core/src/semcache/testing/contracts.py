@@ -17,12 +17,19 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from semcache.embedder import normalize_rows
-from semcache.protocols import ConditionalMetadata, ExactAliases, PartitionIndex
+from semcache.protocols import (
+    ConditionalDelete,
+    ConditionalMetadata,
+    ExactAliases,
+    PartitionIndex,
+)
 from semcache.tags import credential_tag, tenant_tag
 from semcache.types import Entry
 
@@ -138,6 +145,14 @@ class VectorStoreContract:
         await vector_store.ping()
 
 
+def _skip_unless(response_store: Any, protocol: type, lacking: str) -> None:
+    """Skip the calling test unless the store has the optional ``protocol``'s methods."""
+    if not isinstance(response_store, protocol):
+        import pytest  # only ever run under pytest
+
+        pytest.skip(f"optional: the store {lacking}")
+
+
 def _entry(partition: str = "p", query: str | None = None, **kw: Any) -> Entry:
     entry_id = kw.pop("entry_id", uuid.uuid4().hex)
     return Entry(
@@ -149,6 +164,36 @@ def _entry(partition: str = "p", query: str | None = None, **kw: Any) -> Entry:
         created_at=time.time(),
         **kw,
     )
+
+
+async def _stored(response_store: Any, entry: Entry, ttl: int | None = None) -> Entry:
+    """Store ``entry``; return it as the store reads it back (what a caller compares)."""
+    await response_store.set(entry, ttl)
+    read: Entry | None = await response_store.get(entry.entry_id)
+    assert read is not None
+    return read
+
+
+async def _stored_again(response_store: Any, entry: Entry) -> Entry:
+    """A new answer stored under ``entry``'s id, as a refresh of the same request does."""
+    newer = _entry(entry_id=entry.entry_id, query=entry.query, payload=b"newer")
+    await response_store.set(newer, None)
+    return newer
+
+
+async def _aliases_go_with(response_store: Any, remove: Callable[[Entry], Awaitable[bool]]) -> None:
+    """``remove`` (a delete) of an entry with aliases takes them along, for good."""
+    e = _entry()
+    await response_store.set(e, None)
+    await response_store.add_alias("p", "first paraphrase", e)
+    await response_store.add_alias("p", "second paraphrase", e)
+    assert await remove(e) is True
+    for text in ("first paraphrase", "second paraphrase"):
+        assert await response_store.get_exact("p", text) is None
+        assert await response_store.get_exact_entry("p", text) is None
+    # The same id stored again has no aliases left over.
+    await response_store.set(e, None)
+    assert await response_store.get_exact("p", "first paraphrase") is None
 
 
 class ResponseStoreContract:
@@ -206,11 +251,7 @@ class ResponseStoreContract:
         assert await response_store.get_exact("p", "x" * 20_000) == e.entry_id
 
     async def test_partitions_where(self, response_store: Any) -> None:
-        indexed = isinstance(response_store, PartitionIndex)  # no narrowing: it is a store
-        if not indexed:
-            import pytest  # only ever run under pytest
-
-            pytest.skip("optional: the store keeps no partition index")
+        _skip_unless(response_store, PartitionIndex, "keeps no partition index")
         alice = credential_tag("Bearer sk-alice")
         await response_store.set(
             _entry("p1", metadata={"model": "m1", "path": "/a", "credential": [alice]}), None
@@ -236,10 +277,7 @@ class ResponseStoreContract:
 
     @staticmethod
     def _aliases(response_store: Any) -> None:
-        if not isinstance(response_store, ExactAliases):
-            import pytest  # only ever run under pytest
-
-            pytest.skip("optional: the store keeps no aliases")
+        _skip_unless(response_store, ExactAliases, "keeps no aliases")
 
     async def test_get_exact_entry(self, response_store: Any) -> None:
         self._aliases(response_store)
@@ -307,25 +345,14 @@ class ResponseStoreContract:
 
     async def test_delete_removes_aliases(self, response_store: Any) -> None:
         self._aliases(response_store)
-        e = _entry()
-        await response_store.set(e, None)
-        await response_store.add_alias("p", "first paraphrase", e)
-        await response_store.add_alias("p", "second paraphrase", e)
-        assert await response_store.delete(e.entry_id) is True
-        for text in ("first paraphrase", "second paraphrase"):
-            assert await response_store.get_exact("p", text) is None
-            assert await response_store.get_exact_entry("p", text) is None
-        # The same id stored again has no aliases left over.
-        await response_store.set(e, None)
-        assert await response_store.get_exact("p", "first paraphrase") is None
+        await _aliases_go_with(response_store, lambda e: response_store.delete(e.entry_id))
 
     async def test_replacing_an_entry_drops_its_aliases(self, response_store: Any) -> None:
         self._aliases(response_store)
         e = _entry()
         await response_store.set(e, None)
         await response_store.add_alias("p", "a paraphrase", e)
-        newer = _entry(entry_id=e.entry_id, query=e.query, payload=b"newer")
-        await response_store.set(newer, None)
+        newer = await _stored_again(response_store, e)
         assert await response_store.get_exact("p", "a paraphrase") is None
         assert await response_store.get_exact_entry("p", e.query) == newer
 
@@ -360,16 +387,12 @@ class ResponseStoreContract:
 
     @staticmethod
     def _conditional(response_store: Any) -> None:
-        if not isinstance(response_store, ConditionalMetadata):
-            import pytest  # only ever run under pytest
-
-            pytest.skip("optional: the store has no conditional metadata write")
+        _skip_unless(response_store, ConditionalMetadata, "has no conditional metadata write")
 
     async def test_replace_metadata_of_the_version_read(self, response_store: Any) -> None:
         self._conditional(response_store)
         e = _entry(expires_at=time.time() + 600)
-        await response_store.set(e, 600)
-        read = await response_store.get(e.entry_id)
+        read = await _stored(response_store, e, 600)
         assert await response_store.replace_metadata(read, {"status": 200, "seen": [1]})
         got = await response_store.get(e.entry_id)
         assert got is not None and got.metadata == {"status": 200, "seen": [1]}
@@ -386,8 +409,7 @@ class ResponseStoreContract:
     ) -> None:
         self._conditional(response_store)
         e = _entry()
-        await response_store.set(e, None)
-        read = await response_store.get(e.entry_id)
+        read = await _stored(response_store, e)
         assert await response_store.replace_metadata(read, {"n": 1}) is True
         # ``read`` is now out of date: a second writer that read it must read again.
         assert await response_store.replace_metadata(read, {"n": 2}) is False
@@ -401,8 +423,7 @@ class ResponseStoreContract:
     ) -> None:
         self._conditional(response_store)
         e = _entry()
-        await response_store.set(e, None)
-        read = await response_store.get(e.entry_id)
+        read = await _stored(response_store, e)
         assert await response_store.delete(e.entry_id)
         assert await response_store.replace_metadata(read, {"n": 1}) is False
         assert await response_store.get(e.entry_id) is None
@@ -419,10 +440,8 @@ class ResponseStoreContract:
     async def test_replace_metadata_keeps_a_new_answer(self, response_store: Any) -> None:
         self._conditional(response_store)
         e = _entry()
-        await response_store.set(e, None)
-        read = await response_store.get(e.entry_id)
-        newer = _entry(entry_id=e.entry_id, query=e.query, payload=b"newer")
-        await response_store.set(newer, None)
+        read = await _stored(response_store, e)
+        newer = await _stored_again(response_store, e)
         assert await response_store.replace_metadata(read, {"n": 1}) is False
         assert await response_store.get(e.entry_id) == newer
 
@@ -438,14 +457,86 @@ class ResponseStoreContract:
 
     async def test_replace_metadata_indexes_new_partition_tags(self, response_store: Any) -> None:
         self._conditional(response_store)
-        indexed = isinstance(response_store, PartitionIndex)  # no narrowing: it is a store
-        if not indexed:
-            import pytest  # only ever run under pytest
-
-            pytest.skip("optional: the store keeps no partition index")
+        _skip_unless(response_store, PartitionIndex, "keeps no partition index")
         e = _entry("p1", metadata={"model": "m1"}, expires_at=time.time() + 600)
         await response_store.set(e, 600)
         tenant = tenant_tag("acme")
         assert await response_store.replace_metadata(e, {"model": "m1", "tenant": [tenant]})
         assert await response_store.partitions_where([("tenant", tenant)]) == ["p1"]
         assert await response_store.partitions_where([("model", "m1")]) == ["p1"]
+
+    # -- optional: conditional deletes (ConditionalDelete) -----------------------
+
+    @staticmethod
+    def _conditional_delete(response_store: Any) -> None:
+        _skip_unless(response_store, ConditionalDelete, "has no conditional delete")
+
+    async def test_delete_if_current_of_the_version_read(self, response_store: Any) -> None:
+        self._conditional_delete(response_store)
+        e = _entry(expires_at=time.time() + 600)
+        read = await _stored(response_store, e, 600)
+        assert await response_store.delete_if_current(read) is True
+        assert await response_store.get(e.entry_id) is None
+        assert await response_store.get_exact("p", e.query) is None
+        assert await response_store.count() == 0
+        assert await response_store.delete_if_current(read) is False  # already gone
+        assert await response_store.get(e.entry_id) is None
+
+    async def test_delete_if_current_keeps_a_new_answer(self, response_store: Any) -> None:
+        self._conditional_delete(response_store)
+        e = _entry()
+        read = await _stored(response_store, e)
+        newer = await _stored_again(response_store, e)
+        assert await response_store.delete_if_current(read) is False
+        assert await response_store.get(e.entry_id) == newer
+        assert await response_store.get_exact("p", e.query) == e.entry_id
+        assert await response_store.delete_if_current(newer) is True
+        assert await response_store.get(e.entry_id) is None
+
+    async def test_delete_if_current_of_changed_metadata_is_refused(
+        self, response_store: Any
+    ) -> None:
+        self._conditional_delete(response_store)
+        e = _entry(metadata={"status": 200})
+        read = await _stored(response_store, e)
+        # The same answer with new metadata (as audits write): the caller reads it again.
+        changed = replace(e, metadata={"status": 200, "n": 1})
+        await response_store.set(changed, None)
+        assert await response_store.delete_if_current(read) is False
+        fresh = await response_store.get(e.entry_id)
+        assert fresh == changed
+        assert await response_store.delete_if_current(fresh) is True
+        assert await response_store.count() == 0
+
+    async def test_delete_if_current_of_a_missing_or_expired_entry(
+        self, response_store: Any
+    ) -> None:
+        self._conditional_delete(response_store)
+        never = _entry()
+        assert await response_store.delete_if_current(never) is False
+        assert await response_store.get(never.entry_id) is None
+        e = _entry()
+        read = await _stored(response_store, e)
+        await response_store.flush("p")
+        assert await response_store.delete_if_current(read) is False
+        assert await response_store.count() == 0
+        gone = _entry(expires_at=time.time() - 1)
+        await response_store.set(gone, None)
+        assert await response_store.delete_if_current(gone) is False
+        assert await response_store.get(gone.entry_id) is None
+
+    async def test_delete_if_current_removes_aliases(self, response_store: Any) -> None:
+        self._conditional_delete(response_store)
+        self._aliases(response_store)
+        await _aliases_go_with(response_store, response_store.delete_if_current)
+
+    async def test_a_refused_delete_if_current_keeps_the_aliases(self, response_store: Any) -> None:
+        self._conditional_delete(response_store)
+        self._aliases(response_store)
+        e = _entry()
+        read = await _stored(response_store, e)
+        newer = await _stored_again(response_store, e)
+        assert await response_store.add_alias("p", "a paraphrase", newer) is True
+        assert await response_store.delete_if_current(read) is False
+        assert await response_store.get_exact_entry("p", "a paraphrase") == newer
+        assert await response_store.get_exact_entry("p", e.query) == newer
