@@ -4,8 +4,6 @@ write, on a single server and on Redis Cluster."""
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,45 +15,21 @@ from semcache.protocols import VectorStore
 from semcache.types import Entry
 from semcache_store_redis import RedisResponseStore
 from tests.support.caches import cache_over
+from tests.support.entries import an_entry
 from tests.support.interleaved import Interleaved
 from tests.support.pausing import PausingVectorStore
-from tests.support.redis_servers import delete_prefix, random_prefix
 
 pytestmark = pytest.mark.redis
 
 Q = "how do I reset my password on the website"
 
 
-def entry(**kw: Any) -> Entry:
-    values: dict[str, Any] = {
-        "entry_id": uuid.uuid4().hex,
-        "partition": "p",
-        "query": "what is the refund policy",
-        "payload": b"answer",
-        "metadata": {"status": 200},
-        "created_at": time.time(),
-        "expires_at": time.time() + 600,
-    }
-    values.update(kw)
-    return Entry(**values)
-
-
-@pytest.fixture(params=["single", "cluster"])
-def uri(request: pytest.FixtureRequest) -> str:
-    name = "shared_redis" if request.param == "single" else "cluster_uri"
-    return str(request.getfixturevalue(name))
-
-
 @pytest.fixture
-async def stores(uri: str) -> AsyncIterator[tuple[Interleaved, RedisResponseStore]]:
+def stores(
+    two_clients: tuple[Interleaved, RedisResponseStore],
+) -> tuple[Interleaved, RedisResponseStore]:
     """Two clients of one store, as two processes have: the first can be interleaved."""
-    prefix = random_prefix()
-    mine = Interleaved(uri, prefix=prefix, model_id="test", dimension=8)
-    theirs = RedisResponseStore(uri, prefix=prefix, model_id="test", dimension=8)
-    yield mine, theirs
-    await mine.aclose()
-    await theirs.aclose()
-    delete_prefix(uri, prefix)
+    return two_clients
 
 
 @pytest.fixture
@@ -64,7 +38,7 @@ async def stored(
 ) -> tuple[Interleaved, RedisResponseStore, Entry]:
     """The two clients, and an entry set through the first."""
     mine, theirs = stores
-    e = entry()
+    e = an_entry()
     await mine.set(e, 600)
     return mine, theirs, e
 
@@ -131,7 +105,7 @@ async def test_an_answer_stored_in_between_is_kept(
     stored: tuple[Interleaved, RedisResponseStore, Entry],
 ) -> None:
     mine, theirs, e = stored
-    newer = entry(entry_id=e.entry_id, payload=b"newer")
+    newer = an_entry(entry_id=e.entry_id, payload=b"newer")
 
     async def their_refresh() -> None:
         await theirs.set(newer, 600)

@@ -5,17 +5,14 @@ version check, on a single server and on Redis Cluster."""
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from semcache import SemanticCache
 from semcache.stores import MemoryVectorStore
-from semcache.types import Entry
 from semcache_store_redis import RedisResponseStore
+from tests.support.entries import an_entry
 from tests.support.interleaved import RedisReadThenInterleaved
 from tests.support.redis_servers import delete_prefix, random_prefix
 from tests.support.refreshed import (
@@ -32,21 +29,6 @@ pytestmark = pytest.mark.redis
 Clients = tuple[RedisReadThenInterleaved, RedisResponseStore]
 
 
-def stored_entry(**kw: Any) -> Entry:
-    return Entry(
-        **{
-            "entry_id": uuid.uuid4().hex,
-            "partition": "p",
-            "query": "what is the refund policy",
-            "payload": b"answer",
-            "metadata": {"status": 200},
-            "created_at": time.time(),
-            "expires_at": time.time() + 600,
-            **kw,
-        }
-    )
-
-
 async def keys_of(store: RedisResponseStore) -> list[str]:
     client = await store._connect()
     return sorted([k.decode() async for k in client.scan_iter(match=store.prefix + "*")])
@@ -56,9 +38,9 @@ async def test_a_new_answer_stored_between_the_read_and_the_delete_is_kept(
     two_clients: Clients,
 ) -> None:
     mine, theirs = two_clients
-    e = stored_entry()
+    e = an_entry()
     await theirs.set(e, 600)
-    newer = stored_entry(entry_id=e.entry_id, payload=b"newer")
+    newer = an_entry(entry_id=e.entry_id, payload=b"newer")
 
     async def refreshed() -> None:
         await theirs.set(newer, 600)
@@ -76,7 +58,7 @@ async def test_a_new_answer_stored_between_the_read_and_the_delete_is_kept(
 
 async def test_a_refused_delete_keeps_the_exact_key_and_aliases(two_clients: Clients) -> None:
     mine, theirs = two_clients
-    e = stored_entry()
+    e = an_entry()
     await theirs.set(e, 600)
     assert await theirs.add_alias("p", "a paraphrase", e)
 
@@ -93,7 +75,7 @@ async def test_a_refused_delete_keeps_the_exact_key_and_aliases(two_clients: Cli
 
 async def test_a_delete_landing_in_between_is_not_undone(two_clients: Clients) -> None:
     mine, theirs = two_clients
-    e = stored_entry()
+    e = an_entry()
     await theirs.set(e, 600)
 
     async def deleted() -> None:

@@ -8,6 +8,7 @@ another test folder.
   servers that fault tests may stop, pause and restart;
 - :mod:`.scenarios`: the HTTP scenarios every adapter runs, with their fake backend;
 - :mod:`.broken_caches`: caches that fail, for the adapters' failure tests;
+- :mod:`.entries`: a stored answer with every field set (``an_entry``);
 - :mod:`.caches`: a cache over a response store the test chose (``cache_over``);
 - :mod:`.pausing`, :mod:`.interleaved`: stores that stop once at a chosen point of their
   next call, so that a test can run another operation there (embedded; Redis).
