@@ -12,8 +12,9 @@ from semcache import SemanticCache
 from semcache.http import CachePlan, HttpCacheEngine, Replay, StoredResponse
 from semcache.protocols import ConditionalDelete
 from semcache.types import Entry
-from tests.support.interleaved import ReadThenInterleaved, VectorDeleteInterleaved
+from tests.support.interleaved import ReadThenInterleaved
 from tests.support.lacking import Lacking
+from tests.support.pausing import PausingVectorStore
 from tests.support.refreshed import (
     FAR,
     Q,
@@ -25,7 +26,7 @@ from tests.support.refreshed import (
 
 
 def cache_over(responses: object) -> SemanticCache:
-    return make_cache(responses, VectorDeleteInterleaved(256))
+    return make_cache(responses, PausingVectorStore(256))
 
 
 @pytest.fixture
@@ -75,13 +76,13 @@ async def test_a_refresh_between_the_delete_and_the_vector_delete_keeps_its_vect
 ) -> None:
     cache, _ = parts
     vectors = cache.vector_store
-    assert isinstance(vectors, VectorDeleteInterleaved)
+    assert isinstance(vectors, PausingVectorStore)
     entry, old = await served(cache)
 
     async def refreshed() -> None:  # payload and vector stored again, old one evicted
         assert await cache.store(Q, b"new answer", ttl=600) == entry
 
-    vectors.before_delete = refreshed
+    vectors.between = refreshed
     assert await cache.report_wrong_hit(entry, version=old) is True
     assert await vectors.count() == 1
     hit = await cache.lookup(FAR)

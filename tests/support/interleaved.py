@@ -1,14 +1,14 @@
 """Stores that let another writer in where another process's write can land: between
 the read and the write of a response store's conditional writes (``replace_metadata``,
-``delete_if_current``), right after the cache read an entry to decide on it, or just
-before a vector is deleted."""
+``delete_if_current``), or right after the cache read an entry to decide on it (a
+vector delete that pauses is :class:`tests.support.pausing.PausingVectorStore`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from semcache.stores import MemoryResponseStore, MemoryVectorStore
+from semcache.stores import MemoryResponseStore
 from semcache.types import Entry
 from semcache_store_redis import RedisResponseStore
 from tests.support.pausing import Pausing
@@ -17,7 +17,6 @@ __all__ = [
     "Interleaved",
     "ReadThenInterleaved",
     "RedisReadThenInterleaved",
-    "VectorDeleteInterleaved",
 ]
 
 # The scripts that write only over what was read (see RedisResponseStore).
@@ -61,16 +60,3 @@ class ReadThenInterleaved(_AfterRead, MemoryResponseStore):
 
 class RedisReadThenInterleaved(_AfterRead, Interleaved):
     """The Redis store, with :attr:`after_read` and :attr:`Interleaved.between`."""
-
-
-class VectorDeleteInterleaved(MemoryVectorStore):
-    """The embedded vector store: runs :attr:`before_delete` once, just before its next
-    ``delete`` (after the cache has decided which entry's vector goes)."""
-
-    before_delete: Callable[[], Awaitable[Any]] | None = None
-
-    async def delete(self, entry_ids: Sequence[str]) -> None:
-        before_delete, self.before_delete = self.before_delete, None
-        if before_delete is not None:
-            await before_delete()
-        await super().delete(entry_ids)
