@@ -16,7 +16,7 @@ from semcache.testing import FlakyStore
 from semcache.types import Entry
 from tests.support.caches import cache_over
 from tests.support.entries import an_entry
-from tests.support.pausing import Pausing, PausingVectorStore
+from tests.support.pausing import Pausing, PausingVectorStore, Step
 
 Report = Callable[[SemanticCache, Entry], Awaitable[bool | None]]
 
@@ -46,13 +46,15 @@ class SilentAt(Pausing, MemoryResponseStore):
     ``delete_if_current``) runs :attr:`between` before it answers: held, a store that
     took the call and went silent."""
 
+    between: Step | None = None
+
     def __init__(self, method: str) -> None:
         super().__init__()
         self.method = method
 
     async def _point(self, method: str) -> None:
         if method == self.method:
-            await self.run_between()
+            await self.run_step("between")
 
     async def get(self, entry_id: str) -> Entry | None:
         await self._point("get")

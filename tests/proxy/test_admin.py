@@ -117,10 +117,10 @@ def test_feedback_while_the_store_is_down_or_silent_is_a_503_within_the_budget(u
             async def silent() -> None:  # the store took the read and never answers
                 await asyncio.Event().wait()
 
-            inner.between = silent
+            inner.after_read = silent
         answer = client.post(f"{ADMIN}/feedback", json=report, headers=AUTH)
         _error(answer, 503, "cache_unavailable")
-        assert inner.between is None  # a silent store was called, and given up on
+        assert inner.after_read is None  # a silent store was called, and given up on
         flaky.down = False
         # Nothing was evicted; the report sent again is.
         assert (
