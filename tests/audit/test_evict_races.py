@@ -12,9 +12,8 @@ from semcache import SemanticCache
 from semcache.http import CachePlan, HttpCacheEngine, Replay, StoredResponse
 from semcache.protocols import ConditionalDelete
 from semcache.types import Entry
-from tests.support.interleaved import ReadThenInterleaved
 from tests.support.lacking import Lacking
-from tests.support.pausing import PausingVectorStore
+from tests.support.pausing import PausingResponseStore, PausingVectorStore
 from tests.support.refreshed import (
     FAR,
     Q,
@@ -30,8 +29,8 @@ def cache_over(responses: object) -> SemanticCache:
 
 
 @pytest.fixture
-async def parts() -> AsyncIterator[tuple[SemanticCache, ReadThenInterleaved]]:
-    store = ReadThenInterleaved()
+async def parts() -> AsyncIterator[tuple[SemanticCache, PausingResponseStore]]:
+    store = PausingResponseStore()
     cache = cache_over(store)
     await cache.start()
     yield cache, store
@@ -39,7 +38,7 @@ async def parts() -> AsyncIterator[tuple[SemanticCache, ReadThenInterleaved]]:
 
 
 async def test_a_refresh_between_the_version_check_and_the_delete_keeps_the_new_answer(
-    parts: tuple[SemanticCache, ReadThenInterleaved],
+    parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
     cache, store = parts
     assert isinstance(store, ConditionalDelete)
@@ -56,7 +55,7 @@ async def test_a_refresh_between_the_version_check_and_the_delete_keeps_the_new_
 
 
 async def test_audit_outcomes_landing_on_the_same_answer_do_not_stop_its_eviction(
-    parts: tuple[SemanticCache, ReadThenInterleaved],
+    parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
     cache, store = parts
     entry, old = await served(cache)
@@ -72,7 +71,7 @@ async def test_audit_outcomes_landing_on_the_same_answer_do_not_stop_its_evictio
 
 
 async def test_a_refresh_between_the_delete_and_the_vector_delete_keeps_its_vector(
-    parts: tuple[SemanticCache, ReadThenInterleaved],
+    parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
     cache, _ = parts
     vectors = cache.vector_store
@@ -90,7 +89,7 @@ async def test_a_refresh_between_the_delete_and_the_vector_delete_keeps_its_vect
 
 
 async def test_a_store_without_conditional_deletes_reads_again_before_deleting() -> None:
-    store = ReadThenInterleaved()
+    store = PausingResponseStore()
     cache = cache_over(Lacking(store, "delete_if_current"))
     await cache.start()
     try:
@@ -108,7 +107,7 @@ async def test_a_store_without_conditional_deletes_reads_again_before_deleting()
 
 
 async def test_a_store_that_refuses_an_unchanged_entry_is_not_retried_forever() -> None:
-    class Refusing(ReadThenInterleaved):
+    class Refusing(PausingResponseStore):
         refused = 0
 
         async def delete_if_current(self, entry: Entry) -> bool:
@@ -133,7 +132,7 @@ JSON = (("content-type", "application/json"),)
 
 
 async def test_feedback_through_the_auditor_keeps_an_answer_stored_meanwhile(
-    parts: tuple[SemanticCache, ReadThenInterleaved],
+    parts: tuple[SemanticCache, PausingResponseStore],
 ) -> None:
     cache, store = parts
     engine = HttpCacheEngine(cache)

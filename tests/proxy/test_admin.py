@@ -3,6 +3,8 @@ operator knows (path, model, tenant, credential), and partitions by the raw path
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -11,6 +13,7 @@ from semcache.stores.memory_responses import MemoryResponseStore
 from semcache.stores.memory_vectors import MemoryVectorStore
 from semcache.testing import FlakyStore, HashingTestEmbedder
 from semcache_proxy import create_semantic_cache_proxy_app
+from tests.support.pausing import PausingResponseStore
 from tests.support.servers import serve_asgi
 
 from .conftest import make_proxy
@@ -25,7 +28,9 @@ def chat(question: str, model: str = "gpt-4o-mini") -> dict[str, object]:
     return {"model": model, "messages": [{"role": "user", "content": question}]}
 
 
-def _flaky_proxy(upstream: str, response_store: object) -> tuple[object, SemanticCache]:
+def _flaky_proxy(
+    upstream: str, response_store: object, **settings: object
+) -> tuple[object, SemanticCache]:
     embedder = HashingTestEmbedder()
     cache = SemanticCache(
         embedder=embedder,
@@ -34,6 +39,7 @@ def _flaky_proxy(upstream: str, response_store: object) -> tuple[object, Semanti
         threshold=0.8,
         verifier=None,
         admin_token="s3cret",
+        **settings,
     )
     return create_semantic_cache_proxy_app(upstream, cache), cache
 
@@ -87,6 +93,44 @@ def test_admin_errors_are_json_and_a_failing_store_is_a_503_never_a_500(upstream
         _error(client.get(f"{ADMIN}/stats", headers=AUTH), 503, "cache_unavailable")
         app.metrics.export = lambda: 1 / 0  # type: ignore[attr-defined]
         _error(client.get("/metrics"), 503, "cache_unavailable")
+
+
+@pytest.mark.parametrize("store_is", ["down", "silent"])
+def test_feedback_while_the_store_is_down_or_silent_is_a_503_within_the_budget(upstream, store_is):
+    # Not a 404: the answer may still be served, and the report is to be sent again.
+    inner = PausingResponseStore()
+    flaky = FlakyStore(inner)
+    # The store's own timeout is a minute: only the lookup budget ends a silent call.
+    app, _ = _flaky_proxy(upstream, flaky, lookup_timeout_ms=1000, store_timeout_ms=60_000)
+    with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=20) as client:
+        client.post(CHAT, json=chat("what is a semantic cache"))
+        hit = client.post(CHAT, json=chat("what is a semantic cache"))
+        assert hit.headers["x-semcache"] == "hit"
+        report = {
+            "entry": hit.headers["x-semcache-entry"],
+            "version": hit.headers["x-semcache-entry-version"],
+        }
+        if store_is == "down":
+            flaky.down = True
+        else:
+
+            async def silent() -> None:  # the store took the read and never answers
+                await asyncio.Event().wait()
+
+            inner.after_read = silent
+        answer = client.post(f"{ADMIN}/feedback", json=report, headers=AUTH)
+        _error(answer, 503, "cache_unavailable")
+        assert inner.after_read is None  # a silent store was called, and given up on
+        flaky.down = False
+        # Nothing was evicted; the report sent again is.
+        assert (
+            client.post(CHAT, json=chat("what is a semantic cache")).headers["x-semcache"] == "hit"
+        )
+        again = client.post(f"{ADMIN}/feedback", json=report, headers=AUTH)
+        assert again.status_code == 200 and again.json()["evicted"] is True
+        assert (
+            client.post(CHAT, json=chat("what is a semantic cache")).headers["x-semcache"] == "miss"
+        )
 
 
 class _NoIndex:

@@ -1,29 +1,34 @@
 """Stores that stop once at a chosen point of their next call, so that a test can run
 another operation there: what a network store's late reply, or another process's write
-landing in between, lets happen."""
+landing in between, lets happen.
+
+A point is an attribute holding the test's step (:data:`Step`): ``after_read`` once a
+response store's ``get`` has read the entry, ``between`` in the middle of a call (a vector
+delete, a Redis script: :mod:`tests.support.interleaved`). Each runs once, then is cleared."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from semcache.stores import MemoryResponseStore, MemoryVectorStore
 from semcache.types import Entry
 
-__all__ = ["Pausing", "PausingResponseStore", "PausingVectorStore", "Step"]
+__all__ = ["Pausing", "PausingReads", "PausingResponseStore", "PausingVectorStore", "Step"]
 
 Step = Callable[[], Awaitable[Any]]
 """What a test runs at the store's point."""
 
 
 class Pausing:
-    """Runs :attr:`between` once, at the point of its next call that the store names."""
+    """Runs the step at a point once, when its next call reaches that point."""
 
-    between: Step | None = None
+    point: ClassVar[str] = "between"
+    """The point :meth:`pause_next` holds unless told another: the store's own."""
 
-    def pause_next(self) -> tuple[asyncio.Event, asyncio.Event]:
-        """``(entered, release)``: set when the next call has reached its point; set to
+    def pause_next(self, point: str | None = None) -> tuple[asyncio.Event, asyncio.Event]:
+        """``(entered, release)``: set when the next call has reached ``point``; set to
         let it go on."""
         entered, release = asyncio.Event(), asyncio.Event()
 
@@ -31,34 +36,45 @@ class Pausing:
             entered.set()
             await release.wait()
 
-        self.between = hold
+        setattr(self, point or self.point, hold)
         return entered, release
 
-    def take_between(self) -> Step | None:
-        """What the call at its point runs; cleared, so that it runs once."""
-        step, self.between = self.between, None
+    def take_step(self, point: str) -> Step | None:
+        """What the call at ``point`` runs; cleared, so that it runs once."""
+        step: Step | None = getattr(self, point)
+        setattr(self, point, None)
         return step
 
-    async def run_between(self) -> None:
-        step = self.take_between()
+    async def run_step(self, point: str) -> None:
+        step = self.take_step(point)
         if step is not None:
             await step()
 
 
-class PausingResponseStore(Pausing, MemoryResponseStore):
-    """The embedded store, whose next ``get`` runs :attr:`between` once it has read (as a
-    network store's reply can be late)."""
+class PausingReads(Pausing):
+    """A response store (this class first, the store's after it) whose next ``get`` runs
+    :attr:`after_read` once it has read the entry and before its caller sees it (as a
+    network store's reply can be late): what the caller decides on is then out of date."""
+
+    point = "after_read"
+    after_read: Step | None = None
 
     async def get(self, entry_id: str) -> Entry | None:
-        entry = await super().get(entry_id)
-        await self.run_between()
+        entry: Entry | None = await super().get(entry_id)  # type: ignore[misc]
+        await self.run_step("after_read")
         return entry
+
+
+class PausingResponseStore(PausingReads, MemoryResponseStore):
+    """The embedded store, with :attr:`PausingReads.after_read`."""
 
 
 class PausingVectorStore(Pausing, MemoryVectorStore):
     """The embedded vector index, whose next ``delete`` runs :attr:`between` before it
     deletes (also as an index that replicas share, as they share pgvector)."""
 
+    between: Step | None = None
+
     async def delete(self, entry_ids: Sequence[str]) -> None:
-        await self.run_between()
+        await self.run_step("between")
         await super().delete(entry_ids)

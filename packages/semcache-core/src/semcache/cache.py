@@ -763,7 +763,7 @@ class SemanticCache:
         similarity: float | None = None,
         evict: bool = True,
         version: str | None = None,
-    ) -> bool:
+    ) -> bool | None:
         """An application says the answer served from ``entry_id`` was wrong.
 
         ``evict`` (default): the entry is deleted; the question is asked upstream again
@@ -776,56 +776,129 @@ class SemanticCache:
         also when that answer is stored while the eviction runs (the store deletes only
         the entry it read: :class:`~semcache.protocols.ConditionalDelete`). Without it
         the report applies to whatever the entry holds. True when the entry existed (with
-        ``version``: and still held that answer).
+        ``version``: and still held that answer); False when it did not.
+
+        Within one lookup's time budget (``lookup_timeout_ms``). ``None`` (false too)
+        when a store failed or the budget ran out first: the report may not have been
+        applied, and may be sent again (never raises for that).
         """
         self.counters["wrong_hit_reports"] += 1
-        if evict:
-            if version is not None:
-                return await self._evict_answer(entry_id, version)
-            return await self.delete(entry_id)
-        if similarity is not None:
-            return await self.record_audit(entry_id, similarity, False, version=version) is not None
-        return await self._update_audit(entry_id, AuditState.quarantine, version) is not None
+        try:
+            if evict:
+                if version is not None:
+                    return await self._evict_answer(entry_id, version)
+                return await self._evict(entry_id)
+            if similarity is None:
+                taught = await self._update_audit(entry_id, AuditState.quarantine, version)
+            else:
+                bound = self.settings.group(AuditSettings).max_false_hit_rate
+                taught = await self._update_audit(
+                    entry_id, lambda state: state.add(similarity, False, bound), version
+                )
+            return taught is not None
+        except (_Skipped, TimeoutError) as exc:
+            log.debug("semcache: report on %s not applied (%s)", entry_id, exc or "out of time")
+        except Exception:
+            log.exception("semcache: report on %s failed; not applied", entry_id)
+        return None
+
+    async def _evict(self, entry_id: str) -> bool:
+        """Delete ``entry_id`` whatever it holds (payload, exact keys, vector) within one
+        lookup's time budget. Raises when the payload's delete fails or runs out of it."""
+        await self._ready()
+        responses, vectors = self._stores()
+        removed: bool | None = None
+        try:
+            async with self._whole_budget():
+                removed = await self._guard("response store", responses.delete(entry_id))
+                await self._guard("vector store", vectors.delete([entry_id]))
+        except (_Skipped, TimeoutError):
+            if removed is None:
+                raise
+            # A vector left without its payload is a miss, dropped when met.
+            log.debug("semcache: vector of the evicted entry %s left", entry_id)
+        return removed
 
     async def _evict_answer(self, entry_id: str, version: str) -> bool:
         """Delete ``entry_id`` only while it holds the answer ``version``: a new answer
-        stored at any moment of the eviction, by any process, is kept whole."""
+        stored at any moment of the eviction, by any process, is kept whole. Within one
+        lookup's time budget; raises when a store fails or it runs out before the answer
+        is deleted."""
         await self._ready()
         responses, vectors = self._stores()
-        read = await responses.get(entry_id)
-        stuck = 0
-        while True:
-            if read is None or read.version != version:
-                return False  # gone, or a new answer this report says nothing about
-            if await self._delete_if_current(responses, read):
-                break
-            # Refused: the entry changed since it was read. Audit outcomes written to the
-            # same answer are retried; refused with nothing changed is a store that
-            # cannot delete it, which no retry mends.
-            fresh = await responses.get(entry_id)
-            stuck = stuck + 1 if fresh == read else 0
-            if stuck >= _AUDIT_STUCK:
-                log.debug("semcache: answer of %s not evicted by the store", entry_id)
-                return False
-            read = fresh
-        # Only now that the payload is gone: its vector, unless a new answer took its
-        # place meanwhile (vectors are keyed by entry id).
+        evicted: Entry | None = None
         try:
-            await self._drop_vector(responses, vectors, read)
-        except _Skipped:  # a vector left without its payload is a miss, dropped when met
+            async with self._whole_budget():
+                read = await self._guard("response store", responses.get(entry_id))
+
+                async def delete(entry: Entry) -> Entry | None:
+                    return entry if await self._delete_if_current(responses, entry) else None
+
+                evicted = await self._retry_refused(
+                    responses,
+                    entry_id,
+                    read,
+                    lambda entry: entry.version == version,
+                    delete,
+                    "semcache: answer of %s not evicted by the store",
+                )
+                if evicted is None:
+                    return False  # gone, or a new answer this report says nothing about
+                # Only now that the payload is gone: its vector, unless a new answer took
+                # its place meanwhile (vectors are keyed by entry id).
+                await self._drop_vector(responses, vectors, evicted)
+        except (_Skipped, TimeoutError):
+            if evicted is None:
+                raise
+            # A vector left without its payload is a miss, dropped when met.
             log.debug("semcache: vector of the evicted answer of %s left", entry_id)
         return True
 
     async def _delete_if_current(self, responses: ResponseStore, entry: Entry) -> bool:
         """Delete ``entry`` only if the store still holds ``entry``."""
         if isinstance(responses, ConditionalDelete):
-            return await responses.delete_if_current(entry)
+            return await self._guard("response store", responses.delete_if_current(entry))
         # A store without the conditional delete (ConditionalDelete): read again, and
         # delete only what was read. A new answer landing between the two calls is evicted.
-        current = await responses.get(entry.entry_id)
+        current = await self._guard("response store", responses.get(entry.entry_id))
         if current is None or current != entry:
             return False
-        return await responses.delete(entry.entry_id)
+        return await self._guard("response store", responses.delete(entry.entry_id))
+
+    async def _retry_refused(
+        self,
+        responses: ResponseStore,
+        entry_id: str,
+        read: Entry | None,
+        same: Callable[[Entry], bool],
+        attempt: Callable[[Entry], Awaitable[T | None]],
+        stuck_message: str,
+    ) -> T | None:
+        """Run ``attempt`` (a conditional write or delete, ``None`` when the store refused
+        it) on the entry as last read until the store takes it; what it returned then.
+        ``None`` when the entry is gone or no longer holds the ``same`` answer, or when
+        the store refused it ``_AUDIT_STUCK`` times in a row with nothing changed (logged
+        as ``stuck_message``, with the entry id). Store calls are guarded: a store that
+        fails or runs out of time raises."""
+        entry = read
+        stuck = 0
+        while True:  # until taken, or the entry is gone or replaced, or the budget ends
+            if entry is None or not same(entry):
+                return None  # gone, or a new answer this change says nothing about
+            taken = await attempt(entry)
+            if taken is not None:
+                return taken
+            # Refused: the entry changed since it was read. Another audit outcome of the
+            # same answer landed first, and the attempt is made again on the entry as it
+            # is now (an outcome is added to it; an eviction still deletes it). Refused
+            # with nothing changed is a store that cannot write or delete it, which no
+            # retry mends.
+            fresh = await self._guard("response store", responses.get(entry_id))
+            stuck = stuck + 1 if fresh == entry else 0
+            if stuck >= _AUDIT_STUCK:
+                log.debug(stuck_message, entry_id)
+                return None
+            entry = fresh
 
     async def _update_audit(
         self,
@@ -844,25 +917,25 @@ class SemanticCache:
             if version is not None and read.version != version:
                 log.debug("semcache: audit outcome of an earlier answer of %s dropped", entry_id)
                 return None  # stored again since that answer was served
-            entry: Entry | None = read
-            stuck = 0
-            while True:  # until written, or the entry is gone or replaced, or the budget ends
-                if entry is None or not _same_answer(entry, read):
-                    return None  # gone, or a new answer this outcome says nothing about
+
+            async def write(entry: Entry) -> tuple[AuditState, AuditState] | None:
                 before = AuditState.of(entry.metadata) or AuditState()
                 after = change(before)
                 metadata = {**entry.metadata, STATE_KEY: after.to_metadata()}
-                if await self._replace_metadata(responses, entry, metadata):
-                    break
-                # Refused: another outcome of the same answer landed first, and this one
-                # is added to it. Refused with nothing changed is a store that cannot
-                # write it, which no retry mends.
-                fresh = await self._guard("response store", responses.get(entry_id))
-                stuck = stuck + 1 if fresh == entry else 0
-                if stuck >= _AUDIT_STUCK:
-                    log.debug("semcache: audit outcome of %s not written by the store", entry_id)
-                    return None
-                entry = fresh
+                written = await self._replace_metadata(responses, entry, metadata)
+                return (before, after) if written else None
+
+            changed = await self._retry_refused(
+                responses,
+                entry_id,
+                read,
+                lambda entry: _same_answer(entry, read),
+                write,
+                "semcache: audit outcome of %s not written by the store",
+            )
+            if changed is None:
+                return None  # gone, or a new answer this outcome says nothing about
+            before, after = changed
             if after.quarantined and not before.quarantined:
                 self.counters["quarantined"] += 1
                 await self._drop_vector(responses, vectors, read)

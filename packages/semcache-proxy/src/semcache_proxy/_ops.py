@@ -164,7 +164,9 @@ class OpsEndpoints:
         (its ``X-Semcache-Entry``, and ``X-Semcache-Entry-Version`` V) was wrong; the
         entry is evicted (``"evict": false``: quarantined instead, its threshold learned
         from the report). With a version, an entry stored again since (a new answer) is
-        left as it is (404); without one, the report applies to whatever it holds."""
+        left as it is (404); without one, the report applies to whatever it holds. A store
+        that fails or does not answer within the lookup budget: 503, the report may not
+        have been applied (send it again)."""
         try:
             body = await request.json()
         except ValueError:
@@ -185,6 +187,9 @@ class OpsEndpoints:
             found = await self.cache.report_wrong_hit(entry, evict=evict, version=version)
         else:
             found = True
+        if found is None:  # not "no such entry": the eviction may not have happened
+            message = "a store failed or timed out; the report may not be applied, send it again"
+            return _error(503, "cache_unavailable", message)
         body = {"entry": entry, "wrong": wrong, "evicted": wrong and evict and found}
         return JSONResponse(body, status_code=200 if found else 404)
 

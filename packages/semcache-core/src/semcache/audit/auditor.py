@@ -145,13 +145,15 @@ class Auditor:
         wrong: bool = True,
         evict: bool = True,
         version: str | None = None,
-    ) -> bool:
+    ) -> bool | None:
         """An application's report on the answer it got from ``entry_id``: a wrong one is
         counted (under the labels of this process's last hit on it) and the entry evicted,
         or, with ``evict=False``, taught to the entry as a failed audit. ``version``: the
         answer it got (``X-Semcache-Entry-Version``); an entry stored again since is left
         as it is. True when the entry existed and, with ``version``, still held that
-        answer (always True for a report that the answer was right)."""
+        answer (always True for a report that the answer was right); ``None`` when a
+        store failed or ran out of time (:meth:`SemanticCache.report_wrong_hit
+        <semcache.SemanticCache.report_wrong_hit>`)."""
         if not wrong:
             self.ledger.count("feedback_right")
             return True

@@ -1,0 +1,138 @@
+"""A wrong hit reported while the response store fails or never answers: the report ends
+within the lookup budget, never raises, and says it was not applied (``None``, not the
+``False`` of an entry that is gone); once the store answers again, it can be sent again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from semcache import SemanticCache
+from semcache.stores import MemoryResponseStore
+from semcache.testing import FlakyStore
+from semcache.types import Entry
+from tests.support.caches import cache_over
+from tests.support.entries import an_entry
+from tests.support.pausing import Pausing, PausingVectorStore, Step
+
+Report = Callable[[SemanticCache, Entry], Awaitable[bool | None]]
+
+REPORTS: dict[str, Report] = {
+    "evict the answer served": lambda cache, e: cache.report_wrong_hit(
+        e.entry_id, version=e.version
+    ),
+    "evict whatever it holds": lambda cache, e: cache.report_wrong_hit(e.entry_id),
+    "quarantine": lambda cache, e: cache.report_wrong_hit(
+        e.entry_id, evict=False, version=e.version
+    ),
+    "teach a failed audit": lambda cache, e: cache.report_wrong_hit(
+        e.entry_id, evict=False, similarity=0.9, version=e.version
+    ),
+}
+
+BUDGET: dict[str, Any] = {"lookup_timeout_ms": 200, "store_timeout_ms": 60_000}
+"""A short lookup budget and a store timeout of a minute: only the budget ends a call to a
+store that never answers before the test gives up on it."""
+
+GIVE_UP = 20.0
+"""Seconds a test waits for a report before it fails (far past :data:`BUDGET`)."""
+
+
+class SilentAt(Pausing, MemoryResponseStore):
+    """The embedded store, whose next call of ``method`` (``get``, ``delete`` or
+    ``delete_if_current``) runs :attr:`between` before it answers: held, a store that
+    took the call and went silent."""
+
+    between: Step | None = None
+
+    def __init__(self, method: str) -> None:
+        super().__init__()
+        self.method = method
+
+    async def _point(self, method: str) -> None:
+        if method == self.method:
+            await self.run_step("between")
+
+    async def get(self, entry_id: str) -> Entry | None:
+        await self._point("get")
+        return await super().get(entry_id)
+
+    async def delete(self, entry_id: str) -> bool:
+        await self._point("delete")
+        return await super().delete(entry_id)
+
+    async def delete_if_current(self, entry: Entry) -> bool:
+        await self._point("delete_if_current")
+        return await super().delete_if_current(entry)
+
+
+async def applied(cache: SemanticCache, store: MemoryResponseStore, report: str, e: Entry) -> None:
+    """The report, sent again to a store that answers, is applied."""
+    async with asyncio.timeout(GIVE_UP):
+        assert await REPORTS[report](cache, e) is True
+    now = await store.get(e.entry_id)
+    if report.startswith("evict"):
+        assert now is None
+    else:
+        assert now is not None and (await cache.audit_state(e.entry_id)).quarantined  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("report", "silent"),
+    [
+        ("evict the answer served", "get"),
+        ("evict the answer served", "delete_if_current"),
+        ("evict whatever it holds", "delete"),
+        ("quarantine", "get"),
+        ("teach a failed audit", "get"),
+    ],
+)
+async def test_a_report_to_a_silent_store_ends_within_the_lookup_budget(
+    report: str, silent: str
+) -> None:
+    store = SilentAt(silent)
+    async with cache_over(store, max_false_hit_rate=0.75, **BUDGET) as cache:
+        e = an_entry()
+        await store.set(e, 600)
+        entered, _ = store.pause_next()  # never released
+        async with asyncio.timeout(GIVE_UP):
+            result = await REPORTS[report](cache, e)
+        assert entered.is_set()  # it was the store that kept it waiting
+        assert result is None and await store.get(e.entry_id) is not None
+        await applied(cache, store, report, e)
+
+
+@pytest.mark.parametrize("report", list(REPORTS))
+async def test_a_report_to_a_failing_store_is_not_applied_and_does_not_raise(
+    report: str,
+) -> None:
+    inner = MemoryResponseStore()
+    store = FlakyStore(inner)
+    async with cache_over(store, max_false_hit_rate=0.75) as cache:
+        e = an_entry()
+        await inner.set(e, 600)
+        store.down = True
+        assert await REPORTS[report](cache, e) is None
+        assert store.calls >= 1
+        store.down = False
+        assert await inner.get(e.entry_id) == e
+        await applied(cache, inner, report, e)
+
+
+@pytest.mark.parametrize("report", ["evict the answer served", "evict whatever it holds"])
+async def test_an_answer_deleted_before_the_budget_ran_out_is_reported_evicted(
+    report: str,
+) -> None:
+    # Its vector's delete never answers: a vector left without its payload is a miss.
+    store, vectors = MemoryResponseStore(), PausingVectorStore(256)
+    async with cache_over(store, vector_store=vectors, **BUDGET) as cache:
+        e = an_entry()
+        await store.set(e, 600)
+        entered, _ = vectors.pause_next()  # never released
+        async with asyncio.timeout(GIVE_UP):
+            assert await REPORTS[report](cache, e) is True
+        assert entered.is_set()
+        assert await store.get(e.entry_id) is None
