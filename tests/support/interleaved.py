@@ -1,7 +1,8 @@
 """Stores that let another writer in where another process's write can land: between
 the read and the write of a response store's conditional writes (``replace_metadata``,
-``delete_if_current``), or right after the cache read an entry to decide on it (a
-vector delete that pauses is :class:`tests.support.pausing.PausingVectorStore`)."""
+``delete_if_current``), between a Redis delete's two steps (the payload, then the
+entry's keys in its partition's slot), or right after the cache read an entry to decide
+on it (a vector delete that pauses is :class:`tests.support.pausing.PausingVectorStore`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ __all__ = [
     "Interleaved",
     "ReadThenInterleaved",
     "RedisReadThenInterleaved",
+    "RedisUnindexInterleaved",
 ]
 
 # The scripts that write only over what was read (see RedisResponseStore).
@@ -60,3 +62,19 @@ class ReadThenInterleaved(_AfterRead, MemoryResponseStore):
 
 class RedisReadThenInterleaved(_AfterRead, Interleaved):
     """The Redis store, with :attr:`after_read` and :attr:`Interleaved.between`."""
+
+
+class RedisUnindexInterleaved(Pausing, RedisResponseStore):
+    """The Redis store, which runs :attr:`between` once, at its next step on an entry's
+    keys in the partition's slot: after a delete (``delete``, ``delete_if_current``)
+    has removed the payload and before it removes the entry's exact key, membership
+    and aliases; or before it writes an entry's exact key and membership back (the
+    answer it found stored again under that id once it had removed them)."""
+
+    async def _unindex(self, entry: Entry, *, own: bool = True) -> None:
+        await self.run_between()
+        await super()._unindex(entry, own=own)
+
+    async def _index(self, entry: Entry, *args: Any, **kwargs: Any) -> None:
+        await self.run_between()
+        await super()._index(entry, *args, **kwargs)
