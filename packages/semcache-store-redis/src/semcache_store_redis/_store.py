@@ -31,6 +31,10 @@ _BATCH = 500
 # Aliases one entry keeps at most (as the embedded store): a hot entry met by a long tail
 # of one-off paraphrases stops gathering them.
 _MAX_ALIASES = 64
+# Reads of an entry after a delete, to put back the keys of a new answer stored meanwhile
+# (RedisResponseStore._unindex_deleted): more than two only while other clients keep
+# writing that very entry.
+_REINDEX_ROUNDS = 4
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -59,15 +63,20 @@ end
 """
 
 # Exact key and partition members of one entry, in one slot (same hash tag): written
-# together, atomically, on a single server and on Redis Cluster alike.
-# KEYS: exact key, members; ARGV: entry id, member, deadline ms ('' = none), now ms.
+# together, atomically, on a single server and on Redis Cluster alike. With ARGV[5], an
+# exact key that names another entry is left to it (the entry is still a member).
+# KEYS: exact key, members; ARGV: entry id, member, deadline ms ('' = none), now ms,
+# '1' to leave another entry's exact key ('' = take it).
 _INDEX = (
     _ADD_UNTIL
     + """
-if ARGV[3] == '' then
-  redis.call('SET', KEYS[1], ARGV[1])
-else
-  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[3])
+local holder = redis.call('GET', KEYS[1])
+if ARGV[5] == '' or not holder or holder == ARGV[1] then
+  if ARGV[3] == '' then
+    redis.call('SET', KEYS[1], ARGV[1])
+  else
+    redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[3])
+  end
 end
 add_until(KEYS[2], ARGV[2], ARGV[3], ARGV[4], false)
 return 1
@@ -313,7 +322,6 @@ class RedisResponseStore:
             deadline = now_ms + ttl * 1000
         else:
             deadline = None
-        qhash = _hash(entry.partition, entry.query)
         blob = encode_entry(entry)
         # Payload (and the partition's tags) first: the exact key never names an entry
         # that was not written, nor one that partitions_where could not find.
@@ -327,15 +335,7 @@ class RedisResponseStore:
             for tag in entry_tags(entry.metadata)
         ]
         old, *_ = await asyncio.gather(write, *tagged)
-        await self._script("index")(
-            keys=[self._exact_key(entry.partition, qhash), self._members_key(entry.partition)],
-            args=[
-                entry.entry_id,
-                qhash + entry.entry_id,
-                "" if deadline is None else deadline,
-                now_ms,
-            ],
-        )
+        await self._index(entry, deadline, now_ms)
         previous = self._decode(old, check_expiry=False)
         if previous is not None:
             # A replaced entry loses its aliases; an id reused for another question
@@ -424,7 +424,7 @@ class RedisResponseStore:
         key = self._entry_key(entry.entry_id)
         if not await self._script("drop")(keys=[key], args=[_sha1(blob)]):
             return False
-        await self._unindex(current)  # only once the payload is gone
+        await self._unindex_deleted(current)
         return True
 
     async def delete(self, entry_id: str) -> bool:
@@ -433,7 +433,7 @@ class RedisResponseStore:
         entry = self._decode(blob, check_expiry=False)
         if entry is None:
             return False
-        await self._unindex(entry)
+        await self._unindex_deleted(entry)
         return True
 
     async def flush(self, partition: str | None = None) -> int:
@@ -551,6 +551,66 @@ class RedisResponseStore:
         if current is None or current != entry or not isinstance(blob, bytes):
             return None
         return current, blob
+
+    async def _index(
+        self, entry: Entry, deadline: int | None, now_ms: int, *, leave_others: bool = False
+    ) -> None:
+        """Write the entry's exact key and membership, until ``deadline`` (ms; None:
+        none). With ``leave_others``, an exact key that names another entry is left."""
+        qhash = _hash(entry.partition, entry.query)
+        await self._script("index")(
+            keys=[self._exact_key(entry.partition, qhash), self._members_key(entry.partition)],
+            args=[
+                entry.entry_id,
+                qhash + entry.entry_id,
+                "" if deadline is None else deadline,
+                now_ms,
+                "1" if leave_others else "",
+            ],
+        )
+
+    async def _unindex_deleted(self, deleted: Entry) -> None:
+        """Unindex an entry whose payload this call deleted, and index again the answer
+        stored under its id meanwhile.
+
+        The entry's keys live in its partition's slot, not its payload's: a store of a
+        new answer for the same id (a refresh) can land between the payload's delete and
+        this unindex, which then removes the new answer's exact key and membership too
+        (they name the same id). A store writes its payload before its keys, so such an
+        answer is in place when the payload is read after the unindex, and its keys are
+        written back (leaving an exact key that names another entry by then); its aliases
+        were the deleted answer's, and go, as a replaced entry's do. A new answer whose
+        keys come later writes them anyway.
+
+        The payload is read once more after each write: an answer deleted in between
+        (its delete may have unindexed before this wrote) has its keys removed again,
+        so none are left for a payload that is gone.
+        """
+        await self._unindex(deleted)
+        client = await self._connect()
+        key = self._entry_key(deleted.entry_id)
+        written: Entry | None = None  # whose keys this call wrote back last
+        for _ in range(_REINDEX_ROUNDS):
+            now = self._decode(await client.get(key))
+            if now is None:
+                if written is None:
+                    return  # gone, and no keys of ours left
+                await self._unindex(written)  # deleted since it was read
+                written = None
+                continue  # and read again: a new answer may have landed meanwhile
+            if now == written:
+                return  # in place, with the keys written for it
+            now_ms = int(time.time() * 1000)
+            if now.expires_at is not None:
+                deadline: int | None = int(now.expires_at * 1000)
+            else:  # expiring by the store's ttl (or never): that of its payload
+                left = await client.pttl(key)
+                if left == -2:
+                    continue  # gone since it was read
+                deadline = None if left < 0 else now_ms + left
+            await self._index(now, deadline, now_ms, leave_others=True)
+            written = now
+        log.debug("semcache: keys of %s not checked again after a delete", deleted.entry_id)
 
     async def _unindex(self, entry: Entry, *, own: bool = True) -> None:
         """Drop the entry's aliases, and (``own``) its exact key and membership."""
