@@ -384,9 +384,10 @@ class SemanticCache:
         """The stored answer for ``query`` within ``partition``, or ``None``.
 
         ``partition`` is matched exactly (hashed), never embedded. ``context`` is the
-        earlier conversation: with ``context_mode="exact"`` it must match exactly (it is
-        part of the partition); with ``"semantic"`` it is embedded and must reach
-        ``context_threshold`` (and pass the verifier). ``exact`` asks for the same text
+        earlier conversation: with ``context_mode="turns"`` (the default) its turns are
+        paired with the stored conversation's (:mod:`semcache.turns`); with ``"exact"``
+        it must match exactly (it is part of the partition); with ``"semantic"`` it is
+        embedded and must reach ``context_threshold`` (and pass the verifier). ``exact`` asks for the same text
         only (never embedded). ``threshold`` replaces the cache's similarity bar for this
         lookup (a route's own). Never raises for a cache problem: any failure or a blown
         time budget is a miss.
