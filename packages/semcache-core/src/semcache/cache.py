@@ -523,7 +523,8 @@ class SemanticCache:
         if stored_ctx is not None and len(matches) > top_k:
             live = [(m, e) for m, e in zip(matches, entries, strict=True) if e is not None]
             stale = [m for m, e in zip(matches, entries, strict=True) if e is None]
-            chosen = closest_contexts(stored_ctx, live, top_k)
+            # Off the event loop: up to a hundred conversations are read.
+            chosen = await asyncio.to_thread(closest_contexts, stored_ctx, live, top_k)
             matches = [m for m, _ in chosen] + stale
             entries = [e for _, e in chosen] + [None] * len(stale)
         # This lookup's judge calls (capped per lookup) and the hits its yes won.

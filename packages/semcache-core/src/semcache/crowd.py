@@ -30,6 +30,11 @@ CROWD_MAX = 100
 
 _WORD = re.compile(r"\w+")
 
+_SAMPLE_CHARS = 2000
+"""Words are read from this much of each end of a conversation: choosing among a hundred
+long ones must not hold the event loop (a hundred 40-turn conversations read whole take
+hundreds of milliseconds)."""
+
 
 def closest_contexts(
     context: str, candidates: Sequence[tuple[VectorMatch, Entry]], keep: int
@@ -57,4 +62,6 @@ def closest_contexts(
 
 
 def _words(text: str) -> frozenset[str]:
+    if len(text) > 2 * _SAMPLE_CHARS:
+        text = text[:_SAMPLE_CHARS] + "\n" + text[-_SAMPLE_CHARS:]
     return frozenset(_WORD.findall(text.lower()))
