@@ -1,9 +1,10 @@
 import pytest
 
-from semcache import Settings
+from semcache import SemanticCache, Settings
 from semcache.http import (
     Bypass,
     CachePlan,
+    HttpCacheEngine,
     HttpCachePolicy,
     HttpRequest,
     StoredResponse,
@@ -12,6 +13,7 @@ from semcache.http import (
     credential_hash,
     wants_stream,
 )
+from semcache.testing import HashingTestEmbedder
 
 JSON = ("content-type", "application/json")
 
@@ -323,7 +325,8 @@ def test_can_replay_checks_content_coding():
     assert CachePlan("q", "p").can_replay(plain)
 
 
-async def test_semantic_context_mode_moves_earlier_turns_out_of_the_partition():
+@pytest.mark.parametrize("mode", ["semantic", "turns"])
+async def test_context_modes_but_exact_move_earlier_turns_out_of_the_partition(mode):
     skiing = [
         {"role": "user", "content": "I am going skiing"},
         {"role": "assistant", "content": "Fun!"},
@@ -332,13 +335,13 @@ async def test_semantic_context_mode_moves_earlier_turns_out_of_the_partition():
         {"role": "user", "content": "I am going to the beach"},
         {"role": "assistant", "content": "Fun!"},
     ]
-    exact = HttpCachePolicy(settings())
+    exact = HttpCachePolicy(settings(context_mode="exact"))
     a = await exact.plan(request(chat("What should I pack?", messages=skiing)))
     b = await exact.plan(request(chat("What should I pack?", messages=beach)))
     assert isinstance(a, CachePlan) and isinstance(b, CachePlan)
     assert a.context is None and a.partition != b.partition
 
-    semantic = HttpCachePolicy(settings(context_mode="semantic"))
+    semantic = HttpCachePolicy(settings(context_mode=mode))
     a = await semantic.plan(request(chat("What should I pack?", messages=skiing)))
     b = await semantic.plan(request(chat("What should I pack?", messages=beach)))
     assert isinstance(a, CachePlan) and isinstance(b, CachePlan)
@@ -348,3 +351,38 @@ async def test_semantic_context_mode_moves_earlier_turns_out_of_the_partition():
     # A first question has no context, and never shares a partition with a follow-up's instructions.
     first = await semantic.plan(request(chat("What should I pack?")))
     assert isinstance(first, CachePlan) and first.context is None
+
+
+async def test_by_default_a_follow_up_after_the_same_conversation_with_chatter_hits():
+    """The default context mode is turns: chatter around the same turns is the same
+    conversation; a changed order number is another."""
+    order = [
+        {"role": "user", "content": "My order 48213 arrived with a cracked screen protector"},
+        {"role": "assistant", "content": "Sorry! I can send a replacement for order 48213."},
+    ]
+    chatter = [
+        {"role": "user", "content": "hello!"},
+        {"role": "assistant", "content": "Hi, how can I help you today?"},
+    ]
+    other = [
+        {"role": "user", "content": "My order 48231 arrived with a cracked screen protector"},
+        order[1],
+    ]
+    stored = StoredResponse(200, (("content-type", "application/json"),), b'{"a": 1}')
+    cache = SemanticCache(settings(threshold=0.8), embedder=HashingTestEmbedder())
+    assert cache.settings.context_mode == "turns"
+    policy = HttpCachePolicy(cache.settings)
+    async with cache:
+        engine = HttpCacheEngine(cache)
+        first = await policy.plan(request(chat("How long will that take?", messages=order)))
+        assert isinstance(first, CachePlan)
+        await engine.store(first, stored)
+        padded = await policy.plan(
+            request(chat("How long will that take?", messages=[*chatter, *order]))
+        )
+        assert isinstance(padded, CachePlan)
+        found = await engine.lookup(padded)
+        assert found is not None and found.response.body == stored.body
+        changed = await policy.plan(request(chat("How long will that take?", messages=other)))
+        assert isinstance(changed, CachePlan)
+        assert await engine.lookup(changed) is None

@@ -10,6 +10,7 @@ import hashlib
 from typing import Any
 
 import pytest
+from benchmarks.context_crowd import crowd_pairs
 
 from semcache import Settings
 from semcache.evaluation import Report, evaluate, load_pairs
@@ -25,6 +26,8 @@ THIRD = TRAPS.with_name("conversations_heldout3.jsonl")
 THIRD_SHA256 = "d598b3519855341235bea87049c97a1c29c5be7e93bd2b8f5ea885ee304cc804"
 FOURTH = TRAPS.with_name("conversations_heldout4.jsonl")
 FOURTH_SHA256 = "e6cde0aa37ae91c0061aa428df67c07a156fdbf2849b344eb515b63147aa28a5"
+FIFTH = TRAPS.with_name("conversations_heldout5.jsonl")
+FIFTH_SHA256 = "be6cce94fcb8e7923ee2c6787ed53abc1ed385aafed5bf541823790287fbf05b"
 SHOULD_HIT = ("same-history", "padded-history", "irrelevant-history", "reworded-history")
 SWAPS = ("context-swap", "detail-swap", "assistant-fact-swap", "paraphrased-swap")
 TRAPS_ALL = (*SWAPS, "intent-flip", "negation-flip")
@@ -41,6 +44,7 @@ def conversation_reports(real_embedder: Any) -> dict[str, Report]:
             ("second", SECOND),
             ("third", THIRD),
             ("fourth", FOURTH),
+            ("fifth", FIFTH),
         )
         for name, path in sets:
             pairs = load_pairs(path)
@@ -64,6 +68,7 @@ def _count(report: Report, categories: tuple[str, ...], attr: str) -> int:
         (SECOND, SECOND_SHA256),
         (THIRD, THIRD_SHA256),
         (FOURTH, FOURTH_SHA256),
+        (FIFTH, FIFTH_SHA256),
     ],
 )
 def test_heldout_conversations_are_unchanged(path: Any, sha256: str) -> None:
@@ -120,39 +125,52 @@ def test_second_set_turns_serves_no_trap(conversation_reports: dict[str, Report]
     assert hits >= 41
 
 
-def test_third_heldout_set_turns_serves_most_padded_histories_and_few_traps(
-    conversation_reports: dict[str, Report],
+@pytest.mark.parametrize(
+    ("name", "min_hits", "max_traps"),
+    [
+        # First measurement: turns 43 of 60 and 1 of 62 traps (an intent flip: who sends
+        # the parcel to whom); the turn matcher as it was before the replaced-turn,
+        # local-edit and particle rules: 43 and 4. Semantic 26 and 2; exact 0 and 0. That
+        # one trap then led to the verifier's role-swap rule, so for that rule the set is
+        # development data: since, 43 and 0.
+        ("third", 40, 0),
+        # First and only measurement, with every rule above already in place: turns 36 of
+        # 60 and 0 of 62 traps (padded histories 7 of 15, reworded 0 of 15); semantic 28
+        # and 3; exact 0 and 0. Unseen by every rule: never fit anything to it.
+        ("fourth", 33, 1),
+        # First and only measurement, as the fourth: turns 42 of 60 and 0 of 62 traps
+        # (same history 13, padded 15, unrelated exchange 14, reworded 0, of 15 each);
+        # semantic 27 and 1; exact 0 and 0. Never fit anything to it.
+        ("fifth", 38, 1),
+    ],
+)
+def test_later_heldout_sets_turns_serves_more_than_semantic_and_no_swap(
+    conversation_reports: dict[str, Report], name: str, min_hits: int, max_traps: int
 ) -> None:
-    turns = conversation_reports["third/turns"]
+    turns = conversation_reports[f"{name}/turns"]
     hits, traps = _hits_and_traps(turns)
-    exact = _hits_and_traps(conversation_reports["third/exact"])
-    semantic = _hits_and_traps(conversation_reports["third/semantic"])
-    print(f"third held-out set: turns {hits, traps}, semantic {semantic}, exact {exact}")
-    # First measurement: turns 43 of 60 and 1 of 62 traps (an intent flip: who sends the
-    # parcel to whom); the turn matcher as it was before the replaced-turn, local-edit
-    # and particle rules: 43 and 4. Semantic 26 and 2; exact 0 and 0. That one trap then
-    # led to the verifier's role-swap rule, so for that rule the set is development data:
-    # since, 43 and 0.
-    assert hits >= 40
-    assert traps == 0
+    exact = _hits_and_traps(conversation_reports[f"{name}/exact"])
+    semantic = _hits_and_traps(conversation_reports[f"{name}/semantic"])
+    print(f"{name} held-out set: turns {hits, traps}, semantic {semantic}, exact {exact}")
+    assert hits >= min_hits
+    assert traps <= max_traps
     assert _count(turns, SWAPS, "false_hits") == 0
     assert hits > semantic[0]
     assert exact == (0, 0)
 
 
-def test_fourth_heldout_set_turns_serves_more_than_semantic_and_no_trap(
-    conversation_reports: dict[str, Report],
+@pytest.mark.parametrize(("path", "min_hits"), [(FOURTH, 31), (FIFTH, 18)])
+def test_turns_mode_finds_each_conversation_among_all_that_end_in_one_follow_up(
+    real_embedder: Any, path: Any, min_hits: int
 ) -> None:
-    turns = conversation_reports["fourth/turns"]
-    hits, traps = _hits_and_traps(turns)
-    exact = _hits_and_traps(conversation_reports["fourth/exact"])
-    semantic = _hits_and_traps(conversation_reports["fourth/semantic"])
-    print(f"fourth held-out set: turns {hits, traps}, semantic {semantic}, exact {exact}")
-    # First and only measurement, with every rule above already in place: turns 36 of 60
-    # and 0 of 62 traps (padded histories 7 of 15, reworded 0 of 15); semantic 28 and 3;
-    # exact 0 and 0. Unseen by every rule: never fit anything to it.
-    assert hits >= 33
-    assert traps <= 1
-    assert _count(turns, SWAPS, "false_hits") == 0
-    assert hits > semantic[0]
-    assert exact == (0, 0)
+    # Every pair ends in "How much will that cost me?" and every cached conversation is in
+    # one partition (python -m benchmarks.context_crowd). Measured: fourth set 35 of 60
+    # and 0 of 49 traps, fifth 22 of 60 and 0 of 52; before candidates were chosen by
+    # their earlier turns (top_k of 100 equally similar ones): 15 and 7.
+    pairs = crowd_pairs(path)
+    settings = Settings.from_env({}, context_mode="turns")
+    report = asyncio.run(evaluate(pairs, settings, embedder=real_embedder, crowded=True))
+    print(f"{path.name} crowded: {report.overall}, foreign {report.foreign_hits}")
+    assert report.foreign_hits == []
+    assert report.overall.false_hits == 0
+    assert report.overall.true_hits >= min_hits

@@ -108,3 +108,46 @@ def test_plot_without_matplotlib_is_a_clear_error(
     assert main(["eval", str(TINY), *HASH, "--plot", str(chart), "--quiet"]) == 2
     assert "semcache-core[plot]" in capsys.readouterr().err
     assert not chart.exists()
+
+
+def _crowd_file(tmp_path: Path) -> Path:
+    # p1's new request is p2's cached one: in one partition, p1 is served p2's answer.
+    # p3 caches the same request as p2: one entry answers both, and that is no mix-up.
+    rows = [
+        {
+            "id": "p1",
+            "a": "How tall is the Eiffel tower?",
+            "b": "Best pizza in Naples",
+            "same_answer": False,
+        },
+        {"id": "p2", "a": "Best pizza in Naples", "b": "best pizza in naples", "same_answer": True},
+        {"id": "p3", "a": "Best pizza in Naples", "b": "BEST pizza in Naples", "same_answer": True},
+    ]
+    path = tmp_path / "crowd.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_crowded_counts_answers_served_from_another_pair(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(_crowd_file(tmp_path))
+    assert main(["eval", path, *HASH, "--verifier", "none", "--json", "--quiet"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert (alone["overall"]["true_hits"], alone["overall"]["false_hits"]) == (2, 0)
+    assert alone["crowded"] is False and alone["foreign_hits"] == []
+
+    assert main(["eval", path, *HASH, "--verifier", "none", "--crowded", "--json", "--quiet"]) == 0
+    crowded = json.loads(capsys.readouterr().out)
+    assert crowded["foreign_hits"] == ["p1"]
+    # The wrong answer is not the pair's own: a miss in the metrics, listed above.
+    assert (crowded["overall"]["true_hits"], crowded["overall"]["false_hits"]) == (2, 0)
+
+    assert main(["eval", path, *HASH, "--verifier", "none", "--crowded", "--quiet"]) == 0
+    assert "served another pair's answer: 1 (p1)" in capsys.readouterr().out
+
+
+def test_crowded_refuses_a_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(_crowd_file(tmp_path))
+    assert main(["eval", path, *HASH, "--crowded", "--sweep", "0.5,0.9", "--quiet"]) != 0
+    assert "crowded" in capsys.readouterr().err

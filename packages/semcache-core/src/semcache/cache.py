@@ -20,6 +20,7 @@ from semcache.audit.settings import AuditSettings
 from semcache.breaker import CircuitBreaker
 from semcache.budget import CallBudget, LoopLagMonitor, bind_call
 from semcache.budget import deadline as budget_deadline
+from semcache.crowd import CROWD_FACTOR, CROWD_MAX, closest_contexts
 from semcache.embedder import (
     MicroBatchingEmbedder,
     embedder_fits,
@@ -82,6 +83,12 @@ _deadline = budget_deadline  # when the lookup or store in progress must be done
 _bar: contextvars.ContextVar[float | None] = contextvars.ContextVar("semcache_bar", default=None)
 """The similarity the lookup in progress needs, while a verifier with a ``search_floor``
 (a judge for the grey zone) checks candidates found below it."""
+
+
+def _entry_id(part: str, raw: str, stored_ctx: str | None) -> str:
+    """Same question, same partition (and earlier turns) -> same id: a refresh replaces it."""
+    key = part + "\x00" + raw
+    return hash_text(key if stored_ctx is None else key + "\x00" + stored_ctx)
 
 
 def _audit_failed(entry: Entry) -> bool:
@@ -377,9 +384,10 @@ class SemanticCache:
         """The stored answer for ``query`` within ``partition``, or ``None``.
 
         ``partition`` is matched exactly (hashed), never embedded. ``context`` is the
-        earlier conversation: with ``context_mode="exact"`` it must match exactly (it is
-        part of the partition); with ``"semantic"`` it is embedded and must reach
-        ``context_threshold`` (and pass the verifier). ``exact`` asks for the same text
+        earlier conversation: with ``context_mode="turns"`` (the default) its turns are
+        paired with the stored conversation's (:mod:`semcache.turns`); with ``"exact"``
+        it must match exactly (it is part of the partition); with ``"semantic"`` it is
+        embedded and must reach ``context_threshold`` (and pass the verifier). ``exact`` asks for the same text
         only (never embedded). ``threshold`` replaces the cache's similarity bar for this
         lookup (a route's own). Never raises for a cache problem: any failure or a blown
         time budget is a miss.
@@ -465,6 +473,22 @@ class SemanticCache:
             return Hit(
                 entry.payload, entry.metadata, 1.0, entry.entry_id, "exact", version=entry.version
             )
+        if stored_ctx is not None:
+            # The semantic and turns modes keep every conversation in one partition, where
+            # a common follow-up names only the conversation stored last: the same
+            # conversation is found by its own entry id.
+            own = await self._guard(
+                "response store", responses.get(_entry_id(part, raw, stored_ctx))
+            )
+            if (
+                own is not None
+                and own.partition == part
+                and own.context == stored_ctx
+                and own.query == raw
+            ):
+                return Hit(
+                    own.payload, own.metadata, 1.0, own.entry_id, "exact", version=own.version
+                )
         if exact or self._exact_only(text, stored_ctx):
             return None  # never embedded nor analysed: see _exact_only
         if self._embedding_queue_full():
@@ -480,12 +504,14 @@ class SemanticCache:
         # and is told the bar they fall short of.
         floor: float | None = getattr(self.verifier, "search_floor", None)
         _bar.set(None if floor is None else bar)
+        top_k = self.settings.top_k
+        # A follow-up may have been stored after many conversations: fetch more, compare
+        # the closest (semcache.crowd).
+        fetched = top_k if stored_ctx is None else min(CROWD_MAX, top_k * CROWD_FACTOR)
         with otel.span("semcache.vector_search") as span:
             matches = await self._guard(
                 "vector store",
-                vectors.search(
-                    part, vector, self.settings.top_k, bar if floor is None else min(bar, floor)
-                ),
+                vectors.search(part, vector, fetched, bar if floor is None else min(bar, floor)),
             )
             otel.set_attributes(span, {"semcache.candidates": len(matches)})
         if not matches:
@@ -494,6 +520,13 @@ class SemanticCache:
             entries = await self._guard(
                 "response store", responses.get_many([m.entry_id for m in matches])
             )
+        if stored_ctx is not None and len(matches) > top_k:
+            live = [(m, e) for m, e in zip(matches, entries, strict=True) if e is not None]
+            stale = [m for m, e in zip(matches, entries, strict=True) if e is None]
+            # Off the event loop: up to a hundred conversations are read.
+            chosen = await asyncio.to_thread(closest_contexts, stored_ctx, live, top_k)
+            matches = [m for m, _ in chosen] + stale
+            entries = [e for _, e in chosen] + [None] * len(stale)
         # This lookup's judge calls (capped per lookup) and the hits its yes won.
         with otel.span("semcache.verify") as span, judging() as judge:
             hit = await self._verified(
@@ -686,10 +719,7 @@ class SemanticCache:
         now = time.time()
         expires_at = now + ttl if ttl > 0 else None
         meta = dict(metadata or {})
-        # Same question, same partition (and context) -> same id: a refresh replaces it.
-        entry_id = hash_text(part + "\x00" + raw)
-        if stored_ctx is not None:
-            entry_id = hash_text(part + "\x00" + raw + "\x00" + stored_ctx)
+        entry_id = _entry_id(part, raw, stored_ctx)
         rows = self._recent.pop((part, text, stored_ctx or ""), None)
         exact_only = exact or self._exact_only(text, stored_ctx)
         if rows is None and not exact_only and self._embedding_queue_full():

@@ -78,7 +78,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return 2
     progress = None if args.quiet else _progress
     report = asyncio.run(
-        evaluation.evaluate(pairs, settings, sweep=sweep, source=args.pairs, progress=progress)
+        evaluation.evaluate(
+            pairs,
+            settings,
+            sweep=sweep,
+            source=args.pairs,
+            progress=progress,
+            crowded=args.crowded,
+        )
     )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
@@ -183,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--context-mode", choices=("exact", "semantic", "turns"), help="context matching"
     )
     p.add_argument("--context-threshold", type=float, help="context similarity threshold")
+    p.add_argument(
+        "--crowded",
+        action="store_true",
+        help="store every pair's a in one partition, then look up every b "
+        "(counts answers served from another pair)",
+    )
     p.add_argument("--embedder", help="embedder plugin (overrides SEMANTIC_CACHE_EMBEDDER_TYPE)")
     p.add_argument("--model", help="embedder model (overrides SEMANTIC_CACHE_EMBEDDER_MODEL)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -257,7 +257,7 @@ class Settings:
     )
     context_mode: str = setting(
         env.CONTEXT_MODE,
-        "exact",
+        "turns",
         "Earlier conversation turns: `exact` (part of the partition), `semantic` (embedded "
         "whole, matched with their own threshold) or `turns` (each turn embedded and paired "
         "with the other conversation's; chatter and unrelated turns left out).",

@@ -8,7 +8,7 @@ split a chat request:
 - the question, the only embedded text, is the text of the last human message (for a
   completion model, the whole prompt);
 - the earlier turns are the context (``SemanticCache(context=...)``): matched exactly or
-  semantically, as the cache's ``context_mode`` setting says;
+  semantically, as the cache's ``context_mode`` setting says (turn by turn by default);
 - the partition, matched exactly, is the LLM string, the system messages, the messages
   after the last human one and the shape of the conversation.
 

@@ -99,6 +99,11 @@ class Report:
     sweep: list[SweepPoint] = field(default_factory=list)
     skipped: int = 0
     seconds: float = 0.0
+    crowded: bool = False
+    """Every cached request in one partition (``evaluate(crowded=True)``)."""
+    foreign_hits: list[str] = field(default_factory=list)
+    """Crowded runs: the pairs served another pair's answer (wrong answers, counted as
+    misses in the metrics)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +121,8 @@ class Report:
             ],
             "skipped": self.skipped,
             "seconds": round(self.seconds, 2),
+            "crowded": self.crowded,
+            "foreign_hits": list(self.foreign_hits),
         }
 
     def format(self) -> str:
@@ -148,6 +155,13 @@ class Report:
                     f"{pct(v.false_hit_rate):>9} |  {pct(r.precision):>13}  "
                     f"{pct(r.recall):>10}  {pct(r.false_hit_rate):>13}{mark}"
                 )
+        if self.crowded:
+            lines += [
+                "",
+                "crowded: every cached request in one partition; served another pair's "
+                f"answer: {len(self.foreign_hits)}"
+                + (f" ({', '.join(self.foreign_hits)})" if self.foreign_hits else ""),
+            ]
         lines.append("")
         lines.append(f"took {self.seconds:.1f} s")
         return "\n".join(lines)

@@ -85,10 +85,15 @@ async def evaluate(
     sweep: Sequence[float] = (),
     source: str = "pairs",
     progress: Callable[[str], None] | None = None,
+    crowded: bool = False,
 ) -> Report:
     """Run the pairs through a real :class:`SemanticCache` built from ``settings``.
 
     Each pair: store ``a`` in a partition of its own, look up ``b``, delete the entry.
+    ``crowded``: every ``a`` is stored in one partition first, then every ``b`` is looked
+    up, as in a cache that holds many conversations ending in the same follow-up; a
+    ``b`` served another pair's answer is a wrong answer (:attr:`Report.foreign_hits`),
+    and counts as a miss in the metrics.
     With a ``sweep``, one pass runs at the lowest threshold and a hit at threshold
     ``t`` is a hit there whose similarity reaches ``t`` (with one entry per partition
     that is exactly what a run at ``t`` gives, since the verifier does not depend on
@@ -102,6 +107,8 @@ async def evaluate(
     # A judge serves hits below the threshold, and where it is asked depends on the
     # threshold: each threshold of a sweep would need judge calls of its own.
     judged = base.group(JudgeSettings).judge != "none"
+    if crowded and sweep:
+        raise EvaluationError("a threshold sweep cannot run crowded: evaluate one threshold")
     if judged and sweep:
         raise EvaluationError(
             "a threshold sweep cannot run with a judge (SEMANTIC_CACHE_JUDGE); "
@@ -129,7 +136,11 @@ async def evaluate(
             current = _fitted_threshold(base, memo.model_id) or default_threshold(memo.model_id)
         floor = min([current, *sweep])
         verifier_name = base.verifier
-        verified = await _run_pass(run_settings, memo, usable, floor, FROM_SETTINGS, progress)
+        foreign: list[str] = []
+        if crowded:
+            verified, foreign = await _run_crowded(run_settings, memo, usable, floor, progress)
+        else:
+            verified = await _run_pass(run_settings, memo, usable, floor, FROM_SETTINGS, progress)
         raw: list[float | None] = []
         if sweep:
             if progress:
@@ -167,6 +178,8 @@ async def evaluate(
         sweep=points,
         skipped=skipped,
         seconds=time.perf_counter() - started,
+        crowded=crowded,
+        foreign_hits=foreign,
     )
 
 
@@ -220,3 +233,62 @@ async def _run_pass(
             if progress and (start // _CHUNK) % 20 == 19:
                 progress(f"{start + len(chunk)}/{len(pairs)} pairs")
     return out
+
+
+async def _run_crowded(
+    settings: Settings,
+    embedder: Embedder,
+    pairs: Sequence[Pair],
+    threshold: float,
+    progress: Callable[[str], None] | None,
+) -> tuple[list[float | None], list[str]]:
+    """Every ``a`` in one partition, then every ``b`` looked up: the similarity of each
+    pair's hit on its own ``a`` (``None`` for a miss, or for another pair's answer), and
+    the ids of the pairs served another pair's answer."""
+    shared = f"semcache-eval\x00{uuid.uuid4().hex}\x00crowd\x00"
+    mode = settings.context_mode
+    by_id = {p.id: p for p in pairs}
+    out: list[float | None] = []
+    foreign: list[str] = []
+    ids: list[str | None] = []
+    cache = SemanticCache(settings, embedder=embedder, threshold=threshold)
+    async with cache:
+        try:
+            for start in range(0, len(pairs), _CHUNK):
+                chunk = pairs[start : start + _CHUNK]
+                ids += await asyncio.gather(
+                    *(
+                        cache.store(p.a.query, p.id.encode(), partition=shared + part, context=ctx)
+                        for p in chunk
+                        for part, ctx in [p.a.keys(mode)]
+                    )
+                )
+            for start in range(0, len(pairs), _CHUNK):
+                chunk = pairs[start : start + _CHUNK]
+                hits = await asyncio.gather(
+                    *(
+                        cache.lookup(p.b.query, partition=shared + part, context=ctx)
+                        for p in chunk
+                        for part, ctx in [p.b.keys(mode)]
+                    )
+                )
+                for p, hit in zip(chunk, hits, strict=True):
+                    served = None if hit is None else by_id.get(hit.payload.decode())
+                    if served is not None and served.id != p.id and not _same_request(served, p):
+                        foreign.append(p.id)
+                        served = None
+                    out.append(None if hit is None or served is None else float(hit.similarity))
+                if progress and (start // _CHUNK) % 20 == 19:
+                    progress(f"{start + len(chunk)}/{len(pairs)} pairs")
+        finally:
+            await asyncio.gather(*(cache.delete(i) for i in ids if i is not None))
+        if cache.counters["errors"] or cache.counters["store_failures"]:
+            raise EvaluationError(
+                "the cache failed during the run (see the log); results would be wrong"
+            )
+    return out, foreign
+
+
+def _same_request(stored: Pair, pair: Pair) -> bool:
+    """Two pairs whose ``a`` is the same request (one entry holds the answer of both)."""
+    return stored.a == pair.a
