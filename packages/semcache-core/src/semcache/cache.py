@@ -1172,8 +1172,8 @@ class SemanticCache:
 
     def _context(self, context: str | None) -> tuple[str, str | None]:
         """The context as sent ("" for none; only its ends stripped), and what an entry
-        keeps of it: the text in semantic mode, nothing in exact mode (the partition
-        holds it)."""
+        keeps of it: the text in the turns and semantic modes, nothing in exact mode (the
+        partition holds it)."""
         ctx = exact_text(context) if context else ""
         if context and not ctx:
             # Earlier turns that are not valid text: caching would risk matching the
