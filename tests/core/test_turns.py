@@ -83,14 +83,25 @@ async def test_chatter_on_both_sides_is_not_a_replacement(matcher: TurnMatcher) 
     assert await matcher.compare(ours, theirs) is None
 
 
-async def test_an_exchange_added_on_one_side_only_is_not_a_replacement(
-    matcher: TurnMatcher,
+@pytest.mark.parametrize(
+    "aside",
+    [
+        # About something else: the cache cannot tell it from the two below.
+        "user: also, are your stores open on sunday mornings?\nassistant: Yes, from ten until four.\n",
+        # An instruction the answer follows.
+        "user: from now on please answer in french\nassistant: D'accord.\n",
+        # Someone's details the answer may repeat.
+        "user: my name is alice jones, email alice.jones@example.com\nassistant: Noted, Alice.\n",
+    ],
+)
+async def test_an_exchange_that_says_something_on_one_side_only_is_another_conversation(
+    matcher: TurnMatcher, aside: str
 ) -> None:
-    aside = (
-        "user: also, are your stores open on sunday mornings?\n"
-        "assistant: Yes, from ten until four.\n"
-    )
-    assert await matcher.compare(aside + ORDER, ORDER) is None
+    # Stored with it: the answer may have followed it, and must not reach a conversation
+    # without it. Asked with it: the stored answer never saw it.
+    assert await matcher.compare(aside + ORDER, ORDER) == "extra"
+    assert await matcher.compare(ORDER, aside + ORDER) == "extra"
+    assert await matcher.compare(ORDER + "\n" + aside.strip(), ORDER) == "extra"
 
 
 DELAY = (

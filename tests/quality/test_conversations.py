@@ -76,19 +76,22 @@ def test_heldout_conversations_are_unchanged(path: Any, sha256: str) -> None:
     assert digest == sha256, f"{path.name} changed: it is held out, never edited to fit a rule"
 
 
-def test_development_set_turns_serves_padded_and_irrelevant_histories_and_no_trap(
+def test_development_set_turns_serves_same_and_chatter_padded_histories_and_no_trap(
     conversation_reports: dict[str, Report],
 ) -> None:
     report = conversation_reports["dev/turns"]
     cats = report.by_category
     assert _count(report, TRAPS_ALL, "false_hits") == 0
-    # Measured: 15/15 identical, 14/15 padded, 15/15 with an unrelated exchange.
+    # Measured: 15/15 identical; 5/15 padded (the others' chatter says something: "one
+    # sec, let me grab my laptop", "brb, doorbell"). An exchange about something else is
+    # another conversation (it may hold an instruction the answer followed): 0/15, where
+    # leaving such turns out served 15 (and 14 padded).
     assert cats["same-history"].true_hits == 15
-    assert cats["padded-history"].true_hits >= 13
-    assert cats["irrelevant-history"].true_hits >= 14
+    assert cats["padded-history"].true_hits >= 4
+    assert cats["irrelevant-history"].true_hits == 0
 
 
-def test_heldout_conversations_turns_beats_semantic_at_the_same_trap_count(
+def test_heldout_conversations_turns_serves_more_than_exact_and_fewer_traps_than_semantic(
     conversation_reports: dict[str, Report],
 ) -> None:
     turns = conversation_reports["heldout/turns"]
@@ -105,11 +108,13 @@ def test_heldout_conversations_turns_beats_semantic_at_the_same_trap_count(
     print(f"held-out conversations: should-hit served {hits}, traps served {traps}")
     # First measurement: turns 42 of 61 and 2 of 63 traps; semantic 20 and 2; exact 0 and 0.
     # The two traps were flipped turns scored as unrelated on both sides; since turns
-    # mode refuses a turn replaced on both sides: turns 42 and 0.
-    assert hits["turns"] >= 39
-    assert traps["turns"] <= 3
+    # mode refuses a turn replaced on both sides: turns 42 and 0. Since it refuses a
+    # turn that says something on one side only: 16 and 0.
+    assert hits["turns"] >= 14
+    assert traps["turns"] == 0
     assert _count(turns, SWAPS, "false_hits") == 0  # context and detail swaps: never
-    assert hits["turns"] > hits["semantic"]
+    assert hits["turns"] > hits["exact"]
+    assert traps["turns"] < traps["semantic"]
     assert traps["exact"] == 0
 
 
@@ -119,10 +124,11 @@ def _hits_and_traps(report: Report) -> tuple[int, int]:
 
 def test_second_set_turns_serves_no_trap(conversation_reports: dict[str, Report]) -> None:
     # A development set for the local-edit and particle rules: measured with the
-    # replaced-turn rule at 43 of 60 and 5 of 62 traps (without it, 7); now 43 and 0.
+    # replaced-turn rule at 43 of 60 and 5 of 62 traps (without it, 7); then 43 and 0;
+    # since a turn that says something on one side only is refused, 18 and 0.
     hits, traps = _hits_and_traps(conversation_reports["second/turns"])
     assert traps == 0
-    assert hits >= 41
+    assert hits >= 16
 
 
 @pytest.mark.parametrize(
@@ -132,19 +138,22 @@ def test_second_set_turns_serves_no_trap(conversation_reports: dict[str, Report]
         # the parcel to whom); the turn matcher as it was before the replaced-turn,
         # local-edit and particle rules: 43 and 4. Semantic 26 and 2; exact 0 and 0. That
         # one trap then led to the verifier's role-swap rule, so for that rule the set is
-        # development data: since, 43 and 0.
-        ("third", 40, 0),
+        # development data: since, 43 and 0. Since a turn that says something on one
+        # side only is refused (none of the unrelated exchanges is served): 16 and 0.
+        ("third", 14, 0),
         # First and only measurement, with every rule above already in place: turns 36 of
         # 60 and 0 of 62 traps (padded histories 7 of 15, reworded 0 of 15); semantic 28
-        # and 3; exact 0 and 0. Unseen by every rule: never fit anything to it.
-        ("fourth", 33, 1),
+        # and 3; exact 0 and 0. Unseen by every rule: never fit anything to it. Since a
+        # turn that says something on one side only is refused: 15 and 0.
+        ("fourth", 13, 1),
         # First and only measurement, as the fourth: turns 42 of 60 and 0 of 62 traps
         # (same history 13, padded 15, unrelated exchange 14, reworded 0, of 15 each);
-        # semantic 27 and 1; exact 0 and 0. Never fit anything to it.
-        ("fifth", 38, 1),
+        # semantic 27 and 1; exact 0 and 0. Never fit anything to it. Since a turn that
+        # says something on one side only is refused: 20 and 0 (same history 13, padded 7).
+        ("fifth", 17, 1),
     ],
 )
-def test_later_heldout_sets_turns_serves_more_than_semantic_and_no_swap(
+def test_later_heldout_sets_turns_serves_more_than_exact_and_no_swap(
     conversation_reports: dict[str, Report], name: str, min_hits: int, max_traps: int
 ) -> None:
     turns = conversation_reports[f"{name}/turns"]
@@ -155,18 +164,19 @@ def test_later_heldout_sets_turns_serves_more_than_semantic_and_no_swap(
     assert hits >= min_hits
     assert traps <= max_traps
     assert _count(turns, SWAPS, "false_hits") == 0
-    assert hits > semantic[0]
+    assert hits > exact[0]
+    assert traps <= semantic[1]
     assert exact == (0, 0)
 
 
-@pytest.mark.parametrize(("path", "min_hits"), [(FOURTH, 31), (FIFTH, 18)])
+@pytest.mark.parametrize(("path", "min_hits"), [(FOURTH, 13), (FIFTH, 14)])
 def test_turns_mode_finds_each_conversation_among_all_that_end_in_one_follow_up(
     real_embedder: Any, path: Any, min_hits: int
 ) -> None:
     # Every pair ends in "How much will that cost me?" and every cached conversation is in
-    # one partition (python -m benchmarks.context_crowd). Measured: fourth set 35 of 60
-    # and 0 of 49 traps, fifth 22 of 60 and 0 of 52; before candidates were chosen by
-    # their earlier turns (top_k of 100 equally similar ones): 15 and 7.
+    # one partition (python -m benchmarks.context_crowd). Measured: fourth set 15 of 60
+    # and 0 of 49 traps, fifth 16 of 60 and 0 of 52; with the vector search's top_k
+    # alone (no own-entry lookup, no choice by earlier turns): 9 and 5.
     pairs = crowd_pairs(path)
     settings = Settings.from_env({}, context_mode="turns")
     report = asyncio.run(evaluate(pairs, settings, embedder=real_embedder, crowded=True))

@@ -140,8 +140,8 @@ def test_crowded_counts_answers_served_from_another_pair(
     assert main(["eval", path, *HASH, "--verifier", "none", "--crowded", "--json", "--quiet"]) == 0
     crowded = json.loads(capsys.readouterr().out)
     assert crowded["foreign_hits"] == ["p1"]
-    # The wrong answer is not the pair's own: a miss in the metrics, listed above.
-    assert (crowded["overall"]["true_hits"], crowded["overall"]["false_hits"]) == (2, 0)
+    # Another pair's answer is a wrong answer: a false hit, listed above.
+    assert (crowded["overall"]["true_hits"], crowded["overall"]["false_hits"]) == (2, 1)
 
     assert main(["eval", path, *HASH, "--verifier", "none", "--crowded", "--quiet"]) == 0
     assert "served another pair's answer: 1 (p1)" in capsys.readouterr().out

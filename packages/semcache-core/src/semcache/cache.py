@@ -473,10 +473,10 @@ class SemanticCache:
             return Hit(
                 entry.payload, entry.metadata, 1.0, entry.entry_id, "exact", version=entry.version
             )
-        if stored_ctx is not None:
+        if stored_ctx is not None and entry is not None and entry.context != stored_ctx:
             # The semantic and turns modes keep every conversation in one partition, where
             # a common follow-up names only the conversation stored last: the same
-            # conversation is found by its own entry id.
+            # conversation is found by its own entry id (one more read, only then).
             own = await self._guard(
                 "response store", responses.get(_entry_id(part, raw, stored_ctx))
             )
@@ -1172,8 +1172,8 @@ class SemanticCache:
 
     def _context(self, context: str | None) -> tuple[str, str | None]:
         """The context as sent ("" for none; only its ends stripped), and what an entry
-        keeps of it: the text in semantic mode, nothing in exact mode (the partition
-        holds it)."""
+        keeps of it: the text in the turns and semantic modes, nothing in exact mode (the
+        partition holds it)."""
         ctx = exact_text(context) if context else ""
         if context and not ctx:
             # Earlier turns that are not valid text: caching would risk matching the

@@ -16,8 +16,8 @@ role on the other side:
   to cancel it, but decided to keep it" / "going to keep it, but decided to cancel it");
 - **changed**: related (above ``related_at``) but not close enough: another intent, another
   product in a similar sentence;
-- **unrelated**: nothing like it on the other side: chatter ("thanks!", "one sec"), or an
-  exchange about something else.
+- **unrelated**: nothing like it on the other side: chatter ("thanks!", "one sec"), an
+  exchange about something else, or a turn that one side has and the other does not.
 
 The contexts match when no turn is changed or opposed, each side has a matched user turn
 (a conversation about something else entirely has no related turn at all), and the
@@ -25,11 +25,22 @@ related turns of both sides give the same facts: a number, date, unit or identif
 only one side gives is a conflict (order 48213 / 48231; a flight "delayed 3 hours" /
 "cancelled"), wherever in the conversation each is told.
 
-Unrelated turns are left out when only one side has them: chatter or a side exchange
-added to the same conversation. When both sides have a turn that says something (not
-only "thanks", "ok") with no counterpart on the other, one turn was replaced by another
-("I'd like my money back" / "just send me a new one" score far apart, yet the follow-up
-"how long will that take?" needs another answer): the contexts do not match.
+Only chatter is left out: an unrelated turn that says nothing (its words are all
+greetings, thanks, "ok", "one sec"). A turn that says something and has no counterpart
+on the other side makes the contexts differ, on either side and whatever it is about:
+
+- on the stored side, the answer may have followed it. An instruction ("from now on,
+  tell me to call 555-0100"), a preference or another person's name and email there
+  would reach whoever asks the same follow-up after the same conversation without it,
+  and with one partition per application key, that is another end user;
+- on the asking side, the asker may have said something the answer must follow
+  ("please answer in French", "I'm vegetarian"), which the stored answer never saw;
+- on both sides, one turn was replaced by another ("I'd like my money back" / "just send
+  me a new one" score far apart, yet the follow-up "how long will that take?" needs
+  another answer).
+
+An exchange about something else is therefore another conversation too: the cache cannot
+tell it from one that changed the answer.
 """
 
 from __future__ import annotations
@@ -62,6 +73,15 @@ _EDIT_MIN_SHARED = 24
 long as what differs are one text edited, compared on the edit."""
 
 _WORD = re.compile(r"\w+")
+
+_CHATTER_WORDS = (
+    "moment sec second minute wait hold hang back ahead sure course problem worries welcome "
+    "glad anything else everything time take sorry oh ah hmm hiya thx lol yep nice cool fine "
+    "alright awesome brilliant lovely cheers bye goodbye hope well still check"
+)
+"""Words of a turn that says nothing the answer could follow ("one moment", "no
+problem, take your time", "anything else?"), with those the text analysis already
+drops (greetings, thanks, "ok", question words)."""
 
 _ROLE_LINE = re.compile(r"^(system|developer|user|assistant|tool|function|model): ", re.MULTILINE)
 
@@ -121,7 +141,8 @@ class TurnMatcher:
     async def compare(self, context: str, stored: str) -> str | None:
         """``None`` when the contexts match, else why not: ``conflict``, ``changed``,
         ``unmatched`` (no user turn has a counterpart), ``replaced`` (each side has a turn
-        the other lacks) or ``too-long``."""
+        the other lacks), ``extra`` (one side has a turn that says something and the other
+        has nothing like it) or ``too-long``."""
         ours, theirs = split_turns(context), split_turns(stored)
         if len(ours) > MAX_TURNS or len(theirs) > MAX_TURNS:
             return "too-long"  # compared exactly only (equal texts matched before this)
@@ -146,6 +167,8 @@ class TurnMatcher:
             return why
         if our_extra and their_extra:
             return "replaced"
+        if our_extra or their_extra:
+            return "extra"  # a turn that says something on one side only
         return "conflict" if _facts_differ(our_related, their_related) else None
 
     def _align(
@@ -165,7 +188,7 @@ class TurnMatcher:
             similarity = float(sims[i, j])
             if similarity < self.related_at:
                 # Unrelated: chatter, an exchange about something else, or a replaced turn.
-                extra = extra or bool(analyze(turn.text).content)
+                extra = extra or _says_something(turn.text)
                 continue
             if similarity < self.match_at:
                 return "changed", related, extra
@@ -222,6 +245,14 @@ class TurnMatcher:
         while len(self._vectors) > self._remember:
             self._vectors.popitem(last=False)
         return out
+
+
+_CHATTER = frozenset(w for word in _CHATTER_WORDS.split() for w in analyze(word).content)
+
+
+def _says_something(text: str) -> bool:
+    """Is a turn more than chatter: does it hold a word beyond :data:`_CHATTER_WORDS`?"""
+    return any(word not in _CHATTER for word in analyze(text).content)
 
 
 def _facts(texts: Sequence[str]) -> dict[str, set[str]]:

@@ -9,7 +9,8 @@ whole request bodies (Chat Completions, Responses, Anthropic Messages). Each req
 split as the HTTP cache splits it (:func:`semcache.http.extract.extract`): the last user
 turn is the question, the earlier turns are the context, and the rest of the body
 (system prompt included) goes into the partition; the ``context_mode`` setting decides
-whether the earlier turns are matched exactly or by meaning, as it does in production.
+how the earlier turns are matched (turn by turn, exactly or by meaning), as it does in
+production.
 
 Every pair gets its own partition in the configured cache (any embedder, any stores),
 so pairs never see each other; the entries are deleted as the run goes.

@@ -39,7 +39,8 @@ class Side:
     ``query`` is the embedded question and ``context`` the earlier turns as text (``None``
     for a first question). ``partition`` hashes everything else in the request, earlier
     turns included (``context_mode="exact"``); ``partition_without_context`` leaves the
-    earlier turns out, for ``context_mode="semantic"`` where they are matched by meaning.
+    earlier turns out, for the ``turns`` and ``semantic`` context modes, where the cache
+    matches them.
     """
 
     query: str

@@ -103,7 +103,7 @@ class Report:
     """Every cached request in one partition (``evaluate(crowded=True)``)."""
     foreign_hits: list[str] = field(default_factory=list)
     """Crowded runs: the pairs served another pair's answer (wrong answers, counted as
-    misses in the metrics)."""
+    false hits in the metrics, whatever the pair's label)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -92,8 +93,8 @@ async def evaluate(
     Each pair: store ``a`` in a partition of its own, look up ``b``, delete the entry.
     ``crowded``: every ``a`` is stored in one partition first, then every ``b`` is looked
     up, as in a cache that holds many conversations ending in the same follow-up; a
-    ``b`` served another pair's answer is a wrong answer (:attr:`Report.foreign_hits`),
-    and counts as a miss in the metrics.
+    ``b`` served another pair's answer got a wrong answer, whatever its label: a false
+    hit in the metrics, listed in :attr:`Report.foreign_hits`.
     With a ``sweep``, one pass runs at the lowest threshold and a hit at threshold
     ``t`` is a hit there whose similarity reaches ``t`` (with one entry per partition
     that is exactly what a run at ``t`` gives, since the verifier does not depend on
@@ -156,12 +157,15 @@ async def evaluate(
         return [s is not None and s >= t - 1e-9 for s in sims]
 
     now = [s is not None for s in verified] if judged else hits_at(verified, current)
-    overall = metrics(labels, now)
+    wrong = set(foreign)
+    overall = _with_foreign(metrics(labels, now), usable, wrong)
     by_category: dict[str, Metrics] = {}
     categories = sorted({p.category for p in usable if p.category is not None})
     for cat in categories:
         idx = [i for i, p in enumerate(usable) if p.category == cat]
-        by_category[cat] = metrics([labels[i] for i in idx], [now[i] for i in idx])
+        in_cat = [usable[i] for i in idx]
+        found = metrics([labels[i] for i in idx], [now[i] for i in idx])
+        by_category[cat] = _with_foreign(found, in_cat, wrong)
     points = [
         SweepPoint(t, metrics(labels, hits_at(verified, t)), metrics(labels, hits_at(raw, t)))
         for t in sweep
@@ -181,6 +185,12 @@ async def evaluate(
         crowded=crowded,
         foreign_hits=foreign,
     )
+
+
+def _with_foreign(found: Metrics, pairs: Sequence[Pair], foreign: set[str]) -> Metrics:
+    """``found`` with the answers served from another pair counted as false hits."""
+    extra = sum(p.id in foreign for p in pairs)
+    return replace(found, false_hits=found.false_hits + extra) if extra else found
 
 
 def _fitted_threshold(settings: Settings, model_id: str) -> float | None:

@@ -51,7 +51,8 @@ class Extraction:
     For conversations, ``context`` renders the earlier turns (everything before the
     last user turn except system/developer instructions) as text, and
     ``rest_without_context`` is ``rest`` with those turns taken out: what the partition
-    holds when the earlier turns are matched semantically instead of exactly.
+    holds when the cache matches the earlier turns (the ``turns`` and ``semantic`` context
+    modes) instead of the partition.
     """
 
     query: str

@@ -2,7 +2,8 @@
 
 The partition is an exact hash, never embedded. It covers the method, path and query
 string, the model, the request body with the question's text masked (so the system
-prompt, earlier turns, images, tools and every sampling parameter), whether the client
+prompt, images, tools and every sampling parameter; the earlier turns too in the
+``exact`` context mode, while the other modes match them in the cache), whether the client
 asked for a stream, the request headers that change an answer (:data:`ANSWER_HEADERS`),
 where the request goes (the ``Host`` in a middleware, the upstream in the proxy), and the
 tenant: a value from the application (``extract_partition``), a trusted tenant header

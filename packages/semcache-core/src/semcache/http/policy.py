@@ -96,7 +96,8 @@ class CachePlan:
     ``lookup`` is False for ``Cache-Control: no-cache`` (refresh: skip the lookup,
     store the new answer); ``store`` is False for ``X-Semcache-TTL: 0``; ``ttl`` None
     means the cache's default. ``context`` holds the earlier turns when the
-    ``context_mode`` setting is ``semantic`` (otherwise they are in the partition).
+    ``context_mode`` setting is ``turns`` (the default) or ``semantic`` (with ``exact``,
+    they are in the partition).
     ``requester`` is a hash of who asks (credential and tenant), the key of the
     upstream 429 breaker the request consults and feeds. ``exact``: only the same text
     is a hit (the path is one of the policy's ``exact_paths``, e.g. embeddings, or its
@@ -319,7 +320,7 @@ class HttpCachePolicy:
             if found is not None:
                 query, rest = found.query, found.rest
                 if found.context and self.settings.context_mode != "exact":
-                    # The earlier turns are matched by the cache, by meaning.
+                    # The earlier turns are matched by the cache (turn by turn, or by meaning).
                     rest, context = found.rest_without_context, found.context
         else:
             custom = await self._user("extract_query", self.extract_query, native, body)
