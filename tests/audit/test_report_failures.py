@@ -1,6 +1,7 @@
-"""A wrong hit reported while the response store fails or never answers: the report ends
-within the lookup budget, never raises, and says it was not applied (``None``, not the
-``False`` of an entry that is gone); once the store answers again, it can be sent again."""
+"""A wrong hit reported while the response store fails or never answers, or while the
+cache's start hangs: the report ends within the lookup budget, never raises, and says it
+was not applied (``None``, not the ``False`` of an entry that is gone); once the store
+answers again (the cache has started), it can be sent again."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from semcache.types import Entry
 from tests.support.caches import cache_over
 from tests.support.entries import an_entry
 from tests.support.pausing import Pausing, PausingVectorStore, Step
+from tests.support.starts import HeldStart
 
 Report = Callable[[SemanticCache, Entry], Awaitable[bool | None]]
 
@@ -103,6 +105,27 @@ async def test_a_report_to_a_silent_store_ends_within_the_lookup_budget(
         assert entered.is_set()  # it was the store that kept it waiting
         assert result is None and await store.get(e.entry_id) is not None
         await applied(cache, store, report, e)
+
+
+@pytest.mark.parametrize("report", list(REPORTS))
+async def test_a_report_while_the_start_hangs_ends_within_the_lookup_budget(report: str) -> None:
+    # The start is held where it asks the model its vector size (an API that never
+    # answers): only the lookup budget ends the report.
+    store, embedder = MemoryResponseStore(), HeldStart()
+    cache = cache_over(store, embedder=embedder, max_false_hit_rate=0.75, **BUDGET)
+    try:
+        e = an_entry()
+        await store.set(e, 600)
+        async with asyncio.timeout(GIVE_UP):
+            result = await REPORTS[report](cache, e)
+        assert embedder.probed.is_set() and not cache.started  # the start kept it waiting
+        assert result is None and await store.get(e.entry_id) == e
+        # The start went on meanwhile (the budget ended the wait, not the start).
+        embedder.release.set()
+        await applied(cache, store, report, e)
+        assert cache.started
+    finally:
+        await cache.close()
 
 
 @pytest.mark.parametrize("report", list(REPORTS))

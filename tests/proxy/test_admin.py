@@ -4,6 +4,7 @@ operator knows (path, model, tenant, credential), and partitions by the raw path
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from semcache.testing import FlakyStore, HashingTestEmbedder
 from semcache_proxy import create_semantic_cache_proxy_app
 from tests.support.pausing import PausingResponseStore
 from tests.support.servers import serve_asgi
+from tests.support.starts import HeldStart
 
 from .conftest import make_proxy
 
@@ -29,9 +31,13 @@ def chat(question: str, model: str = "gpt-4o-mini") -> dict[str, object]:
 
 
 def _flaky_proxy(
-    upstream: str, response_store: object, **settings: object
+    upstream: str,
+    response_store: object,
+    *,
+    embedder: HashingTestEmbedder | None = None,
+    **settings: object,
 ) -> tuple[object, SemanticCache]:
-    embedder = HashingTestEmbedder()
+    embedder = HashingTestEmbedder() if embedder is None else embedder
     cache = SemanticCache(
         embedder=embedder,
         vector_store=MemoryVectorStore(embedder.dimension),
@@ -131,6 +137,33 @@ def test_feedback_while_the_store_is_down_or_silent_is_a_503_within_the_budget(u
         assert (
             client.post(CHAT, json=chat("what is a semantic cache")).headers["x-semcache"] == "miss"
         )
+
+
+ADMIN_CALLS: dict[str, Callable[[httpx.Client], httpx.Response]] = {
+    "feedback": lambda client: client.post(
+        f"{ADMIN}/feedback", json={"entry": "e1", "version": "v1"}, headers=AUTH
+    ),
+}
+"""The admin calls that need the cache's stores, each on an entry or partition."""
+
+
+@pytest.mark.parametrize("call", list(ADMIN_CALLS))
+def test_admin_calls_while_the_cache_start_hangs_are_a_503_within_the_budget(
+    upstream: str, call: str
+) -> None:
+    # The model never tells its vector size: the cache never starts, and only the lookup
+    # budget ends the call (the stores' own timeout is a minute, the client's 20 s).
+    embedder = HeldStart()
+    app, cache = _flaky_proxy(
+        upstream,
+        MemoryResponseStore(),
+        embedder=embedder,
+        lookup_timeout_ms=500,
+        store_timeout_ms=60_000,
+    )
+    with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=20) as client:
+        _error(ADMIN_CALLS[call](client), 503, "cache_unavailable")
+        assert embedder.probed.is_set() and not cache.started
 
 
 class _NoIndex:

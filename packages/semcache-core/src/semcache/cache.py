@@ -775,7 +775,8 @@ class SemanticCache:
         processes wrote meanwhile are kept (this one is added to them), and an entry
         deleted or stored again with a new answer meanwhile is left as it is (the outcome
         says nothing about the new answer). ``None`` when the entry is gone or replaced,
-        or a store failed (never raises for that).
+        or the cache's start or a store failed or did not finish within one lookup's time
+        budget (never raises for that).
         """
         bound = self.settings.group(AuditSettings).max_false_hit_rate
         try:
@@ -808,9 +809,11 @@ class SemanticCache:
         the report applies to whatever the entry holds. True when the entry existed (with
         ``version``: and still held that answer); False when it did not.
 
-        Within one lookup's time budget (``lookup_timeout_ms``). ``None`` (false too)
-        when a store failed or the budget ran out first: the report may not have been
-        applied, and may be sent again (never raises for that).
+        Within one lookup's time budget (``lookup_timeout_ms``), the cache's start
+        included (a model still loading or a start that hangs holds it up no longer).
+        ``None`` (false too) when the start or a store failed or the budget ran out first:
+        the report may not have been applied, and may be sent again (never raises for
+        that).
         """
         self.counters["wrong_hit_reports"] += 1
         try:
@@ -834,12 +837,13 @@ class SemanticCache:
 
     async def _evict(self, entry_id: str) -> bool:
         """Delete ``entry_id`` whatever it holds (payload, exact keys, vector) within one
-        lookup's time budget. Raises when the payload's delete fails or runs out of it."""
-        await self._ready()
-        responses, vectors = self._stores()
+        lookup's time budget, the cache's start included. Raises when the start or the
+        payload's delete fails or runs out of it."""
         removed: bool | None = None
         try:
             async with self._whole_budget():
+                await self._ready()
+                responses, vectors = self._stores()
                 removed = await self._guard("response store", responses.delete(entry_id))
                 await self._guard("vector store", vectors.delete([entry_id]))
         except (_Skipped, TimeoutError):
@@ -852,13 +856,13 @@ class SemanticCache:
     async def _evict_answer(self, entry_id: str, version: str) -> bool:
         """Delete ``entry_id`` only while it holds the answer ``version``: a new answer
         stored at any moment of the eviction, by any process, is kept whole. Within one
-        lookup's time budget; raises when a store fails or it runs out before the answer
-        is deleted."""
-        await self._ready()
-        responses, vectors = self._stores()
+        lookup's time budget, the cache's start included; raises when the start or a store
+        fails or it runs out before the answer is deleted."""
         evicted: Entry | None = None
         try:
             async with self._whole_budget():
+                await self._ready()
+                responses, vectors = self._stores()
                 read = await self._guard("response store", responses.get(entry_id))
 
                 async def delete(entry: Entry) -> Entry | None:
@@ -936,11 +940,13 @@ class SemanticCache:
         change: Callable[[AuditState], AuditState],
         version: str | None = None,
     ) -> AuditState | None:
-        await self._ready()
-        responses, vectors = self._stores()
         # The lock only spares this process's own outcomes from refusing each other: the
         # conditional write is what keeps deletes, refreshes and other processes' outcomes.
+        # The cache's start is within the budget, as a lookup's is: one that hangs does
+        # not hold the outcome (or a report) up.
         async with self._audit_lock, self._whole_budget():
+            await self._ready()
+            responses, vectors = self._stores()
             read = await self._guard("response store", responses.get(entry_id))
             if read is None:
                 return None

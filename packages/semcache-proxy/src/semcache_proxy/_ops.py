@@ -165,8 +165,8 @@ class OpsEndpoints:
         entry is evicted (``"evict": false``: quarantined instead, its threshold learned
         from the report). With a version, an entry stored again since (a new answer) is
         left as it is (404); without one, the report applies to whatever it holds. A store
-        that fails or does not answer within the lookup budget: 503, the report may not
-        have been applied (send it again)."""
+        that fails or does not answer within the lookup budget (the cache's start
+        included): 503, the report may not have been applied (send it again)."""
         try:
             body = await request.json()
         except ValueError:
