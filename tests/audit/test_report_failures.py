@@ -17,7 +17,7 @@ from semcache.testing import FlakyStore
 from semcache.types import Entry
 from tests.support.caches import cache_over
 from tests.support.entries import an_entry
-from tests.support.pausing import Pausing, PausingVectorStore, Step
+from tests.support.pausing import PausingVectorStore, SilentAt
 from tests.support.starts import HeldStart
 
 Report = Callable[[SemanticCache, Entry], Awaitable[bool | None]]
@@ -41,34 +41,6 @@ store that never answers before the test gives up on it."""
 
 GIVE_UP = 20.0
 """Seconds a test waits for a report before it fails (far past :data:`BUDGET`)."""
-
-
-class SilentAt(Pausing, MemoryResponseStore):
-    """The embedded store, whose next call of ``method`` (``get``, ``delete`` or
-    ``delete_if_current``) runs :attr:`between` before it answers: held, a store that
-    took the call and went silent."""
-
-    between: Step | None = None
-
-    def __init__(self, method: str) -> None:
-        super().__init__()
-        self.method = method
-
-    async def _point(self, method: str) -> None:
-        if method == self.method:
-            await self.run_step("between")
-
-    async def get(self, entry_id: str) -> Entry | None:
-        await self._point("get")
-        return await super().get(entry_id)
-
-    async def delete(self, entry_id: str) -> bool:
-        await self._point("delete")
-        return await super().delete(entry_id)
-
-    async def delete_if_current(self, entry: Entry) -> bool:
-        await self._point("delete_if_current")
-        return await super().delete_if_current(entry)
 
 
 async def applied(cache: SemanticCache, store: MemoryResponseStore, report: str, e: Entry) -> None:
