@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from semcache import SemanticCache
+from semcache import SemanticCache, Settings
+from semcache.audit import Auditor
 from semcache.stores import MemoryResponseStore
 from semcache.testing import FlakyStore
 from semcache.types import Entry
@@ -131,3 +132,36 @@ async def test_an_answer_deleted_before_the_budget_ran_out_is_reported_evicted(
             assert await REPORTS[report](cache, e) is True
         assert entered.is_set()
         assert await store.get(e.entry_id) is None
+
+
+def counted(cache: SemanticCache, auditor: Auditor) -> tuple[int, int, int, int]:
+    """Wrong-hit reports answered and not applied, as the auditor's ledger and as the
+    cache's counters count them."""
+    events = auditor.ledger.events()
+    return (
+        events["feedback_wrong"],
+        events["feedback_failed"],
+        cache.counters["wrong_hit_reports"],
+        cache.counters["wrong_hit_reports_failed"],
+    )
+
+
+async def test_a_report_not_applied_is_counted_apart_and_once_when_sent_again() -> None:
+    # The report the client is told to send again (None: a 503) is no report yet.
+    store = SilentAt("get")
+    async with cache_over(store, **BUDGET) as cache:
+        auditor = Auditor(cache, Settings.from_env({}))
+        e = an_entry()
+        await store.set(e, 600)
+        store.pause_next()  # never released
+        async with asyncio.timeout(GIVE_UP):
+            assert await auditor.feedback(e.entry_id, version=e.version) is None
+        assert counted(cache, auditor) == (0, 1, 0, 1)
+        # Sent again to a store that answers: applied, and counted once.
+        async with asyncio.timeout(GIVE_UP):
+            assert await auditor.feedback(e.entry_id, version=e.version) is True
+        assert await store.get(e.entry_id) is None
+        assert counted(cache, auditor) == (1, 1, 1, 1)
+        # A report answered "no such entry" is answered: counted, not as a failure.
+        assert await auditor.feedback(e.entry_id, version=e.version) is False
+        assert counted(cache, auditor) == (2, 1, 2, 1)

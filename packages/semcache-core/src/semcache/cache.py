@@ -174,6 +174,7 @@ class SemanticCache:
             "rejected_by_audit": 0,
             "quarantined": 0,
             "wrong_hit_reports": 0,
+            "wrong_hit_reports_failed": 0,
             "errors": 0,
             "stores": 0,
             "store_failures": 0,
@@ -188,7 +189,10 @@ class SemanticCache:
         event loop lagged; neither counts against the component's breaker.
         ``rejected_by_audit``: candidates below their entry's learned threshold or
         quarantined; ``quarantined``: entries this process quarantined after audits;
-        ``wrong_hit_reports``: :meth:`report_wrong_hit` calls."""
+        ``wrong_hit_reports``: :meth:`report_wrong_hit` calls that got an answer (applied,
+        or no such entry or answer), ``wrong_hit_reports_failed``: those not applied (a
+        store failed or the budget ran out; ``None``): a report sent again after a failure
+        counts once in ``wrong_hit_reports``."""
         self.rejections: dict[str, int] = {}
         """Candidates turned down, by the rule that did it (``negation``, ``number``,
         ``layout``, ``context``...): the sum of ``rejected_by_*`` split per rule."""
@@ -837,8 +841,19 @@ class SemanticCache:
         ``None`` (false too) when the start or a store failed or the budget ran out first:
         the report may not have been applied, and may be sent again (never raises for
         that).
+
+        Counted in ``wrong_hit_reports`` once it has an answer (True or False), in
+        ``wrong_hit_reports_failed`` when ``None``: a report sent again after a failure
+        is a report counted once.
         """
-        self.counters["wrong_hit_reports"] += 1
+        applied = await self._report_wrong_hit(entry_id, similarity, evict, version)
+        failed = applied is None
+        self.counters["wrong_hit_reports_failed" if failed else "wrong_hit_reports"] += 1
+        return applied
+
+    async def _report_wrong_hit(
+        self, entry_id: str, similarity: float | None, evict: bool, version: str | None
+    ) -> bool | None:
         try:
             if evict:
                 if version is not None:
