@@ -4,6 +4,7 @@ operator knows (path, model, tenant, credential), and partitions by the raw path
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -13,8 +14,9 @@ from semcache.stores.memory_responses import MemoryResponseStore
 from semcache.stores.memory_vectors import MemoryVectorStore
 from semcache.testing import FlakyStore, HashingTestEmbedder
 from semcache_proxy import create_semantic_cache_proxy_app
-from tests.support.pausing import PausingResponseStore
+from tests.support.pausing import PausingResponseStore, SilentAt
 from tests.support.servers import serve_asgi
+from tests.support.starts import HeldStart
 
 from .conftest import make_proxy
 
@@ -29,9 +31,13 @@ def chat(question: str, model: str = "gpt-4o-mini") -> dict[str, object]:
 
 
 def _flaky_proxy(
-    upstream: str, response_store: object, **settings: object
+    upstream: str,
+    response_store: object,
+    *,
+    embedder: HashingTestEmbedder | None = None,
+    **settings: object,
 ) -> tuple[object, SemanticCache]:
-    embedder = HashingTestEmbedder()
+    embedder = HashingTestEmbedder() if embedder is None else embedder
     cache = SemanticCache(
         embedder=embedder,
         vector_store=MemoryVectorStore(embedder.dimension),
@@ -78,6 +84,7 @@ def test_admin_errors_are_json_and_a_failing_store_is_a_503_never_a_500(upstream
         _error(client.post(flush, headers=AUTH), 503, "cache_unavailable")
         by_model = {"model": "gpt-4o-mini"}
         _error(client.post(flush, json=by_model, headers=AUTH), 503, "cache_unavailable")
+        _error(client.get(f"{ADMIN}/audit/{entry}", headers=AUTH), 503, "cache_unavailable")
         assert client.get(f"{ADMIN}/stats", headers=AUTH).json()["entries"] is None
         assert client.get("/readyz").status_code == 503
         # Requests still pass through, uncached.
@@ -131,6 +138,89 @@ def test_feedback_while_the_store_is_down_or_silent_is_a_503_within_the_budget(u
         assert (
             client.post(CHAT, json=chat("what is a semantic cache")).headers["x-semcache"] == "miss"
         )
+
+
+AdminCall = Callable[[httpx.Client, str, str], httpx.Response]
+
+ADMIN_CALLS: dict[str, AdminCall] = {
+    "delete": lambda client, entry, version: client.delete(
+        f"{ADMIN}/entries/{entry}", headers=AUTH
+    ),
+    "flush everything": lambda client, entry, version: client.post(f"{ADMIN}/flush", headers=AUTH),
+    "flush a partition": lambda client, entry, version: client.post(
+        f"{ADMIN}/flush", json={"partition": "p"}, headers=AUTH
+    ),
+    "flush by model": lambda client, entry, version: client.post(
+        f"{ADMIN}/flush", json={"model": "gpt-4o-mini"}, headers=AUTH
+    ),
+    "audit state": lambda client, entry, version: client.get(
+        f"{ADMIN}/audit/{entry}", headers=AUTH
+    ),
+    "feedback": lambda client, entry, version: client.post(
+        f"{ADMIN}/feedback", json={"entry": entry, "version": version}, headers=AUTH
+    ),
+}
+"""The admin calls that need the cache's stores, on the entry (and answer) of a hit."""
+
+SILENT_AT = {
+    "delete": ("delete", 200),
+    "flush everything": ("flush", 200),
+    "flush a partition": ("flush", 200),
+    "flush by model": ("partitions_where", 200),
+    "audit state": ("get", 404),  # never audited
+    "feedback": ("get", 200),
+}
+"""The store call each admin call is held at, and its status once the store answers."""
+
+REMOVES = {"delete", "flush everything", "flush by model", "feedback"}
+"""The admin calls that remove the answer of the hit (the partition flushed is another)."""
+
+
+@pytest.mark.parametrize("call", list(ADMIN_CALLS))
+def test_admin_calls_to_a_silent_store_are_a_503_within_the_budget(
+    upstream: str, call: str
+) -> None:
+    # Not a 404 and not a hang: the store took the call and went silent, its own timeout
+    # is a minute, the client's 20 s; only the lookup budget ends the call.
+    silent, status = SILENT_AT[call]
+    store = SilentAt(silent)
+    app, _ = _flaky_proxy(upstream, store, lookup_timeout_ms=500, store_timeout_ms=60_000)
+    question = chat("what is a semantic cache")
+    with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=20) as client:
+        client.post(CHAT, json=question)
+        hit = client.post(CHAT, json=question)
+        assert hit.headers["x-semcache"] == "hit"
+        entry, version = hit.headers["x-semcache-entry"], hit.headers["x-semcache-entry-version"]
+        entered, _ = store.pause_next()  # never released
+        answer = ADMIN_CALLS[call](client, entry, version)
+        _error(answer, 503, "cache_unavailable")
+        assert "send it again" in answer.json()["error"]["message"]
+        assert entry not in answer.json()["error"]["message"]
+        assert entered.is_set()  # it was the store that kept it waiting
+        # Nothing was done; sent again to a store that answers, it is.
+        assert client.post(CHAT, json=question).headers["x-semcache"] == "hit"
+        assert ADMIN_CALLS[call](client, entry, version).status_code == status
+        after = client.post(CHAT, json=question).headers["x-semcache"]
+        assert after == ("miss" if call in REMOVES else "hit")
+
+
+@pytest.mark.parametrize("call", list(ADMIN_CALLS))
+def test_admin_calls_while_the_cache_start_hangs_are_a_503_within_the_budget(
+    upstream: str, call: str
+) -> None:
+    # The model never tells its vector size: the cache never starts, and only the lookup
+    # budget ends the call (the stores' own timeout is a minute, the client's 20 s).
+    embedder = HeldStart()
+    app, cache = _flaky_proxy(
+        upstream,
+        MemoryResponseStore(),
+        embedder=embedder,
+        lookup_timeout_ms=500,
+        store_timeout_ms=60_000,
+    )
+    with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=20) as client:
+        _error(ADMIN_CALLS[call](client, "e1", "v1"), 503, "cache_unavailable")
+        assert embedder.probed.is_set() and not cache.started
 
 
 class _NoIndex:

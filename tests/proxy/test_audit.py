@@ -22,8 +22,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from semcache import SemanticCache
+from semcache.testing import HashingTestEmbedder
 from semcache.verify.judge import GreyZoneVerifier
 from semcache_proxy import create_semantic_cache_proxy_app
+from tests.support.pausing import SilentAt
 from tests.support.polling import wait_until
 from tests.support.servers import serve_asgi
 
@@ -268,6 +270,34 @@ def test_feedback_on_an_answer_replaced_since_leaves_the_new_one(real_embedder: 
         assert done.status_code == 200 and done.json()["evicted"] is True
         assert s.ask(SHIPPING).headers["x-semcache"] == "miss"
         assert metric(s.metrics(), "semcache_audits_total", event="feedback_wrong") == 3
+
+
+def test_a_feedback_answered_503_is_counted_apart_and_once_when_sent_again() -> None:
+    # The store takes the report's read and goes silent: 503, send it again. The report
+    # counts once, when it is answered; the 503 counts apart.
+    store = SilentAt("get")
+    settings = {"response_store": store, "lookup_timeout_ms": 500, "store_timeout_ms": 60_000}
+    with served(HashingTestEmbedder(), **settings) as s:
+        s.ask(SHIPPING)
+        hit = s.ask(SHIPPING)  # the same question: an exact hit, never audited
+        assert hit.headers["x-semcache"] == "hit"
+        report = {
+            "entry": hit.headers["x-semcache-entry"],
+            "version": hit.headers["x-semcache-entry-version"],
+        }
+        entered, _ = store.pause_next()  # never released
+        failed = s.client.post(f"{ADMIN}/feedback", json=report, headers=AUTH)
+        assert failed.status_code == 503 and entered.is_set()
+        text = s.metrics()
+        assert metric(text, "semcache_audits_total", event="feedback_wrong") == 0
+        assert metric(text, "semcache_audits_total", event="feedback_failed") == 1
+        done = s.client.post(f"{ADMIN}/feedback", json=report, headers=AUTH)
+        assert done.status_code == 200 and done.json()["evicted"] is True
+        text = s.metrics()
+        assert metric(text, "semcache_audits_total", event="feedback_wrong") == 1
+        assert metric(text, "semcache_audits_total", event="feedback_failed") == 1
+        stats = s.client.get(f"{ADMIN}/stats", headers=AUTH).json()
+        assert (stats["wrong_hit_reports"], stats["wrong_hit_reports_failed"]) == (1, 1)
 
 
 def test_no_shadow_calls_past_the_budget(real_embedder: object) -> None:

@@ -10,6 +10,7 @@ another test folder.
 - :mod:`.broken_caches`: caches that fail, for the adapters' failure tests;
 - :mod:`.entries`: a stored answer with every field set (``an_entry``);
 - :mod:`.caches`: a cache over a response store the test chose (``cache_over``);
+- :mod:`.starts`: a cache start that hangs until the test lets it go on (``HeldStart``);
 - :mod:`.pausing`, :mod:`.interleaved`: stores that stop once at a chosen point of their
   next call, so that a test can run another operation there (embedded; Redis).
 

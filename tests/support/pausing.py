@@ -13,9 +13,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 from semcache.stores import MemoryResponseStore, MemoryVectorStore
+from semcache.tags import Tag
 from semcache.types import Entry
 
-__all__ = ["Pausing", "PausingReads", "PausingResponseStore", "PausingVectorStore", "Step"]
+__all__ = [
+    "Pausing",
+    "PausingReads",
+    "PausingResponseStore",
+    "PausingVectorStore",
+    "SilentAt",
+    "Step",
+]
 
 Step = Callable[[], Awaitable[Any]]
 """What a test runs at the store's point."""
@@ -78,3 +86,39 @@ class PausingVectorStore(Pausing, MemoryVectorStore):
     async def delete(self, entry_ids: Sequence[str]) -> None:
         await self.run_step("between")
         await super().delete(entry_ids)
+
+
+class SilentAt(Pausing, MemoryResponseStore):
+    """The embedded store, whose next call of ``method`` (``get``, ``delete``,
+    ``delete_if_current``, ``flush`` or ``partitions_where``) runs :attr:`between` before
+    it does anything: held, a store that took the call and went silent."""
+
+    between: Step | None = None
+
+    def __init__(self, method: str) -> None:
+        super().__init__()
+        self.method = method
+
+    async def _point(self, method: str) -> None:
+        if method == self.method:
+            await self.run_step("between")
+
+    async def get(self, entry_id: str) -> Entry | None:
+        await self._point("get")
+        return await super().get(entry_id)
+
+    async def delete(self, entry_id: str) -> bool:
+        await self._point("delete")
+        return await super().delete(entry_id)
+
+    async def delete_if_current(self, entry: Entry) -> bool:
+        await self._point("delete_if_current")
+        return await super().delete_if_current(entry)
+
+    async def flush(self, partition: str | None = None) -> int:
+        await self._point("flush")
+        return await super().flush(partition)
+
+    async def partitions_where(self, tags: Sequence[Tag]) -> list[str]:
+        await self._point("partitions_where")
+        return await super().partitions_where(tags)

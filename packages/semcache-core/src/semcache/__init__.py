@@ -9,6 +9,7 @@ from semcache.embedder import (
     resolve_dimension,
 )
 from semcache.errors import (
+    CacheUnavailableError,
     EmbedderNotReadyError,
     EmbeddingAPIError,
     EmbeddingAuthError,
@@ -31,6 +32,7 @@ from semcache.types import Entry, Hit, Matrix, Vector, VectorMatch
 
 __all__ = [
     "BaseEmbedder",
+    "CacheUnavailableError",
     "CircuitBreaker",
     "Embedder",
     "EmbedderNotReadyError",

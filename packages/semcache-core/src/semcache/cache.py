@@ -27,7 +27,7 @@ from semcache.embedder import (
     normalize_rows,
     resolve_dimension,
 )
-from semcache.errors import UnsupportedOperationError
+from semcache.errors import CacheUnavailableError, UnsupportedOperationError
 from semcache.protocols import (
     ConditionalDelete,
     ConditionalMetadata,
@@ -174,6 +174,7 @@ class SemanticCache:
             "rejected_by_audit": 0,
             "quarantined": 0,
             "wrong_hit_reports": 0,
+            "wrong_hit_reports_failed": 0,
             "errors": 0,
             "stores": 0,
             "store_failures": 0,
@@ -188,7 +189,10 @@ class SemanticCache:
         event loop lagged; neither counts against the component's breaker.
         ``rejected_by_audit``: candidates below their entry's learned threshold or
         quarantined; ``quarantined``: entries this process quarantined after audits;
-        ``wrong_hit_reports``: :meth:`report_wrong_hit` calls."""
+        ``wrong_hit_reports``: :meth:`report_wrong_hit` calls that got an answer (applied,
+        or no such entry or answer), ``wrong_hit_reports_failed``: those not applied (a
+        store failed or the budget ran out; ``None``): a report sent again after a failure
+        counts once in ``wrong_hit_reports``."""
         self.rejections: dict[str, int] = {}
         """Candidates turned down, by the rule that did it (``negation``, ``number``,
         ``layout``, ``context``...): the sum of ``rejected_by_*`` split per rule."""
@@ -743,20 +747,43 @@ class SemanticCache:
 
     # -- admin ------------------------------------------------------------------
 
+    # Admin operations (delete, flush, flush_where, audit_state) run within one lookup's
+    # time budget, the cache's start included: a store that hangs never holds an
+    # operator's request. They raise CacheUnavailableError rather than return a result
+    # that could be taken for "no such entry" or "nothing to flush".
+
     async def delete(self, entry_id: str) -> bool:
-        """Remove one entry (payload, exact key and vector)."""
-        await self._ready()
-        responses, vectors = self._stores()
-        removed = await responses.delete(entry_id)
-        await vectors.delete([entry_id])
-        return removed
+        """Remove one entry (payload, exact key and vector); True when there was one.
+
+        Within one lookup's time budget (``lookup_timeout_ms``), the cache's start
+        included. Raises :class:`~semcache.errors.CacheUnavailableError` when the response
+        store fails (or its breaker is open), the cache has not started, or the budget
+        runs out before the payload is deleted: it may be gone or not, send it again (a
+        start that fails raises its own error once). Once the payload is deleted it is
+        True, also when its vector's delete fails (a vector left without its payload is a
+        miss, dropped when met).
+        """
+        try:
+            return await self._evict(entry_id)
+        except (_Skipped, TimeoutError) as exc:
+            raise self._unavailable("the delete", exc) from exc
 
     # -- audits -----------------------------------------------------------------
 
     async def audit_state(self, entry_id: str) -> AuditState | None:
-        """What the audits of an entry found (``None``: no entry, or never audited)."""
-        await self._ready()
-        entry = await self.response_store.get(entry_id)  # type: ignore[union-attr]
+        """What the audits of an entry found (``None``: no entry, or never audited).
+
+        Within one lookup's time budget, the cache's start included. Raises
+        :class:`~semcache.errors.CacheUnavailableError` when the response store fails, the
+        cache has not started, or the budget runs out first (never ``None`` for that).
+        """
+        try:
+            async with self._whole_budget():
+                await self._ready()
+                responses, _ = self._stores()
+                entry = await self._guard("response store", responses.get(entry_id))
+        except (_Skipped, TimeoutError) as exc:
+            raise self._unavailable("the audit state's read", exc) from exc
         return None if entry is None else AuditState.of(entry.metadata)
 
     async def record_audit(
@@ -775,7 +802,8 @@ class SemanticCache:
         processes wrote meanwhile are kept (this one is added to them), and an entry
         deleted or stored again with a new answer meanwhile is left as it is (the outcome
         says nothing about the new answer). ``None`` when the entry is gone or replaced,
-        or a store failed (never raises for that).
+        or the cache's start or a store failed or did not finish within one lookup's time
+        budget (never raises for that).
         """
         bound = self.settings.group(AuditSettings).max_false_hit_rate
         try:
@@ -808,11 +836,24 @@ class SemanticCache:
         the report applies to whatever the entry holds. True when the entry existed (with
         ``version``: and still held that answer); False when it did not.
 
-        Within one lookup's time budget (``lookup_timeout_ms``). ``None`` (false too)
-        when a store failed or the budget ran out first: the report may not have been
-        applied, and may be sent again (never raises for that).
+        Within one lookup's time budget (``lookup_timeout_ms``), the cache's start
+        included (a model still loading or a start that hangs holds it up no longer).
+        ``None`` (false too) when the start or a store failed or the budget ran out first:
+        the report may not have been applied, and may be sent again (never raises for
+        that).
+
+        Counted in ``wrong_hit_reports`` once it has an answer (True or False), in
+        ``wrong_hit_reports_failed`` when ``None``: a report sent again after a failure
+        is a report counted once.
         """
-        self.counters["wrong_hit_reports"] += 1
+        applied = await self._report_wrong_hit(entry_id, similarity, evict, version)
+        failed = applied is None
+        self.counters["wrong_hit_reports_failed" if failed else "wrong_hit_reports"] += 1
+        return applied
+
+    async def _report_wrong_hit(
+        self, entry_id: str, similarity: float | None, evict: bool, version: str | None
+    ) -> bool | None:
         try:
             if evict:
                 if version is not None:
@@ -834,12 +875,13 @@ class SemanticCache:
 
     async def _evict(self, entry_id: str) -> bool:
         """Delete ``entry_id`` whatever it holds (payload, exact keys, vector) within one
-        lookup's time budget. Raises when the payload's delete fails or runs out of it."""
-        await self._ready()
-        responses, vectors = self._stores()
+        lookup's time budget, the cache's start included. Raises when the start or the
+        payload's delete fails or runs out of it."""
         removed: bool | None = None
         try:
             async with self._whole_budget():
+                await self._ready()
+                responses, vectors = self._stores()
                 removed = await self._guard("response store", responses.delete(entry_id))
                 await self._guard("vector store", vectors.delete([entry_id]))
         except (_Skipped, TimeoutError):
@@ -852,13 +894,13 @@ class SemanticCache:
     async def _evict_answer(self, entry_id: str, version: str) -> bool:
         """Delete ``entry_id`` only while it holds the answer ``version``: a new answer
         stored at any moment of the eviction, by any process, is kept whole. Within one
-        lookup's time budget; raises when a store fails or it runs out before the answer
-        is deleted."""
-        await self._ready()
-        responses, vectors = self._stores()
+        lookup's time budget, the cache's start included; raises when the start or a store
+        fails or it runs out before the answer is deleted."""
         evicted: Entry | None = None
         try:
             async with self._whole_budget():
+                await self._ready()
+                responses, vectors = self._stores()
                 read = await self._guard("response store", responses.get(entry_id))
 
                 async def delete(entry: Entry) -> Entry | None:
@@ -936,11 +978,13 @@ class SemanticCache:
         change: Callable[[AuditState], AuditState],
         version: str | None = None,
     ) -> AuditState | None:
-        await self._ready()
-        responses, vectors = self._stores()
         # The lock only spares this process's own outcomes from refusing each other: the
         # conditional write is what keeps deletes, refreshes and other processes' outcomes.
+        # The cache's start is within the budget, as a lookup's is: one that hangs does
+        # not hold the outcome (or a report) up.
         async with self._audit_lock, self._whole_budget():
+            await self._ready()
+            responses, vectors = self._stores()
             read = await self._guard("response store", responses.get(entry_id))
             if read is None:
                 return None
@@ -1019,12 +1063,25 @@ class SemanticCache:
         return True
 
     async def flush(self, partition: str | None = None, *, hashed: bool = False) -> int:
-        """Remove every entry, or those of one partition (raw, or already ``hashed``)."""
-        await self._ready()
-        responses, vectors = self._stores()
+        """Remove every entry, or those of one partition (raw, or already ``hashed``);
+        return how many.
+
+        Within one lookup's time budget (``lookup_timeout_ms``), the cache's start
+        included; each store's flush may take all of what is left of it (it is not held
+        to ``store_timeout_ms``, and running out of time does not count against the
+        store's breaker). Raises :class:`~semcache.errors.CacheUnavailableError` when a
+        store fails, the cache has not started, or the budget runs out before both stores
+        are flushed: what was deleted stays deleted; send it again.
+        """
         part = None if partition is None else (partition if hashed else hash_text(partition))
-        count = await responses.flush(part)
-        await vectors.flush(part)
+        try:
+            async with self._whole_budget():
+                await self._ready()
+                responses, vectors = self._stores()
+                count = await self._guard("response store", responses.flush(part), bulk=True)
+                await self._guard("vector store", vectors.flush(part), bulk=True)
+        except (_Skipped, TimeoutError) as exc:
+            raise self._unavailable("the flush", exc) from exc
         self._recent.clear()
         return count
 
@@ -1040,19 +1097,30 @@ class SemanticCache:
         flushed whole. Raises :class:`ValueError` for bad criteria and
         :class:`~semcache.errors.UnsupportedOperationError` when the response store
         keeps no such index.
+
+        Within one lookup's time budget, as :meth:`flush` is, and raises
+        :class:`~semcache.errors.CacheUnavailableError` as it does: what was deleted stays
+        deleted; send it again.
         """
         tags = query_tags(criteria)
-        await self._ready()
-        responses, vectors = self._stores()
-        if not isinstance(responses, PartitionIndex):
-            raise UnsupportedOperationError(
-                f"{type(responses).__name__} cannot find entries by path, model, tenant or "
-                "credential; flush one partition or everything instead"
-            )
         count = 0
-        for part in await responses.partitions_where(tags):
-            count += await responses.flush(part)
-            await vectors.flush(part)
+        try:
+            async with self._whole_budget():
+                await self._ready()
+                responses, vectors = self._stores()
+                if not isinstance(responses, PartitionIndex):
+                    raise UnsupportedOperationError(
+                        f"{type(responses).__name__} cannot find entries by path, model, "
+                        "tenant or credential; flush one partition or everything instead"
+                    )
+                parts = await self._guard(
+                    "response store", responses.partitions_where(tags), bulk=True
+                )
+                for part in parts:
+                    count += await self._guard("response store", responses.flush(part), bulk=True)
+                    await self._guard("vector store", vectors.flush(part), bulk=True)
+        except (_Skipped, TimeoutError) as exc:
+            raise self._unavailable("the flush", exc) from exc
         self._recent.clear()
         return count
 
@@ -1111,6 +1179,18 @@ class SemanticCache:
                 yield
         finally:
             _deadline.reset(token)
+
+    def _unavailable(self, what: str, cause: BaseException) -> CacheUnavailableError:
+        """The error of an admin operation that did not finish (``cause``: a
+        :class:`_Skipped` component or start, or the whole budget's ``TimeoutError``)."""
+        if isinstance(cause, TimeoutError):
+            why = f"did not finish within the {self.settings.lookup_timeout_ms} ms lookup budget"
+        elif str(cause) == "start":
+            why = "did not run: the cache could not start, and retries later"
+        else:
+            why = f"did not finish: the {cause} failed or did not answer in time"
+        log.debug("semcache: %s %s (%r)", what, why, cause.__cause__ or cause)
+        return CacheUnavailableError(f"{what} {why}; it may be partly done, send it again")
 
     def _stores(self) -> tuple[ResponseStore, VectorStore]:
         assert self.response_store is not None and self.vector_store is not None
@@ -1219,7 +1299,12 @@ class SemanticCache:
         if len(self._recent) > _RECENT_VECTORS:
             self._recent.popitem(last=False)
 
-    async def _guard(self, component: str, call: Awaitable[T]) -> T:
+    async def _guard(self, component: str, call: Awaitable[T], *, bulk: bool = False) -> T:
+        """``call`` to ``component`` within its own budget and what is left of the
+        caller's, through its breaker; raises :class:`_Skipped` when it fails, runs out
+        of time or is skipped. ``bulk``: many round trips in one call (a flush), held
+        only to the caller's budget, and running out of it is no failure of the
+        component."""
         breaker = self.breakers[component]
         if not breaker.allow():
             if asyncio.iscoroutine(call):
@@ -1234,6 +1319,8 @@ class SemanticCache:
         # fires first and its outcome is recorded, rather than the call being cancelled.
         deadline = _deadline.get()
         left = budget if deadline is None else deadline - time.monotonic()
+        if bulk:
+            budget = left
         if left <= 0:
             breaker.record_cancelled()
             if asyncio.iscoroutine(call):
@@ -1246,7 +1333,10 @@ class SemanticCache:
                 with bind_call(measured), self.loop_lag.watching():
                     result = await call
         except TimeoutError:
-            self._timed_out(breaker, measured)
+            if bulk:
+                breaker.record_cancelled()
+            else:
+                self._timed_out(breaker, measured)
             raise _Skipped(component) from None
         except asyncio.CancelledError:
             breaker.record_cancelled()

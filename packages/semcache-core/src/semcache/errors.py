@@ -1,7 +1,8 @@
 """Every exception semcache raises to its callers, in one place.
 
 A cache problem on a request's path never raises (it becomes a miss); these come from
-building, configuring and starting things, and from calling an embedder directly::
+building, configuring and starting things, from the admin operations (delete, flush,
+audit state), and from calling an embedder directly::
 
     SemcacheError
     ├── SettingsError (ValueError)           a setting is invalid or missing
@@ -9,6 +10,8 @@ building, configuring and starting things, and from calling an embedder directly
     ├── StoreSetupError (RuntimeError)       a backend cannot hold the cache yet
     ├── EmbedderNotReadyError (RuntimeError) the vector size is not known yet
     ├── UnsupportedOperationError (NotImplementedError)  a store cannot do what was asked
+    ├── CacheUnavailableError (RuntimeError) an admin operation's store failed or ran
+    │                                        out of time
     ├── EvaluationError                      ``semcache eval`` input is malformed
     └── EmbeddingError                       an embedder could not embed
         ├── EmbeddingAPIError                the provider refused, failed or never answered
@@ -24,6 +27,7 @@ is specific to it (and derives it from one of these).
 from __future__ import annotations
 
 __all__ = [
+    "CacheUnavailableError",
     "EmbedderNotReadyError",
     "EmbeddingAPIError",
     "EmbeddingAuthError",
@@ -65,6 +69,14 @@ class EmbedderNotReadyError(SemcacheError, RuntimeError):
 class UnsupportedOperationError(SemcacheError, NotImplementedError):
     """The configured store cannot do this (e.g. a response store without
     :class:`~semcache.protocols.PartitionIndex` asked to flush by tags)."""
+
+
+class CacheUnavailableError(SemcacheError, RuntimeError):
+    """An admin operation (:meth:`~semcache.SemanticCache.delete`, ``flush``,
+    ``flush_where``, ``audit_state``) did not finish: a store failed or its breaker is
+    open, the cache could not start, or one lookup's time budget ran out first. What it
+    had done stays done (a flush may be partly done); it may be sent again. The message
+    names neither a store's address nor an entry."""
 
 
 class EvaluationError(SemcacheError):

@@ -179,7 +179,9 @@ class AuditCollector(Collector):
             "Audits of semantic hits by event: sampled, started (a shadow call was made), "
             "agreed, wrong (a false hit), no_outcome (the shadow call or the comparison "
             "failed), skipped_budget / skipped_spend (over the hourly budget), "
-            "feedback_wrong / feedback_right (reports of applications).",
+            "feedback_wrong / feedback_right (reports of applications; a wrong one counted "
+            "once answered, applied or not found), feedback_failed (a wrong one not applied: "
+            "a store failed or ran out of time, and the client was told to send it again).",
             labels=["event"],
         )
         for name, count in ledger.events().items():

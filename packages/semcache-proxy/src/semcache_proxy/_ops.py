@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from semcache import SemanticCache, UnsupportedOperationError
+from semcache import CacheUnavailableError, SemanticCache, UnsupportedOperationError
 from semcache.audit import Auditor
 from semcache.tags import TAG_FIELDS
 from semcache.telemetry import SavingsLedger
@@ -66,6 +66,12 @@ class OpsEndpoints:
             self._server = running_stack(send)
         try:
             response = await self._respond(request)
+        except CacheUnavailableError as exc:
+            # A store failed or did not answer within the lookup budget (or the cache has
+            # not started): the operator is told so, and to send it again. The message
+            # names no store address and no entry.
+            log.warning("semcache proxy: %s %s: %s", request.method, request.url.path, exc)
+            response = _error(503, "cache_unavailable", str(exc))
         except Exception as exc:
             # A store down, a cache that cannot start, a bug: the operator gets a 503
             # that says so, never a bare 500. Details go to the log (a message may hold
@@ -165,8 +171,8 @@ class OpsEndpoints:
         entry is evicted (``"evict": false``: quarantined instead, its threshold learned
         from the report). With a version, an entry stored again since (a new answer) is
         left as it is (404); without one, the report applies to whatever it holds. A store
-        that fails or does not answer within the lookup budget: 503, the report may not
-        have been applied (send it again)."""
+        that fails or does not answer within the lookup budget (the cache's start
+        included): 503, the report may not have been applied (send it again)."""
         try:
             body = await request.json()
         except ValueError:

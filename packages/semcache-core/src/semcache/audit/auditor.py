@@ -153,15 +153,20 @@ class Auditor:
         as it is. True when the entry existed and, with ``version``, still held that
         answer (always True for a report that the answer was right); ``None`` when a
         store failed or ran out of time (:meth:`SemanticCache.report_wrong_hit
-        <semcache.SemanticCache.report_wrong_hit>`)."""
+        <semcache.SemanticCache.report_wrong_hit>`).
+
+        A wrong one is counted (``feedback_wrong``) once it has an answer, True or False;
+        one that got ``None`` counts as ``feedback_failed`` instead, so a report sent again
+        after a failure counts once as ``feedback_wrong``."""
         if not wrong:
             self.ledger.count("feedback_right")
             return True
-        self.ledger.count("feedback_wrong")
         last = self.ledger.last_served(entry_id)
-        return await self.cache.report_wrong_hit(
+        found = await self.cache.report_wrong_hit(
             entry_id,
             similarity=last.similarity if last is not None else None,
             evict=evict,
             version=version,
         )
+        self.ledger.count("feedback_failed" if found is None else "feedback_wrong")
+        return found

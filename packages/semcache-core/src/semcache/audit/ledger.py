@@ -22,6 +22,7 @@ EVENTS = (
     "skipped_budget",
     "skipped_spend",
     "feedback_wrong",
+    "feedback_failed",
     "feedback_right",
 )
 """What the ledger counts, in :meth:`AuditLedger.events`."""
