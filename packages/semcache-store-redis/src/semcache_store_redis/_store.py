@@ -168,12 +168,37 @@ return 1
 """
 )
 
-# Take a partition's member list and delete it in one step, so an entry added while a
-# flush runs is either flushed or keeps its membership.
-_TAKE_MEMBERS = """
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-redis.call('DEL', KEYS[1])
-return members
+# A partition flush works through the partition's members a batch at a time, leaving
+# every entry it has not deleted yet a member, so that a flush cut off at any point (its
+# time budget, a dropped connection) is finished by the next one. Per batch: FORGET the
+# entries' exact keys and alias sets, delete their payloads (other slots), then RELEASE
+# the members. A member is released only while its exact key does not name its entry: an
+# answer stored again under that id after FORGET has written that key back (its payload
+# first), and keeps its membership (and its key).
+
+# KEYS: exact key of each member, then the alias sets; ARGV: each member's entry id.
+# An exact key is deleted only while it names its member's entry.
+_FORGET = """
+local n = #ARGV
+for i = 1, n do
+  if redis.call('GET', KEYS[i]) == ARGV[i] then redis.call('DEL', KEYS[i]) end
+end
+for i = n + 1, #KEYS do
+  redis.call('DEL', KEYS[i])
+end
+return 1
+"""
+
+# KEYS: members, exact key of each member; ARGV: length of the exact-key hash, members.
+_RELEASE = """
+local head = tonumber(ARGV[1])
+for i = 2, #KEYS do
+  local member = ARGV[i]
+  if redis.call('GET', KEYS[i]) ~= string.sub(member, head + 1) then
+    redis.call('ZREM', KEYS[1], member)
+  end
+end
+return 1
 """
 
 
@@ -440,17 +465,38 @@ class RedisResponseStore:
         client = await self._connect()
         if partition is None:
             return await self._flush_all(client)
-        members = await self._script("take")(keys=[self._members_key(partition)], args=[])
-        deleted = 0
-        for start in range(0, len(members), _BATCH):
-            chunk = [m.decode() for m in members[start : start + _BATCH]]
-            entry_keys = [self._entry_key(m[_QHASH_LEN:]) for m in chunk]
-            # Exact keys and alias sets share the partition's slot: one call per chunk.
-            await client.unlink(
-                *(self._exact_key(partition, m[:_QHASH_LEN]) for m in chunk),
-                *{self._alias_key(partition, m[_QHASH_LEN:]) for m in chunk},
-            )
-            deleted += await client.unlink(*entry_keys)
+        # One pass of ZSCAN: every member there throughout is met (some maybe twice), and
+        # members added meanwhile may be met or not; so a busy partition never keeps the
+        # flush going, and an entry stored while it runs is either flushed or kept whole.
+        key = self._members_key(partition)
+        deleted, cursor = 0, 0
+        while True:
+            cursor, found = await client.zscan(key, cursor, count=_BATCH)
+            members = list(dict.fromkeys(_text(m) for m, _ in found))
+            for start in range(0, len(members), _BATCH):
+                deleted += await self._flush_batch(
+                    client, partition, members[start : start + _BATCH]
+                )
+            if cursor == 0:
+                return deleted
+
+    async def _flush_batch(
+        self, client: Redis | RedisCluster, partition: str, members: list[str]
+    ) -> int:
+        """Delete the entries of some members of a partition, then those members; return
+        how many payloads this deleted. Cut off anywhere, each entry it did not delete is
+        still a member (its payload maybe gone already): a flush sent again finishes it."""
+        ids = [m[_QHASH_LEN:] for m in members]
+        exact_keys = [self._exact_key(partition, m[:_QHASH_LEN]) for m in members]
+        # Exact keys, alias sets and members share the partition's slot: one script each.
+        await self._script("forget")(
+            keys=[*exact_keys, *(self._alias_key(partition, i) for i in dict.fromkeys(ids))],
+            args=ids,
+        )
+        deleted = int(await client.unlink(*(self._entry_key(i) for i in dict.fromkeys(ids))))
+        await self._script("release")(
+            keys=[self._members_key(partition), *exact_keys], args=[_QHASH_LEN, *members]
+        )
         return deleted
 
     async def partitions_where(self, tags: Sequence[Tag]) -> list[str]:
@@ -501,7 +547,8 @@ class RedisResponseStore:
                 self._scripts = {
                     "index": self._client.register_script(_INDEX),
                     "unindex": self._client.register_script(_UNINDEX),
-                    "take": self._client.register_script(_TAKE_MEMBERS),
+                    "forget": self._client.register_script(_FORGET),
+                    "release": self._client.register_script(_RELEASE),
                     "tag": self._client.register_script(_TAG),
                     "alias": self._client.register_script(_ALIAS),
                     "exact": self._client.register_script(_EXACT),
@@ -664,6 +711,11 @@ class RedisResponseStore:
         if check_expiry and entry.expires_at is not None and entry.expires_at <= time.time():
             return None
         return entry
+
+
+def _text(reply: object) -> str:
+    """A member as read (bytes: the client does not decode replies)."""
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
 
 
 def _sha1(blob: bytes) -> str:
