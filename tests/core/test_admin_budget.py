@@ -41,9 +41,13 @@ SILENT_AT = {
 }
 """The store calls each operation makes, held in turn."""
 
-BUDGET: dict[str, Any] = {"lookup_timeout_ms": 200, "store_timeout_ms": 60_000}
-"""A short lookup budget and a store timeout of a minute: only the budget ends a call to a
-store that never answers before the test gives up on it."""
+BUDGET: dict[str, Any] = {
+    "lookup_timeout_ms": 200,
+    "flush_timeout_ms": 300,
+    "store_timeout_ms": 60_000,
+}
+"""Short lookup and flush budgets and a store timeout of a minute: only a budget ends a
+call to a store that never answers before the test gives up on it."""
 
 GIVE_UP = 20.0
 """Seconds a test waits for an operation before it fails (far past :data:`BUDGET`)."""
@@ -92,7 +96,8 @@ async def test_an_admin_operation_on_a_silent_store_ends_within_the_lookup_budge
         entered, _ = store.pause_next()  # never released
         error = await unavailable(cache, operation, e)
         assert entered.is_set()  # it was the store that kept it waiting
-        assert "200 ms lookup budget" in str(error)
+        budget = "300 ms flush budget" if operation.startswith("flush") else "200 ms lookup budget"
+        assert budget in str(error)
         assert await store.get(e.entry_id) == e  # nothing was done
         # A store that took the call and went silent within the budget is not taken for
         # a failing one: lookups are not skipped for it.
@@ -185,3 +190,21 @@ async def test_a_flush_may_take_the_whole_budget_and_is_no_failure_of_the_store(
         store.delay = 0.05  # every call of the store takes 50 ms
         await done(cache, inner, operation, e)
         assert cache.breakers["response store"].state == "closed"
+
+
+@pytest.mark.parametrize("operation", ["flush everything", "flush a partition", "flush by model"])
+async def test_a_flush_longer_than_a_lookup_finishes_within_its_own_budget(operation: str) -> None:
+    # A big flush walks every entry: it may take longer than a lookup may (100 ms here),
+    # and still finishes in one call within the flush budget.
+    inner = MemoryResponseStore()
+    store = FlakyStore(inner)
+    settings: dict[str, Any] = {
+        "lookup_timeout_ms": 100,
+        "flush_timeout_ms": 10_000,
+        "store_timeout_ms": 60_000,
+    }
+    async with cache_over(store, **settings) as cache:
+        e = audited_entry()
+        await inner.set(e, 600)
+        store.delay = 0.3  # every call of the store takes 300 ms
+        await done(cache, inner, operation, e)

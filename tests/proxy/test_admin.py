@@ -181,10 +181,12 @@ def test_admin_calls_to_a_silent_store_are_a_503_within_the_budget(
     upstream: str, call: str
 ) -> None:
     # Not a 404 and not a hang: the store took the call and went silent, its own timeout
-    # is a minute, the client's 20 s; only the lookup budget ends the call.
+    # is a minute, the client's 20 s; only the lookup (or flush) budget ends the call.
     silent, status = SILENT_AT[call]
     store = SilentAt(silent)
-    app, _ = _flaky_proxy(upstream, store, lookup_timeout_ms=500, store_timeout_ms=60_000)
+    app, _ = _flaky_proxy(
+        upstream, store, lookup_timeout_ms=500, flush_timeout_ms=500, store_timeout_ms=60_000
+    )
     question = chat("what is a semantic cache")
     with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=20) as client:
         client.post(CHAT, json=question)
@@ -216,6 +218,7 @@ def test_admin_calls_while_the_cache_start_hangs_are_a_503_within_the_budget(
         MemoryResponseStore(),
         embedder=embedder,
         lookup_timeout_ms=500,
+        flush_timeout_ms=500,
         store_timeout_ms=60_000,
     )
     with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=20) as client:

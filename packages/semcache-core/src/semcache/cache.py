@@ -1066,8 +1066,9 @@ class SemanticCache:
         """Remove every entry, or those of one partition (raw, or already ``hashed``);
         return how many.
 
-        Within one lookup's time budget (``lookup_timeout_ms``), the cache's start
-        included; each store's flush may take all of what is left of it (it is not held
+        Within the flush budget (``flush_timeout_ms``: a flush walks every entry it
+        removes, so it gets more than a lookup), the cache's start included; each store's
+        flush may take all of what is left of it (it is not held
         to ``store_timeout_ms``, and running out of time does not count against the
         store's breaker). Raises :class:`~semcache.errors.CacheUnavailableError` when a
         store fails, the cache has not started, or the budget runs out before both stores
@@ -1075,13 +1076,13 @@ class SemanticCache:
         """
         part = None if partition is None else (partition if hashed else hash_text(partition))
         try:
-            async with self._whole_budget():
+            async with self._whole_budget(self.settings.flush_timeout_ms):
                 await self._ready()
                 responses, vectors = self._stores()
                 count = await self._guard("response store", responses.flush(part), bulk=True)
                 await self._guard("vector store", vectors.flush(part), bulk=True)
         except (_Skipped, TimeoutError) as exc:
-            raise self._unavailable("the flush", exc) from exc
+            raise self._unavailable("the flush", exc, flush=True) from exc
         self._recent.clear()
         return count
 
@@ -1098,14 +1099,14 @@ class SemanticCache:
         :class:`~semcache.errors.UnsupportedOperationError` when the response store
         keeps no such index.
 
-        Within one lookup's time budget, as :meth:`flush` is, and raises
+        Within the flush budget, as :meth:`flush` is, and raises
         :class:`~semcache.errors.CacheUnavailableError` as it does: what was deleted stays
         deleted; send it again.
         """
         tags = query_tags(criteria)
         count = 0
         try:
-            async with self._whole_budget():
+            async with self._whole_budget(self.settings.flush_timeout_ms):
                 await self._ready()
                 responses, vectors = self._stores()
                 if not isinstance(responses, PartitionIndex):
@@ -1120,7 +1121,7 @@ class SemanticCache:
                     count += await self._guard("response store", responses.flush(part), bulk=True)
                     await self._guard("vector store", vectors.flush(part), bulk=True)
         except (_Skipped, TimeoutError) as exc:
-            raise self._unavailable("the flush", exc) from exc
+            raise self._unavailable("the flush", exc, flush=True) from exc
         self._recent.clear()
         return count
 
@@ -1169,10 +1170,10 @@ class SemanticCache:
     # -- internals --------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _whole_budget(self) -> AsyncIterator[None]:
-        """One lookup's or store's time budget; the component calls inside read what is
-        left of it (:meth:`_guard`)."""
-        budget = self.settings.lookup_timeout_ms / 1000
+    async def _whole_budget(self, budget_ms: int | None = None) -> AsyncIterator[None]:
+        """One lookup's or store's time budget (or ``budget_ms``); the component calls
+        inside read what is left of it (:meth:`_guard`)."""
+        budget = (self.settings.lookup_timeout_ms if budget_ms is None else budget_ms) / 1000
         token = _deadline.set(time.monotonic() + budget)
         try:
             async with asyncio.timeout(budget):
@@ -1180,11 +1181,18 @@ class SemanticCache:
         finally:
             _deadline.reset(token)
 
-    def _unavailable(self, what: str, cause: BaseException) -> CacheUnavailableError:
+    def _unavailable(
+        self, what: str, cause: BaseException, *, flush: bool = False
+    ) -> CacheUnavailableError:
         """The error of an admin operation that did not finish (``cause``: a
         :class:`_Skipped` component or start, or the whole budget's ``TimeoutError``)."""
         if isinstance(cause, TimeoutError):
-            why = f"did not finish within the {self.settings.lookup_timeout_ms} ms lookup budget"
+            budget = (
+                f"{self.settings.flush_timeout_ms} ms flush budget"
+                if flush
+                else f"{self.settings.lookup_timeout_ms} ms lookup budget"
+            )
+            why = f"did not finish within the {budget}"
         elif str(cause) == "start":
             why = "did not run: the cache could not start, and retries later"
         else:

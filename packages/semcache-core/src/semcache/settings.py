@@ -278,6 +278,14 @@ class Settings:
     store_timeout_ms: int = setting(
         env.STORE_TIMEOUT_MS, 250, "Budget for one vector or response store call.", low=1
     )
+    flush_timeout_ms: int = setting(
+        env.FLUSH_TIMEOUT_MS,
+        60_000,
+        "Budget for a flush (everything, a partition, or by path, model, tenant or "
+        "credential), which walks every entry it removes; one cut off is finished by "
+        "sending it again.",
+        low=1,
+    )
     embedder_timeout_ms: int = setting(
         env.EMBEDDER_TIMEOUT_MS, 1500, "Budget for one embedding call.", low=1
     )
