@@ -391,8 +391,8 @@ class SemanticCache:
         earlier conversation: with ``context_mode="turns"`` (the default) its turns are
         paired with the stored conversation's (:mod:`semcache.turns`); with ``"exact"``
         it must match exactly (it is part of the partition); with ``"semantic"`` it is
-        embedded and must reach ``context_threshold`` (and pass the verifier). ``exact`` asks for the same text
-        only (never embedded). ``threshold`` replaces the cache's similarity bar for this
+        embedded and must reach ``context_threshold`` (and pass the verifier). ``exact``
+        asks for the same text only (never embedded). ``threshold`` replaces the cache's similarity bar for this
         lookup (a route's own). Never raises for a cache problem: any failure or a blown
         time budget is a miss.
         """
@@ -465,6 +465,13 @@ class SemanticCache:
                     if entry_id is None
                     else await self._guard("response store", responses.get(entry_id))
                 )
+        if stored_ctx is not None and entry is not None and entry.context != stored_ctx:
+            # The semantic and turns modes keep every conversation in one partition, where
+            # the exact index names a common follow-up's last conversation only: the same
+            # conversation is found by its own entry id (one more read, only then).
+            entry = await self._guard(
+                "response store", responses.get(_entry_id(part, raw, stored_ctx))
+            )
         # The exact index holds one entry per text; another context is no exact hit. An
         # alias (a paraphrase that hit before) is no answer to a request for this text only,
         # nor once an audit failed: its similarity is unknown, so the semantic path decides.
@@ -477,22 +484,6 @@ class SemanticCache:
             return Hit(
                 entry.payload, entry.metadata, 1.0, entry.entry_id, "exact", version=entry.version
             )
-        if stored_ctx is not None and entry is not None and entry.context != stored_ctx:
-            # The semantic and turns modes keep every conversation in one partition, where
-            # a common follow-up names only the conversation stored last: the same
-            # conversation is found by its own entry id (one more read, only then).
-            own = await self._guard(
-                "response store", responses.get(_entry_id(part, raw, stored_ctx))
-            )
-            if (
-                own is not None
-                and own.partition == part
-                and own.context == stored_ctx
-                and own.query == raw
-            ):
-                return Hit(
-                    own.payload, own.metadata, 1.0, own.entry_id, "exact", version=own.version
-                )
         if exact or self._exact_only(text, stored_ctx):
             return None  # never embedded nor analysed: see _exact_only
         if self._embedding_queue_full():
@@ -747,10 +738,10 @@ class SemanticCache:
 
     # -- admin ------------------------------------------------------------------
 
-    # Admin operations (delete, flush, flush_where, audit_state) run within one lookup's
-    # time budget, the cache's start included: a store that hangs never holds an
-    # operator's request. They raise CacheUnavailableError rather than return a result
-    # that could be taken for "no such entry" or "nothing to flush".
+    # Admin operations (delete, audit_state; flush, flush_where within the flush budget)
+    # run within one lookup's time budget, the cache's start included: a store that hangs
+    # never holds an operator's request. They raise CacheUnavailableError rather than
+    # return a result that could be taken for "no such entry" or "nothing to flush".
 
     async def delete(self, entry_id: str) -> bool:
         """Remove one entry (payload, exact key and vector); True when there was one.
@@ -777,13 +768,9 @@ class SemanticCache:
         :class:`~semcache.errors.CacheUnavailableError` when the response store fails, the
         cache has not started, or the budget runs out first (never ``None`` for that).
         """
-        try:
-            async with self._whole_budget():
-                await self._ready()
-                responses, _ = self._stores()
-                entry = await self._guard("response store", responses.get(entry_id))
-        except (_Skipped, TimeoutError) as exc:
-            raise self._unavailable("the audit state's read", exc) from exc
+        async with self._operation("the audit state's read"):
+            responses, _ = self._stores()
+            entry = await self._guard("response store", responses.get(entry_id))
         return None if entry is None else AuditState.of(entry.metadata)
 
     async def record_audit(
@@ -1075,14 +1062,8 @@ class SemanticCache:
         are flushed: what was deleted stays deleted; send it again.
         """
         part = None if partition is None else (partition if hashed else hash_text(partition))
-        try:
-            async with self._whole_budget(self.settings.flush_timeout_ms):
-                await self._ready()
-                responses, vectors = self._stores()
-                count = await self._guard("response store", responses.flush(part), bulk=True)
-                await self._guard("vector store", vectors.flush(part), bulk=True)
-        except (_Skipped, TimeoutError) as exc:
-            raise self._unavailable("the flush", exc, flush=True) from exc
+        async with self._operation("the flush", flush=True):
+            count = await self._flush_partition(part)
         self._recent.clear()
         return count
 
@@ -1105,23 +1086,16 @@ class SemanticCache:
         """
         tags = query_tags(criteria)
         count = 0
-        try:
-            async with self._whole_budget(self.settings.flush_timeout_ms):
-                await self._ready()
-                responses, vectors = self._stores()
-                if not isinstance(responses, PartitionIndex):
-                    raise UnsupportedOperationError(
-                        f"{type(responses).__name__} cannot find entries by path, model, "
-                        "tenant or credential; flush one partition or everything instead"
-                    )
-                parts = await self._guard(
-                    "response store", responses.partitions_where(tags), bulk=True
+        async with self._operation("the flush", flush=True):
+            responses, _ = self._stores()
+            if not isinstance(responses, PartitionIndex):
+                raise UnsupportedOperationError(
+                    f"{type(responses).__name__} cannot find entries by path, model, "
+                    "tenant or credential; flush one partition or everything instead"
                 )
-                for part in parts:
-                    count += await self._guard("response store", responses.flush(part), bulk=True)
-                    await self._guard("vector store", vectors.flush(part), bulk=True)
-        except (_Skipped, TimeoutError) as exc:
-            raise self._unavailable("the flush", exc, flush=True) from exc
+            parts = await self._guard("response store", responses.partitions_where(tags), bulk=True)
+            for part in parts:
+                count += await self._flush_partition(part)
         self._recent.clear()
         return count
 
@@ -1180,6 +1154,26 @@ class SemanticCache:
                 yield
         finally:
             _deadline.reset(token)
+
+    async def _flush_partition(self, part: str | None) -> int:
+        """Flush one partition (``None``: everything) from both stores: the answers first,
+        so that no vector is left to find them; how many answers were removed."""
+        responses, vectors = self._stores()
+        count = await self._guard("response store", responses.flush(part), bulk=True)
+        await self._guard("vector store", vectors.flush(part), bulk=True)
+        return count
+
+    @contextlib.asynccontextmanager
+    async def _operation(self, what: str, *, flush: bool = False) -> AsyncIterator[None]:
+        """An admin operation: within its budget (the lookup's, or with ``flush`` the
+        flush budget), the cache's start included; a store that fails, a start that does
+        not finish or a budget that runs out raises :class:`CacheUnavailableError`."""
+        try:
+            async with self._whole_budget(self.settings.flush_timeout_ms if flush else None):
+                await self._ready()
+                yield
+        except (_Skipped, TimeoutError) as exc:
+            raise self._unavailable(what, exc, flush=flush) from exc
 
     def _unavailable(
         self, what: str, cause: BaseException, *, flush: bool = False
