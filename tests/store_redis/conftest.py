@@ -7,6 +7,7 @@ import pytest
 
 from semcache_store_redis import RedisResponseStore
 from tests.support.interleaved import RedisReadThenInterleaved
+from tests.support.redis_clients import two_clients_of
 from tests.support.redis_servers import RedisServer, delete_prefix, random_prefix, redis_cluster
 
 
@@ -52,13 +53,8 @@ async def two_clients(
 ) -> AsyncIterator[tuple[RedisReadThenInterleaved, RedisResponseStore]]:
     """Two clients of one store (a key prefix of their own), as two processes have: the
     first can be interleaved."""
-    prefix = random_prefix()
-    mine = RedisReadThenInterleaved(redis_uri, prefix=prefix, model_id="test", dimension=8)
-    theirs = RedisResponseStore(redis_uri, prefix=prefix, model_id="test", dimension=8)
-    yield mine, theirs
-    await mine.aclose()
-    await theirs.aclose()
-    delete_prefix(redis_uri, prefix)
+    async with two_clients_of(RedisReadThenInterleaved, redis_uri) as clients:
+        yield clients
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from semcache.types import Entry
 from semcache_store_redis import RedisResponseStore
 from tests.support.entries import an_entry
 from tests.support.interleaved import RedisUnindexInterleaved
-from tests.support.redis_servers import delete_prefix, random_prefix
+from tests.support.redis_clients import keys_of, two_clients_of
 
 pytestmark = pytest.mark.redis
 
@@ -24,18 +24,8 @@ Clients = tuple[RedisUnindexInterleaved, RedisResponseStore]
 @pytest.fixture
 async def clients(redis_uri: str) -> AsyncIterator[Clients]:
     """Two clients of one store, as two processes have: the first can be interleaved."""
-    prefix = random_prefix()
-    mine = RedisUnindexInterleaved(redis_uri, prefix=prefix, model_id="test", dimension=8)
-    theirs = RedisResponseStore(redis_uri, prefix=prefix, model_id="test", dimension=8)
-    yield mine, theirs
-    await mine.aclose()
-    await theirs.aclose()
-    delete_prefix(redis_uri, prefix)
-
-
-async def keys_of(store: RedisResponseStore) -> list[str]:
-    client = await store._connect()
-    return sorted([k.decode() async for k in client.scan_iter(match=store.prefix + "*")])
+    async with two_clients_of(RedisUnindexInterleaved, redis_uri) as two:
+        yield two
 
 
 async def remove(store: RedisResponseStore, how: str, entry: Entry) -> bool:

@@ -14,6 +14,7 @@ from semcache.stores import MemoryVectorStore
 from semcache_store_redis import RedisResponseStore
 from tests.support.entries import an_entry
 from tests.support.interleaved import RedisReadThenInterleaved
+from tests.support.redis_clients import keys_of
 from tests.support.redis_servers import delete_prefix, random_prefix
 from tests.support.refreshed import (
     FAR,
@@ -27,11 +28,6 @@ from tests.support.refreshed import (
 pytestmark = pytest.mark.redis
 
 Clients = tuple[RedisReadThenInterleaved, RedisResponseStore]
-
-
-async def keys_of(store: RedisResponseStore) -> list[str]:
-    client = await store._connect()
-    return sorted([k.decode() async for k in client.scan_iter(match=store.prefix + "*")])
 
 
 async def test_a_new_answer_stored_between_the_read_and_the_delete_is_kept(

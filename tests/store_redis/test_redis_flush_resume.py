@@ -16,7 +16,7 @@ from semcache.types import Entry
 from semcache_store_redis import RedisResponseStore, _store
 from tests.support.entries import an_entry
 from tests.support.interleaved import RedisFlushInterleaved
-from tests.support.redis_servers import delete_prefix, random_prefix
+from tests.support.redis_clients import keys_of, two_clients_of
 
 pytestmark = pytest.mark.redis
 
@@ -28,13 +28,8 @@ async def clients(redis_uri: str, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     """Two clients of one store, as two processes have: the first can be interleaved.
     Batches of 4 members, so that a few entries take several."""
     monkeypatch.setattr(_store, "_BATCH", 4)
-    prefix = random_prefix()
-    mine = RedisFlushInterleaved(redis_uri, prefix=prefix, model_id="test", dimension=8)
-    theirs = RedisResponseStore(redis_uri, prefix=prefix, model_id="test", dimension=8)
-    yield mine, theirs
-    await mine.aclose()
-    await theirs.aclose()
-    delete_prefix(redis_uri, prefix)
+    async with two_clients_of(RedisFlushInterleaved, redis_uri) as two:
+        yield two
 
 
 async def fill(store: RedisResponseStore, n: int = 10, *, aliases: int = 0) -> list[Entry]:
@@ -61,10 +56,8 @@ async def member_ids(store: RedisResponseStore, partition: str) -> set[str]:
 
 async def keys_left(store: RedisResponseStore, entries: list[Entry]) -> list[str]:
     """Keys of partition ``gone``: its members, exact keys and alias sets, and payloads."""
-    client = await store._connect()
     payloads = {store._entry_key(e.entry_id) for e in entries}
-    keys = [k.decode() async for k in client.scan_iter(match=store.prefix + "*")]
-    return sorted(k for k in keys if "{gone}" in k or k in payloads)
+    return [k for k in await keys_of(store) if "{gone}" in k or k in payloads]
 
 
 async def assert_kept_untouched(store: RedisResponseStore) -> None:

@@ -15,6 +15,7 @@ from semcache.testing import HashingTestEmbedder
 from semcache.testing.contracts import ResponseStoreContract
 from semcache.types import Entry
 from semcache_store_redis import RedisResponseStore, key_prefix
+from tests.support.redis_clients import keys_of
 from tests.support.redis_servers import delete_prefix, random_prefix
 
 pytestmark = pytest.mark.redis
@@ -29,11 +30,6 @@ def entry(partition: str = "p", query: str = "what is the refund policy", **kw: 
     }
     defaults.update(kw)
     return Entry(partition=partition, query=query, **defaults)  # type: ignore[arg-type]
-
-
-async def keys_of(store: RedisResponseStore) -> list[str]:
-    client = await store._connect()
-    return sorted([k.decode() async for k in client.scan_iter(match=store.prefix + "*")])
 
 
 class TestRedisContract(ResponseStoreContract):
