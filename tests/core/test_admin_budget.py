@@ -171,40 +171,30 @@ async def test_a_delete_whose_vector_never_goes_is_done_within_the_budget() -> N
         assert await store.get(e.entry_id) is None
 
 
-@pytest.mark.parametrize("operation", ["flush everything", "flush by model"])
-async def test_a_flush_may_take_the_whole_budget_and_is_no_failure_of_the_store(
-    operation: str,
+@pytest.mark.parametrize("operation", ["flush everything", "flush a partition", "flush by model"])
+@pytest.mark.parametrize(
+    ("settings", "delay"),
+    [
+        # Slower than one store call's timeout (1 ms).
+        pytest.param({"store_timeout_ms": 1}, 0.05, id="slower-than-a-store-call"),
+        # Slower than a whole lookup (100 ms), within the flush budget.
+        pytest.param(
+            {"lookup_timeout_ms": 100, "flush_timeout_ms": 10_000, "store_timeout_ms": 60_000},
+            0.3,
+            id="slower-than-a-lookup",
+        ),
+    ],
+)
+async def test_a_flush_takes_its_whole_budget_and_is_no_failure_of_the_store(
+    operation: str, settings: dict[str, Any], delay: float
 ) -> None:
-    # Many round trips in one call: a flush slower than one store call's timeout (1 ms)
-    # but within the lookup budget (two seconds) finishes, and opens no breaker.
+    # A flush walks every entry it removes, in many round trips: it may take longer than
+    # one store call or one lookup may, finishes in one call, and opens no breaker.
     inner = MemoryResponseStore()
     store = FlakyStore(inner)
-    settings: dict[str, Any] = {
-        "lookup_timeout_ms": 2000,
-        "store_timeout_ms": 1,
-        "breaker_failures": 1,
-    }
-    async with cache_over(store, **settings) as cache:
+    async with cache_over(store, breaker_failures=1, **settings) as cache:
         e = audited_entry()
         await inner.set(e, 600)
-        store.delay = 0.05  # every call of the store takes 50 ms
+        store.delay = delay  # every call of the store takes this long
         await done(cache, inner, operation, e)
         assert cache.breakers["response store"].state == "closed"
-
-
-@pytest.mark.parametrize("operation", ["flush everything", "flush a partition", "flush by model"])
-async def test_a_flush_longer_than_a_lookup_finishes_within_its_own_budget(operation: str) -> None:
-    # A big flush walks every entry: it may take longer than a lookup may (100 ms here),
-    # and still finishes in one call within the flush budget.
-    inner = MemoryResponseStore()
-    store = FlakyStore(inner)
-    settings: dict[str, Any] = {
-        "lookup_timeout_ms": 100,
-        "flush_timeout_ms": 10_000,
-        "store_timeout_ms": 60_000,
-    }
-    async with cache_over(store, **settings) as cache:
-        e = audited_entry()
-        await inner.set(e, 600)
-        store.delay = 0.3  # every call of the store takes 300 ms
-        await done(cache, inner, operation, e)
