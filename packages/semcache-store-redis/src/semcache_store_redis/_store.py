@@ -665,7 +665,7 @@ class RedisResponseStore:
         part = entry.partition
         alias_set = self._alias_key(part, entry.entry_id)
         members = await client.smembers(alias_set)
-        aliases = sorted(a.decode() if isinstance(a, bytes) else a for a in members)
+        aliases = sorted(_text(a) for a in members)
         if not own and not aliases:
             return
         qhash = _hash(part, entry.query)

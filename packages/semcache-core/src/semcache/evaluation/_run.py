@@ -232,10 +232,7 @@ async def _run_pass(
                 )
             )
             await asyncio.gather(*(cache.delete(i) for i in ids if i is not None))
-            if cache.counters["errors"] or cache.counters["store_failures"]:
-                raise EvaluationError(
-                    "the cache failed during the run (see the log); results would be wrong"
-                )
+            _fail_on_errors(cache)
             for p, hit in zip(chunk, hits, strict=True):
                 if hit is not None and hit.payload != p.id.encode():
                     raise EvaluationError(f"pair {p.id}: served another pair's entry")
@@ -292,11 +289,16 @@ async def _run_crowded(
                     progress(f"{start + len(chunk)}/{len(pairs)} pairs")
         finally:
             await asyncio.gather(*(cache.delete(i) for i in ids if i is not None))
-        if cache.counters["errors"] or cache.counters["store_failures"]:
-            raise EvaluationError(
-                "the cache failed during the run (see the log); results would be wrong"
-            )
+        _fail_on_errors(cache)
     return out, foreign
+
+
+def _fail_on_errors(cache: SemanticCache) -> None:
+    """A run whose cache failed measures nothing: each failure would pass for a miss."""
+    if cache.counters["errors"] or cache.counters["store_failures"]:
+        raise EvaluationError(
+            "the cache failed during the run (see the log); results would be wrong"
+        )
 
 
 def _same_request(stored: Pair, pair: Pair) -> bool:
